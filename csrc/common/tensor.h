@@ -1,0 +1,110 @@
+// Host-side helpers shared by the CPU and CUDA launchers: argument checks that name
+// the argument, strided views of tensors, and dtype dispatch.
+#pragma once
+
+#include <torch/csrc/stable/library.h>
+#include <torch/csrc/stable/ops.h>
+#include <torch/csrc/stable/tensor.h>
+#include <torch/headeronly/core/ScalarType.h>
+#include <torch/headeronly/util/BFloat16.h>
+#include <torch/headeronly/util/Half.h>
+
+#include <cstdint>
+#include <type_traits>
+
+#include "common/macros.h"
+
+namespace fused_inpaint {
+
+using torch::stable::Tensor;
+using ScalarType = torch::headeronly::ScalarType;
+using Half = torch::headeronly::Half;
+using BFloat16 = torch::headeronly::BFloat16;
+
+// A rank-4 strided view: data pointer plus element strides.
+template <typename T>
+struct View4 {
+  T* data;
+  int64_t s0, s1, s2, s3;
+
+  FI_HOST_DEVICE T& at(int64_t i0, int64_t i1, int64_t i2, int64_t i3) const {
+    return data[i0 * s0 + i1 * s1 + i2 * s2 + i3 * s3];
+  }
+};
+
+template <typename T>
+View4<T> view4(const Tensor& t) {
+  return {static_cast<T*>(t.data_ptr()), t.stride(0), t.stride(1), t.stride(2), t.stride(3)};
+}
+
+inline void check_rank(const Tensor& t, const char* name, int64_t rank, const char* shape) {
+  STD_TORCH_CHECK(t.dim() == rank, name, " must have shape ", shape, ", got a ", t.dim(),
+                  "-d tensor");
+}
+
+inline void check_size(const Tensor& t, const char* name, int64_t dim, int64_t expected,
+                       const char* shape) {
+  STD_TORCH_CHECK(t.size(dim) == expected, name, " must have shape ", shape, ": size ",
+                  t.size(dim), " at dim ", dim, " should be ", expected);
+}
+
+inline void check_same_device(const Tensor& t, const char* name, const Tensor& ref,
+                              const char* ref_name) {
+  STD_TORCH_CHECK(t.is_cuda() == ref.is_cuda() &&
+                      t.get_device_index() == ref.get_device_index(),
+                  name, " must be on the same device as ", ref_name);
+}
+
+inline bool is_half_precision(ScalarType t) {
+  return t == ScalarType::Half || t == ScalarType::BFloat16;
+}
+
+// A flow (or mask) may share the features' dtype, or be float32 under half-precision
+// features.
+inline void check_companion_dtype(const Tensor& t, const char* name, const Tensor& ref,
+                                  const char* ref_name) {
+  const ScalarType a = t.scalar_type(), b = ref.scalar_type();
+  STD_TORCH_CHECK(a == b || (a == ScalarType::Float && is_half_precision(b)), name,
+                  " must have the dtype of ", ref_name, " (or float32 when ", ref_name,
+                  " is float16/bfloat16)");
+}
+
+// Calls f(scalar_t{}) for the floating dtypes a backend supports; half precision only
+// where kWithHalf (the CUDA kernels).
+template <bool kWithHalf, typename F>
+void dispatch_floating(ScalarType t, const char* name, const F& f) {
+  switch (t) {
+    case ScalarType::Float:
+      return f(float{});
+    case ScalarType::Double:
+      return f(double{});
+    case ScalarType::Half:
+      if constexpr (kWithHalf) return f(Half{});
+      break;
+    case ScalarType::BFloat16:
+      if constexpr (kWithHalf) return f(BFloat16{});
+      break;
+    default:
+      break;
+  }
+  STD_TORCH_CHECK(false, name, ": unsupported dtype for this backend (",
+                  kWithHalf ? "float16, bfloat16, float32, float64" : "float32, float64",
+                  " are supported)");
+}
+
+// Calls f(scalar_t{}, companion_t{}) where companion_t is scalar_t, or float when the
+// companion tensor (a flow) is float32 under half-precision data.
+template <bool kWithHalf, typename F>
+void dispatch_with_companion(const Tensor& data, const char* name, const Tensor& companion,
+                             const F& f) {
+  dispatch_floating<kWithHalf>(data.scalar_type(), name, [&](auto tag) {
+    using scalar_t = decltype(tag);
+    if (companion.scalar_type() == data.scalar_type()) {
+      f(scalar_t{}, scalar_t{});
+    } else if constexpr (kWithHalf && !std::is_same_v<scalar_t, double>) {
+      f(scalar_t{}, float{});
+    }
+  });
+}
+
+}  // namespace fused_inpaint

@@ -1,0 +1,96 @@
+// flow_warp on the CPU: parallel over image rows (forward, flow gradient) and over
+// (batch, channel) planes (the scatter of the feature gradient, which needs no atomics
+// when every plane has one owner).
+#include <tuple>
+
+#include "common/flow_warp.h"
+
+namespace fused_inpaint {
+namespace {
+
+// Rows per task: enough work to amortise the thread pool's dispatch.
+int64_t rows_per_task(int64_t row_elems) {
+  constexpr int64_t kElemsPerTask = 1 << 15;
+  return row_elems >= kElemsPerTask ? 1 : kElemsPerTask / (row_elems > 0 ? row_elems : 1);
+}
+
+Tensor flow_warp_cpu(const Tensor& x, const Tensor& flow, int64_t mode, int64_t padding_mode,
+                     bool align_corners) {
+  check_flow_warp_args(x, flow, mode, padding_mode);
+  Tensor out = torch::stable::empty_like(x);
+  const int64_t n_batch = x.size(0), channels = x.size(1), height = x.size(2),
+                width = x.size(3);
+  if (out.numel() == 0) return out;
+  dispatch_with_companion<false>(x, "x", flow, [&](auto x_tag, auto flow_tag) {
+    using scalar_t = decltype(x_tag);
+    using flow_t = decltype(flow_tag);
+    using coord_t = typename CoordOf<scalar_t>::type;
+    const FlowWarpForward<scalar_t, flow_t> op{
+        view4<const scalar_t>(x), view4<const flow_t>(flow), view4<scalar_t>(out), channels,
+        WarpGeometry<coord_t>::make(height, width, mode, padding_mode, align_corners)};
+    torch::stable::parallel_for(
+        0, n_batch * height, rows_per_task(width * channels), [&](int64_t begin, int64_t end) {
+          for (int64_t row = begin; row < end; ++row) {
+            for (int64_t px = 0; px < width; ++px) op.pixel(row / height, row % height, px);
+          }
+        });
+  });
+  return out;
+}
+
+std::tuple<Tensor, Tensor> flow_warp_backward_cpu(const Tensor& grad_out, const Tensor& x,
+                                                  const Tensor& flow, int64_t mode,
+                                                  int64_t padding_mode, bool align_corners) {
+  check_flow_warp_args(x, flow, mode, padding_mode);
+  check_rank(grad_out, "grad_out", 4, "(N, C, H, W)");
+  for (int64_t d = 0; d < 4; ++d) check_size(grad_out, "grad_out", d, x.size(d), "like x");
+  STD_TORCH_CHECK(grad_out.scalar_type() == x.scalar_type(), "grad_out must have x's dtype");
+  Tensor grad_x = torch::stable::empty_like(x);
+  Tensor grad_flow = torch::stable::empty_like(flow);
+  torch::stable::zero_(grad_x);
+  const int64_t n_batch = x.size(0), channels = x.size(1), height = x.size(2),
+                width = x.size(3);
+  if (channels == 0) torch::stable::zero_(grad_flow);
+  if (x.numel() == 0) return {grad_x, grad_flow};
+  dispatch_with_companion<false>(x, "x", flow, [&](auto x_tag, auto flow_tag) {
+    using scalar_t = decltype(x_tag);
+    using flow_t = decltype(flow_tag);
+    using coord_t = typename CoordOf<scalar_t>::type;
+    const FlowWarpBackward<scalar_t, flow_t, scalar_t> op{
+        view4<const scalar_t>(grad_out), view4<const scalar_t>(x), view4<const flow_t>(flow),
+        view4<scalar_t>(grad_x), view4<flow_t>(grad_flow), channels,
+        WarpGeometry<coord_t>::make(height, width, mode, padding_mode, align_corners)};
+    const auto no_scatter = [](scalar_t&, coord_t) {};
+    torch::stable::parallel_for(
+        0, n_batch * height, rows_per_task(width * channels), [&](int64_t begin, int64_t end) {
+          for (int64_t row = begin; row < end; ++row) {
+            for (int64_t px = 0; px < width; ++px) {
+              op.template pixel<false, true>(row / height, row % height, px, 0, channels,
+                                             no_scatter);
+            }
+          }
+        });
+    const auto accumulate = [](scalar_t& ref, coord_t value) { ref += scalar_t(value); };
+    torch::stable::parallel_for(
+        0, n_batch * channels, 1, [&](int64_t begin, int64_t end) {
+          for (int64_t plane = begin; plane < end; ++plane) {
+            const int64_t n = plane / channels, c = plane % channels;
+            for (int64_t py = 0; py < height; ++py) {
+              for (int64_t px = 0; px < width; ++px) {
+                op.template pixel<true, false>(n, py, px, c, c + 1, accumulate);
+              }
+            }
+          }
+        });
+  });
+  return {grad_x, grad_flow};
+}
+
+}  // namespace
+
+STABLE_TORCH_LIBRARY_IMPL(fused_inpaint, CPU, m) {
+  m.impl("flow_warp", TORCH_BOX(&flow_warp_cpu));
+  m.impl("flow_warp_backward", TORCH_BOX(&flow_warp_backward_cpu));
+}
+
+}  // namespace fused_inpaint

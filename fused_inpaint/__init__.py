@@ -1,0 +1,28 @@
+"""fused_inpaint: fused CUDA and Triton kernels for flow-guided video inpainting.
+
+Ops (SPEC 3): ``flow_warp``. Backends (SPEC 4): ``set_backend``, ``use_backend``,
+``get_backend``, ``available_backends``. Modules: ``fused_inpaint.nn``; drop-in
+replacements of the peers' composites: ``fused_inpaint.compat``.
+"""
+
+from fused_inpaint import compat, nn, reference
+from fused_inpaint._backend import (
+    available_backends,
+    get_backend,
+    set_backend,
+    use_backend,
+)
+from fused_inpaint.ops import flow_warp
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "available_backends",
+    "compat",
+    "flow_warp",
+    "get_backend",
+    "nn",
+    "reference",
+    "set_backend",
+    "use_backend",
+]

@@ -1,0 +1,69 @@
+"""Registers an op's kernels with torch.library: one schema, fake implementation, autograd.
+
+Each op ``name`` has two kernel families with the same schema:
+  fused_inpaint::<name>          C++ kernels of fused_inpaint._C (CPU and CUDA keys)
+  fused_inpaint::<name>_triton   Triton launchers of fused_inpaint.triton.<name>
+and, when differentiable, ``<name>_backward`` / ``<name>_backward_triton`` likewise.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+
+import torch
+
+LIB = torch.library.Library("fused_inpaint", "FRAGMENT")
+VARIANTS = {"cpu": "", "cuda": "", "triton": "_triton"}
+
+
+def _triton_launcher(module: str, function: str) -> Callable:
+    """Imports the Triton module on first use, so importing the package never imports triton."""
+
+    def launch(*args):
+        return getattr(importlib.import_module(module), function)(*args)
+
+    return launch
+
+
+def define_kernel_op(
+    name: str,
+    schema: str,
+    fake: Callable,
+    *,
+    backward_schema: str | None = None,
+    backward_fake: Callable | None = None,
+    setup_context: Callable | None = None,
+    backward: Callable | None = None,
+) -> dict[str, Callable]:
+    """Defines ``name`` for every kernel family; returns the forward op of each backend.
+
+    ``backward(backward_op, ctx, *grads)`` receives the backward op of its own family.
+    """
+    triton_module = f"fused_inpaint.triton.{name}"
+    ops = {}
+    for suffix in sorted(set(VARIANTS.values())):
+        forward_name = f"{name}{suffix}"
+        LIB.define(forward_name + schema)
+        torch.library.register_fake(f"fused_inpaint::{forward_name}", fake, lib=LIB)
+        if suffix == "_triton":
+            for key in ("CPU", "CUDA"):
+                LIB.impl(forward_name, _triton_launcher(triton_module, "forward"), key)
+        if backward_schema is not None:
+            backward_name = f"{name}_backward{suffix}"
+            LIB.define(backward_name + backward_schema)
+            torch.library.register_fake(f"fused_inpaint::{backward_name}", backward_fake, lib=LIB)
+            if suffix == "_triton":
+                for key in ("CPU", "CUDA"):
+                    LIB.impl(backward_name, _triton_launcher(triton_module, "backward"), key)
+            backward_op = getattr(torch.ops.fused_inpaint, backward_name).default
+
+            def bound_backward(ctx, *grads, _op=backward_op):
+                return backward(_op, ctx, *grads)
+
+            torch.library.register_autograd(
+                f"fused_inpaint::{forward_name}", bound_backward,
+                setup_context=setup_context, lib=LIB,
+            )
+        ops[suffix] = getattr(torch.ops.fused_inpaint, forward_name).default
+    return {backend: ops[suffix] for backend, suffix in VARIANTS.items()}

@@ -1,0 +1,108 @@
+"""Pure-PyTorch reference of every op: the oracle of the tests and the ``torch`` backend.
+
+Written for clarity, not speed: each op follows its formula in SPEC section 3 step by
+step, differentiable through autograd, on any device and dtype. Arithmetic runs in
+float64 for float64 inputs and in float32 otherwise (the kernels' accumulation type);
+outputs take the input's dtype.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+
+__all__ = ["flow_warp"]
+
+
+def compute_dtype(*tensors: torch.Tensor) -> torch.dtype:
+    """float64 if any input is float64, else float32."""
+    return torch.float64 if any(t.dtype == torch.float64 for t in tensors) else torch.float32
+
+
+class AxisTaps(NamedTuple):
+    """The two taps along one axis: index of the first, in-frame flags, weight of the second."""
+
+    i0: torch.Tensor
+    in0: torch.Tensor
+    in1: torch.Tensor
+    w1: torch.Tensor
+
+
+def axis_taps(
+    p_plus_f: torch.Tensor, size: int, *, align_corners: bool, mode: str, padding_mode: str
+) -> AxisTaps:
+    """Taps of the sample coordinates ``p + f`` (any shape) along an axis of ``size`` pixels."""
+    if align_corners:
+        q = p_plus_f
+    else:  # mmagic: normalise by size-1, un-normalise with align_corners=False
+        q = p_plus_f * (size / max(size - 1, 1)) - 0.5
+    finite = torch.isfinite(q)
+    q = torch.where(finite, q, torch.zeros_like(q))
+    last = size - 1
+    if padding_mode == "border":
+        # Clamped coordinates carry no gradient, the border itself included (grid_sample).
+        inside = (q > 0) & (q < last)
+        q = torch.where(inside, q, q.detach().clamp(0, last))
+    if mode == "nearest":
+        r = torch.round(q.detach())  # half to even
+        in0 = finite & (r >= 0) & (r <= last)
+        i0 = torch.where(in0, r, torch.zeros_like(r)).long()
+        return AxisTaps(i0, in0, torch.zeros_like(in0), torch.zeros_like(q))
+    f0 = torch.floor(q.detach())
+    ok = finite & (f0 >= -1) & (f0 <= last)
+    i0 = torch.where(ok, f0, torch.zeros_like(f0)).long()
+    w1 = torch.where(ok, q - f0, torch.zeros_like(q))
+    return AxisTaps(i0, ok & (f0 >= 0), ok & (f0 + 1 <= last), w1)
+
+
+def sample(img: torch.Tensor, tx: AxisTaps, ty: AxisTaps) -> torch.Tensor:
+    """Bilinear blend of ``img`` at the taps; out-of-frame taps read zero.
+
+    img: (N, C, Hs, Ws); tap tensors: (N, H, W). Returns (N, C, H, W) in img's dtype.
+    """
+    n, c, hs, ws = img.shape
+    flat = img.reshape(n, c, hs * ws)
+    out_shape = (n, c) + tuple(tx.i0.shape[1:])
+
+    def tap(dx: int, dy: int) -> torch.Tensor:
+        inside = (tx.in1 if dx else tx.in0) & (ty.in1 if dy else ty.in0)
+        col = torch.where(inside, tx.i0 + dx, 0)
+        row = torch.where(inside, ty.i0 + dy, 0)
+        index = (row * ws + col).reshape(n, 1, -1).expand(n, c, -1)
+        value = torch.gather(flat, 2, index).reshape(out_shape)
+        return torch.where(inside.unsqueeze(1), value, torch.zeros_like(value))
+
+    wx1, wy1 = tx.w1.unsqueeze(1), ty.w1.unsqueeze(1)
+    top = tap(0, 0) * (1 - wx1) + tap(1, 0) * wx1
+    bottom = tap(0, 1) * (1 - wx1) + tap(1, 1) * wx1
+    return top * (1 - wy1) + bottom * wy1
+
+
+def pixel_grid(h: int, w: int, dtype: torch.dtype, device: torch.device):
+    """Column and row indices, (1, 1, W) and (1, H, 1)."""
+    xs = torch.arange(w, dtype=dtype, device=device).view(1, 1, w)
+    ys = torch.arange(h, dtype=dtype, device=device).view(1, h, 1)
+    return xs, ys
+
+
+def flow_warp(
+    x: torch.Tensor,
+    flow: torch.Tensor,
+    *,
+    mode: str = "bilinear",
+    padding_mode: str = "zeros",
+    align_corners: bool = True,
+) -> torch.Tensor:
+    """Backward warp: ``out[n, c, p] = x[n, c](p + flow[n, :, p])``.
+
+    x: (N, C, H, W), flow: (N, 2, H, W) in pixels (dx, dy). Returns (N, C, H, W).
+    """
+    _, _, h, w = x.shape
+    cdt = compute_dtype(x, flow)
+    f = flow.to(cdt)
+    xs, ys = pixel_grid(h, w, cdt, x.device)
+    kw = dict(align_corners=align_corners, mode=mode, padding_mode=padding_mode)
+    tx = axis_taps(xs + f[:, 0], w, **kw)
+    ty = axis_taps(ys + f[:, 1], h, **kw)
+    return sample(x.to(cdt), tx, ty).to(x.dtype)
