@@ -8,6 +8,7 @@ outputs take the input's dtype.
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import torch
@@ -48,7 +49,8 @@ def axis_taps(
         r = torch.round(q.detach())  # half to even
         in0 = finite & (r >= 0) & (r <= last)
         i0 = torch.where(in0, r, torch.zeros_like(r)).long()
-        return AxisTaps(i0, in0, torch.zeros_like(in0), torch.zeros_like(q))
+        # q * 0 keeps the output connected to the flow (a zero gradient, not a missing one).
+        return AxisTaps(i0, in0, torch.zeros_like(in0), q * 0)
     f0 = torch.floor(q.detach())
     ok = finite & (f0 >= -1) & (f0 <= last)
     i0 = torch.where(ok, f0, torch.zeros_like(f0)).long()
@@ -64,12 +66,13 @@ def sample(img: torch.Tensor, tx: AxisTaps, ty: AxisTaps) -> torch.Tensor:
     n, c, hs, ws = img.shape
     flat = img.reshape(n, c, hs * ws)
     out_shape = (n, c) + tuple(tx.i0.shape[1:])
+    pixels = math.prod(out_shape[2:])
 
     def tap(dx: int, dy: int) -> torch.Tensor:
         inside = (tx.in1 if dx else tx.in0) & (ty.in1 if dy else ty.in0)
         col = torch.where(inside, tx.i0 + dx, 0)
         row = torch.where(inside, ty.i0 + dy, 0)
-        index = (row * ws + col).reshape(n, 1, -1).expand(n, c, -1)
+        index = (row * ws + col).reshape(n, 1, pixels).expand(n, c, pixels)
         value = torch.gather(flat, 2, index).reshape(out_shape)
         return torch.where(inside.unsqueeze(1), value, torch.zeros_like(value))
 
@@ -77,6 +80,14 @@ def sample(img: torch.Tensor, tx: AxisTaps, ty: AxisTaps) -> torch.Tensor:
     top = tap(0, 0) * (1 - wx1) + tap(1, 0) * wx1
     bottom = tap(0, 1) * (1 - wx1) + tap(1, 1) * wx1
     return top * (1 - wy1) + bottom * wy1
+
+
+def like_layout(out: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``out`` in ``like``'s dtype and memory format (channels_last stays channels_last)."""
+    out = out.to(like.dtype)
+    if like.dim() == 4 and like.is_contiguous(memory_format=torch.channels_last):
+        return out.contiguous(memory_format=torch.channels_last)
+    return out
 
 
 def pixel_grid(h: int, w: int, dtype: torch.dtype, device: torch.device):
@@ -105,4 +116,4 @@ def flow_warp(
     kw = dict(align_corners=align_corners, mode=mode, padding_mode=padding_mode)
     tx = axis_taps(xs + f[:, 0], w, **kw)
     ty = axis_taps(ys + f[:, 1], h, **kw)
-    return sample(x.to(cdt), tx, ty).to(x.dtype)
+    return like_layout(sample(x.to(cdt), tx, ty), x)

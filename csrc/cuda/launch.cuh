@@ -1,0 +1,38 @@
+// Launch helpers shared by the CUDA kernels.
+#pragma once
+
+#include <cuda_runtime.h>
+#include <torch/csrc/inductor/aoti_torch/c/shim.h>
+#include <torch/csrc/stable/accelerator.h>
+
+#include <algorithm>
+
+#include "common/tensor.h"
+
+namespace fused_inpaint {
+
+constexpr int kThreadsPerBlock = 256;
+
+// Grid-stride loops cover the rest: cap the grid at a few waves of a large GPU.
+inline unsigned grid_for(int64_t work_items) {
+  constexpr int64_t kMaxBlocks = int64_t(1) << 20;
+  return static_cast<unsigned>(
+      std::min((work_items + kThreadsPerBlock - 1) / kThreadsPerBlock, kMaxBlocks));
+}
+
+inline cudaStream_t current_stream(const Tensor& t) {
+  void* stream = nullptr;
+  TORCH_ERROR_CODE_CHECK(aoti_torch_get_current_cuda_stream(t.get_device_index(), &stream));
+  return static_cast<cudaStream_t>(stream);
+}
+
+inline void check_cuda(const Tensor& t, const char* name) {
+  STD_TORCH_CHECK(t.is_cuda(), name, " must be a CUDA tensor");
+}
+
+inline void check_launch(const char* kernel) {
+  const cudaError_t error = cudaGetLastError();
+  STD_TORCH_CHECK(error == cudaSuccess, kernel, " failed to launch: ", cudaGetErrorString(error));
+}
+
+}  // namespace fused_inpaint

@@ -1,0 +1,90 @@
+"""Helpers shared by the op tests: the backend/device/dtype grid, layouts, tolerances."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from fused_inpaint import _backend
+
+HAS_GPU = torch.cuda.is_available()
+
+# (data dtype, flow/mask dtype): flows may stay float32 under half-precision features.
+DTYPE_CASES = {
+    "fp64": (torch.float64, torch.float64),
+    "fp32": (torch.float32, torch.float32),
+    "fp16": (torch.float16, torch.float16),
+    "fp16-flow32": (torch.float16, torch.float32),
+    "bf16": (torch.bfloat16, torch.bfloat16),
+    "bf16-flow32": (torch.bfloat16, torch.float32),
+}
+
+
+def backend_params(op: str, backends=_backend.BACKENDS) -> list:
+    """pytest params (backend, device): GPU ones marked ``gpu``, unrunnable ones skipped."""
+    params = []
+    for device in ("cpu", "cuda"):
+        for backend in backends:
+            if backend in ("cpu", "cuda") and backend != device:
+                continue
+            marks = []
+            if device == "cuda":
+                marks.append(pytest.mark.gpu)
+                reason = None if HAS_GPU else "no CUDA device"
+            else:
+                reason = None
+            reason = reason or _backend._unavailable_reason(backend, op, device)
+            if reason:
+                marks.append(pytest.mark.skip(reason=reason))
+            params.append(pytest.param(backend, device, id=f"{backend}-{device}", marks=marks))
+    return params
+
+
+def dtype_cases(backend: str, device: str) -> list[str]:
+    """The dtype cases a backend supports on a device (the torch reference: fp32 and fp64)."""
+    if backend == "torch":
+        return ["fp64", "fp32"]
+    supported = _backend.DTYPES[backend]
+    return [name for name, (dtype, _) in DTYPE_CASES.items() if dtype in supported]
+
+
+def with_layout(t: torch.Tensor, layout: str) -> torch.Tensor:
+    """The same values as ``t`` (N, C, H, W), stored "contiguous", "channels_last" or
+    "strided" (a view into a larger buffer with gaps in every dimension)."""
+    if layout == "contiguous":
+        return t.contiguous()
+    if layout == "channels_last":
+        return t.contiguous(memory_format=torch.channels_last)
+    n, c, h, w = t.shape
+    base = torch.full((n, 2 * c, h + 2, 2 * w), float("nan"), dtype=t.dtype, device=t.device)
+    view = base[:, ::2, 1 : h + 1, ::2]
+    view.copy_(t)
+    return view
+
+
+def tolerance(dtype: torch.dtype, expected: torch.Tensor, reference_error: float) -> float:
+    """Allowed max error against the float64 reference: at most twice the reference's own
+    error when run in ``dtype``, plus a few ulps of the largest value (summation order)."""
+    scale = max(1.0, expected.abs().max().item()) if expected.numel() else 1.0
+    if dtype == torch.float64:
+        return 1e-12 * scale
+    return 2 * reference_error + 8 * torch.finfo(dtype).eps * scale
+
+
+def assert_matches_reference(
+    actual: torch.Tensor, expected64: torch.Tensor, reference_lowp: torch.Tensor, name: str
+) -> None:
+    """``actual`` (a kernel's result) against the float64 reference ``expected64`` with the
+    error budget of ``tolerance``; ``reference_lowp`` is the reference run in actual's dtype."""
+    assert actual.shape == expected64.shape, f"{name}: shape {actual.shape} != {expected64.shape}"
+    assert actual.dtype == reference_lowp.dtype, f"{name}: dtype {actual.dtype}"
+    a, e = actual.detach().double().cpu(), expected64.detach().double().cpu()
+    assert torch.isfinite(e).all(), f"{name}: the reference itself is not finite"
+    assert torch.isfinite(a).all(), f"{name}: {(~torch.isfinite(a)).sum()} non-finite elements"
+    ref_error = (reference_lowp.detach().double().cpu() - e).abs().max().item() if e.numel() else 0
+    error = (a - e).abs().max().item() if e.numel() else 0.0
+    allowed = tolerance(actual.dtype, e, ref_error)
+    assert error <= allowed, (
+        f"{name}: max error {error:.3g} > allowed {allowed:.3g} "
+        f"(reference's own error in {actual.dtype}: {ref_error:.3g})"
+    )
