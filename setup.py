@@ -24,8 +24,10 @@ def env_flag(name: str) -> bool:
 
 def cuda_arch_flags(archs: str) -> list[str]:
     """-gencode flags for each arch in "80;90", plus PTX of the newest for future GPUs."""
-    numbers = sorted({a.strip().replace(".", "") for a in archs.replace(",", ";").split(";")
-                      if a.strip()}, key=int)
+    numbers = sorted(
+        {a.strip().replace(".", "") for a in archs.replace(",", ";").split(";") if a.strip()},
+        key=int,
+    )
     if not numbers:
         raise ValueError(f"FUSED_INPAINT_CUDA_ARCHS names no architecture: {archs!r}")
     flags = []
@@ -41,28 +43,38 @@ def extensions():
     from torch.utils import cpp_extension
 
     os.environ.setdefault("MAX_JOBS", str(min(os.cpu_count() or 1, 8)))
-    defines = [f"-DTORCH_TARGET_VERSION={TORCH_TARGET_VERSION}",
-               f"-DPy_LIMITED_API={PY_LIMITED_API}"]
+    defines = [
+        f"-DTORCH_TARGET_VERSION={TORCH_TARGET_VERSION}",
+        f"-DPy_LIMITED_API={PY_LIMITED_API}",
+    ]
     cxx = ["-O3", "-std=c++17", *defines]
     sources = ["csrc/module.cpp", *sorted(glob("csrc/cpu/*.cpp"))]
-    with_cuda = (torch.version.cuda is not None and cpp_extension.CUDA_HOME is not None
-                 and not env_flag("FUSED_INPAINT_SKIP_CUDA_BUILD"))
+    with_cuda = (
+        torch.version.cuda is not None
+        and cpp_extension.CUDA_HOME is not None
+        and not env_flag("FUSED_INPAINT_SKIP_CUDA_BUILD")
+    )
     kwargs = dict(include_dirs=[os.path.join(ROOT, "csrc")], py_limited_api=True)
     if with_cuda:
         archs = os.environ.get("FUSED_INPAINT_CUDA_ARCHS", "80;90")
         nvcc = ["-O3", "-std=c++17", "-lineinfo", "-DUSE_CUDA", *defines, *cuda_arch_flags(archs)]
         ext = cpp_extension.CUDAExtension(
-            "fused_inpaint._C", sources + sorted(glob("csrc/cuda/*.cu")),
-            extra_compile_args={"cxx": cxx + ["-DUSE_CUDA"], "nvcc": nvcc}, **kwargs)
+            "fused_inpaint._C",
+            sources + sorted(glob("csrc/cuda/*.cu")),
+            extra_compile_args={"cxx": cxx + ["-DUSE_CUDA"], "nvcc": nvcc},
+            **kwargs,
+        )
     else:
         ext = cpp_extension.CppExtension(
-            "fused_inpaint._C", sources, extra_compile_args={"cxx": cxx}, **kwargs)
+            "fused_inpaint._C", sources, extra_compile_args={"cxx": cxx}, **kwargs
+        )
     return [ext], {"build_ext": cpp_extension.BuildExtension}
 
 
-ext_modules, cmdclass = extensions()
-setup(
-    ext_modules=ext_modules,
-    cmdclass=cmdclass,
-    options={"bdist_wheel": {"py_limited_api": "cp310"}} if ext_modules else {},
-)
+if __name__ == "__main__":
+    ext_modules, cmdclass = extensions()
+    setup(
+        ext_modules=ext_modules,
+        cmdclass=cmdclass,
+        options={"bdist_wheel": {"py_limited_api": "cp310"}} if ext_modules else {},
+    )

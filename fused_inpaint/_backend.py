@@ -149,5 +149,7 @@ def available_backends() -> dict[str, BackendStatus]:
     elif TRITON_INTERPRET:
         status["triton"] = BackendStatus(True, "Triton interpreter on CPU tensors")
     else:
-        status["triton"] = BackendStatus(False, "no CUDA device (TRITON_INTERPRET=1 runs it on CPU)")
+        status["triton"] = BackendStatus(
+            False, "no CUDA device (TRITON_INTERPRET=1 runs it on CPU)"
+        )
     return status

@@ -28,5 +28,10 @@ def flow_warp(
             f"The spatial sizes of input ({x.size()[-2:]}) and flow ({flow.size()[1:3]}) "
             "are not the same."
         )
-    return _flow_warp(x, flow.permute(0, 3, 1, 2), mode=interpolation,
-                      padding_mode=padding_mode, align_corners=align_corners)
+    return _flow_warp(
+        x,
+        flow.permute(0, 3, 1, 2),
+        mode=interpolation,
+        padding_mode=padding_mode,
+        align_corners=align_corners,
+    )

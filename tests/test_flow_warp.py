@@ -96,8 +96,9 @@ def reference_outputs(x, flow, grad_out, kw):
 @pytest.mark.parametrize("backend,device", BACKENDS)
 @pytest.mark.parametrize("mode,padding_mode,align_corners", MODES)
 @pytest.mark.parametrize("case", list(CASES))
-def test_forward_and_backward_match_reference(backend, device, mode, padding_mode,
-                                              align_corners, case):
+def test_forward_and_backward_match_reference(
+    backend, device, mode, padding_mode, align_corners, case
+):
     kw = dict(mode=mode, padding_mode=padding_mode, align_corners=align_corners)
     for dtype_case in dtype_cases(backend, device):
         x, flow = make_inputs(case, dtype_case, device)
@@ -157,8 +158,9 @@ def test_gradcheck_float64(backend, device, mode, padding_mode, align_corners):
     flow = (torch.randn(2, 2, 4, 5, dtype=torch.float64, device=device) * 2).requires_grad_()
 
     def warp(x, flow):
-        return run(backend, x, flow, mode=mode, padding_mode=padding_mode,
-                   align_corners=align_corners)
+        return run(
+            backend, x, flow, mode=mode, padding_mode=padding_mode, align_corners=align_corners
+        )
 
     assert torch.autograd.gradcheck(warp, (x, flow), eps=1e-6, atol=1e-7)
 
@@ -171,8 +173,10 @@ def test_opcheck(backend, device, layout):
     op = OPS[backend]
     torch.library.opcheck(op, (x.requires_grad_(), flow.requires_grad_(), 0, 1, True))
     torch.library.opcheck(op, (x.detach(), flow.detach(), 1, 0, False))
-    backward_op = getattr(torch.ops.fused_inpaint, op._schema.name.split("::")[1].replace(
-        "flow_warp", "flow_warp_backward")).default
+    backward_op = getattr(
+        torch.ops.fused_inpaint,
+        op._schema.name.split("::")[1].replace("flow_warp", "flow_warp_backward"),
+    ).default
     grad_out = torch.randn_like(x)
     torch.library.opcheck(backward_op, (grad_out, x.detach(), flow.detach(), 0, 0, True))
 
@@ -239,8 +243,13 @@ def test_registered_op_rejects_bad_arguments(backend, device):
     x = torch.randn(2, 3, 5, 6, device=device)
     flow = torch.randn(2, 2, 5, 6, device=device)
     op = OPS[backend]
-    for args in [(x[0], flow, 0, 0, True), (x, flow[:, :1], 0, 0, True),
-                 (x, flow[..., :4], 0, 0, True), (x, flow, 7, 0, True), (x, flow, 0, 9, True)]:
+    for args in [
+        (x[0], flow, 0, 0, True),
+        (x, flow[:, :1], 0, 0, True),
+        (x, flow[..., :4], 0, 0, True),
+        (x, flow, 7, 0, True),
+        (x, flow, 0, 9, True),
+    ]:
         with pytest.raises(RuntimeError):
             op(*args)
 
@@ -265,19 +274,20 @@ def test_module(backend, device):
     assert "border" in repr(module)
 
 
-def mmagic_flow_warp(x, flow, interpolation="bilinear", padding_mode="zeros",
-                     align_corners=True):
+def mmagic_flow_warp(x, flow, interpolation="bilinear", padding_mode="zeros", align_corners=True):
     """mmagic's composite, rewritten: pixel grid + flow, normalised, then grid_sample."""
     _, _, h, w = x.shape
-    grid_y, grid_x = torch.meshgrid(torch.arange(0, h, device=x.device),
-                                    torch.arange(0, w, device=x.device), indexing="ij")
+    grid_y, grid_x = torch.meshgrid(
+        torch.arange(0, h, device=x.device), torch.arange(0, w, device=x.device), indexing="ij"
+    )
     grid = torch.stack((grid_x, grid_y), 2).type_as(x)
     grid_flow = grid + flow
     grid_flow_x = 2.0 * grid_flow[:, :, :, 0] / max(w - 1, 1) - 1.0
     grid_flow_y = 2.0 * grid_flow[:, :, :, 1] / max(h - 1, 1) - 1.0
     grid_flow = torch.stack((grid_flow_x, grid_flow_y), dim=3)
-    return F.grid_sample(x, grid_flow, mode=interpolation, padding_mode=padding_mode,
-                         align_corners=align_corners)
+    return F.grid_sample(
+        x, grid_flow, mode=interpolation, padding_mode=padding_mode, align_corners=align_corners
+    )
 
 
 @pytest.mark.parametrize("backend,device", BACKENDS)

@@ -62,8 +62,10 @@ def define_kernel_op(
                 return backward(_op, ctx, *grads)
 
             torch.library.register_autograd(
-                f"fused_inpaint::{forward_name}", bound_backward,
-                setup_context=setup_context, lib=LIB,
+                f"fused_inpaint::{forward_name}",
+                bound_backward,
+                setup_context=setup_context,
+                lib=LIB,
             )
         ops[suffix] = getattr(torch.ops.fused_inpaint, forward_name).default
     return {backend: ops[suffix] for backend, suffix in VARIANTS.items()}

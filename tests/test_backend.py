@@ -1,0 +1,68 @@
+"""Backend selection (SPEC 4): set_backend, use_backend, the environment, auto."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import fused_inpaint as fi
+from fused_inpaint import _backend
+
+
+def test_set_and_use_backend():
+    fi.set_backend("torch")
+    assert fi.get_backend() == "torch"
+    with fi.use_backend("auto"):
+        assert fi.get_backend() == "auto"
+    assert fi.get_backend() == "torch"
+
+
+def test_use_backend_restores_after_an_error():
+    fi.set_backend("torch")
+    with pytest.raises(KeyError), fi.use_backend("cpu"):
+        raise KeyError("boom")
+    assert fi.get_backend() == "torch"
+
+
+def test_unknown_backend_is_rejected():
+    with pytest.raises(ValueError, match="backend must be one of auto, torch"):
+        fi.set_backend("tpu")
+    with pytest.raises(ValueError, match="backend must be one of"), fi.use_backend("cudnn"):
+        pass
+
+
+def test_environment_selects_the_backend():
+    code = "import fused_inpaint; print(fused_inpaint.get_backend())"
+    env = {**os.environ, "FUSED_INPAINT_BACKEND": "torch"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.strip() == "torch", out.stderr
+    env["FUSED_INPAINT_BACKEND"] = "fastest"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode != 0 and "FUSED_INPAINT_BACKEND must be one of" in out.stderr
+
+
+def test_available_backends_explains_what_is_missing():
+    status = fi.available_backends()
+    assert list(status) == ["torch", "cpu", "cuda", "triton"]
+    assert status["torch"].available
+    for name, s in status.items():
+        assert isinstance(s.detail, str) and s.detail, name
+        assert str(s).startswith("available" if s.available else "unavailable")
+    if not torch.cuda.is_available():
+        assert not status["cuda"].available
+
+
+def test_auto_prefers_compiled_kernels_on_cpu():
+    x = torch.randn(1, 2, 3, 4)
+    expected = "cpu" if fi.available_backends()["cpu"].available else "torch"
+    assert _backend.resolve("flow_warp", x) == expected
+    # dtypes the C++ CPU kernels do not take fall back to the reference.
+    assert _backend.resolve("flow_warp", x.half()) == "torch"
+
+
+def test_import_does_not_initialise_cuda():
+    code = "import torch, fused_inpaint; print(torch.cuda.is_initialized())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.strip() == "False", out.stderr
