@@ -130,7 +130,7 @@ def resolve(op: str, data: torch.Tensor) -> str:
 
 
 def available_backends() -> dict[str, BackendStatus]:
-    """What this install can run, and why not the rest, e.g. "cuda: extension built without CUDA"."""
+    """What this install can run, and why not the rest ("extension built without CUDA")."""
     has_gpu = torch.cuda.is_available()
     status = {"torch": BackendStatus(True, "pure PyTorch reference, any device")}
     reason = _unavailable_reason("cpu", "flow_warp", "cpu")
