@@ -7,13 +7,14 @@ import torch
 HALF_PRECISION = (torch.float16, torch.bfloat16)
 
 
-def check_tensor(name: str, t, shape: str, ndim: int) -> None:
-    """A floating-point tensor of rank ``ndim`` (``shape`` is its description, "(N, C, H, W)")."""
+def check_tensor(name: str, t, shape: str, ndim: int, *, floating: bool = True) -> None:
+    """A tensor of rank ``ndim`` (``shape`` describes it: "(N, C, H, W)"), floating-point
+    unless ``floating=False``."""
     if not isinstance(t, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of shape {shape}, got {type(t).__name__}")
     if t.dim() != ndim:
         raise ValueError(f"{name} must have shape {shape}, got {tuple(t.shape)}")
-    if not t.is_floating_point():
+    if floating and not t.is_floating_point():
         raise TypeError(f"{name} must be a floating-point tensor, got {t.dtype}")
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import torch
 
+from fused_inpaint.ops import fb_validity as _fb_validity
 from fused_inpaint.ops import flow_warp as _flow_warp
 
-__all__ = ["flow_warp"]
+__all__ = ["fb_consistency_check", "flow_warp"]
 
 
 def flow_warp(
@@ -35,3 +36,11 @@ def flow_warp(
         padding_mode=padding_mode,
         align_corners=align_corners,
     )
+
+
+def fb_consistency_check(
+    flow_fw: torch.Tensor, flow_bw: torch.Tensor, alpha1: float = 0.01, alpha2: float = 0.5
+) -> torch.Tensor:
+    """ProPainter's ``fbConsistencyCheck``: flows (N, 2, H, W) -> (N, 1, H, W) mask, 1 =
+    consistent, in flow_fw's dtype; one fused pass instead of a warp and six kernels."""
+    return _fb_validity(flow_fw, flow_bw, alpha=alpha1, beta=alpha2, check_bounds=False)

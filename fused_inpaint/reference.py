@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 import torch
 
-__all__ = ["flow_warp"]
+__all__ = ["fb_validity", "flow_warp"]
 
 
 def compute_dtype(*tensors: torch.Tensor) -> torch.dtype:
@@ -117,3 +117,75 @@ def flow_warp(
     tx = axis_taps(xs + f[:, 0], w, **kw)
     ty = axis_taps(ys + f[:, 1], h, **kw)
     return like_layout(sample(x.to(cdt), tx, ty), x)
+
+
+class FbTestValues(NamedTuple):
+    """The quantities fb_validity thresholds, each (N, 1, H, W)."""
+
+    lhs: torch.Tensor  # |F(p) + b|^2
+    rhs: torch.Tensor  # alpha (|F(p)|^2 + |b|^2) + beta
+    finite: torch.Tensor  # q finite
+    in_frame: torch.Tensor  # q finite and inside the frame
+    hole: torch.Tensor | None  # the hole indicator sampled at q (None without a mask)
+
+
+def fb_test_values(
+    flow: torch.Tensor, other: torch.Tensor, alpha: float, beta: float, source_mask=None
+) -> FbTestValues:
+    """For every pixel p of ``flow``'s frame: q = p + flow(p), b = other sampled at q."""
+    _, _, h, w = flow.shape
+    cdt = compute_dtype(flow, other)
+    f, g = flow.to(cdt), other.to(cdt)
+    xs, ys = pixel_grid(h, w, cdt, f.device)
+    qx, qy = xs + f[:, 0], ys + f[:, 1]
+    kw = dict(align_corners=True, mode="bilinear", padding_mode="zeros")
+    tx, ty = axis_taps(qx, w, **kw), axis_taps(qy, h, **kw)
+    b = sample(g, tx, ty)
+    # ProPainter's length_sq order: sum of squares over the two flow channels.
+    lhs = torch.sum(torch.square(f + b), dim=1, keepdim=True)
+    magnitude = torch.sum(torch.square(f), dim=1, keepdim=True) + torch.sum(
+        torch.square(b), dim=1, keepdim=True
+    )
+    finite = torch.isfinite(qx) & torch.isfinite(qy)
+    inside = finite & (qx >= 0) & (qx <= w - 1) & (qy >= 0) & (qy <= h - 1)
+    hole = None if source_mask is None else sample((source_mask != 0).to(cdt), tx, ty)
+    return FbTestValues(
+        lhs, alpha * magnitude + beta, finite.unsqueeze(1), inside.unsqueeze(1), hole
+    )
+
+
+def _fb_valid_one(flow, other, alpha, beta, check_bounds, source_mask) -> torch.Tensor:
+    v = fb_test_values(flow, other, alpha, beta, source_mask)
+    valid = (v.lhs < v.rhs) & v.finite
+    if check_bounds:
+        valid &= v.in_frame
+    if v.hole is not None:
+        valid &= ~(v.hole > 0.1)
+    return valid
+
+
+def fb_validity(
+    flow_fw: torch.Tensor,
+    flow_bw: torch.Tensor,
+    *,
+    alpha: float = 0.01,
+    beta: float = 0.5,
+    check_bounds: bool = True,
+    source_mask=None,
+    both: bool = False,
+    dtype: torch.dtype | None = None,
+):
+    """Forward-backward flow consistency: 1 where ``flow_fw`` is trustworthy.
+
+    flow_fw, flow_bw: (N, 2, H, W). Returns (N, 1, H, W) of exactly 0/1 in ``dtype``
+    (default: the flow's), or the pair (valid_fw, valid_bw) when ``both``. ``source_mask``:
+    (N, 1, H, W) holes of frame t+1, or with ``both`` the pair (mask_t, mask_t1).
+    """
+    pair = isinstance(source_mask, (tuple, list))
+    mask_t, mask_t1 = source_mask if pair else (None, None if both else source_mask)
+    out_dtype = dtype or flow_fw.dtype
+    valid_fw = _fb_valid_one(flow_fw, flow_bw, alpha, beta, check_bounds, mask_t1).to(out_dtype)
+    if not both:
+        return valid_fw
+    valid_bw = _fb_valid_one(flow_bw, flow_fw, alpha, beta, check_bounds, mask_t).to(out_dtype)
+    return valid_fw, valid_bw

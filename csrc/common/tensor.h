@@ -24,8 +24,8 @@ using BFloat16 = torch::headeronly::BFloat16;
 // A rank-4 strided view: data pointer plus element strides.
 template <typename T>
 struct View4 {
-  T* data;
-  int64_t s0, s1, s2, s3;
+  T* data = nullptr;
+  int64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
 
   FI_HOST_DEVICE T& at(int64_t i0, int64_t i1, int64_t i2, int64_t i3) const {
     return data[i0 * s0 + i1 * s1 + i2 * s2 + i3 * s3];

@@ -4,15 +4,10 @@
 #include <tuple>
 
 #include "common/flow_warp.h"
+#include "cpu/parallel.h"
 
 namespace fused_inpaint {
 namespace {
-
-// Rows per task: enough work to amortise the thread pool's dispatch.
-int64_t rows_per_task(int64_t row_elems) {
-  constexpr int64_t kElemsPerTask = 1 << 15;
-  return row_elems >= kElemsPerTask ? 1 : kElemsPerTask / (row_elems > 0 ? row_elems : 1);
-}
 
 Tensor flow_warp_cpu(const Tensor& x, const Tensor& flow, int64_t mode, int64_t padding_mode,
                      bool align_corners) {
@@ -28,12 +23,8 @@ Tensor flow_warp_cpu(const Tensor& x, const Tensor& flow, int64_t mode, int64_t 
     const FlowWarpForward<scalar_t, flow_t> op{
         view4<const scalar_t>(x), view4<const flow_t>(flow), view4<scalar_t>(out), channels,
         WarpGeometry<coord_t>::make(height, width, mode, padding_mode, align_corners)};
-    torch::stable::parallel_for(
-        0, n_batch * height, rows_per_task(width * channels), [&](int64_t begin, int64_t end) {
-          for (int64_t row = begin; row < end; ++row) {
-            for (int64_t px = 0; px < width; ++px) op.pixel(row / height, row % height, px);
-          }
-        });
+    for_each_pixel(n_batch, height, width, channels,
+                   [&](int64_t n, int64_t py, int64_t px) { op.pixel(n, py, px); });
   });
   return out;
 }
@@ -61,15 +52,9 @@ std::tuple<Tensor, Tensor> flow_warp_backward_cpu(const Tensor& grad_out, const 
         view4<scalar_t>(grad_x), view4<flow_t>(grad_flow), channels,
         WarpGeometry<coord_t>::make(height, width, mode, padding_mode, align_corners)};
     const auto no_scatter = [](scalar_t&, coord_t) {};
-    torch::stable::parallel_for(
-        0, n_batch * height, rows_per_task(width * channels), [&](int64_t begin, int64_t end) {
-          for (int64_t row = begin; row < end; ++row) {
-            for (int64_t px = 0; px < width; ++px) {
-              op.template pixel<false, true>(row / height, row % height, px, 0, channels,
-                                             no_scatter);
-            }
-          }
-        });
+    for_each_pixel(n_batch, height, width, channels, [&](int64_t n, int64_t py, int64_t px) {
+      op.template pixel<false, true>(n, py, px, 0, channels, no_scatter);
+    });
     const auto accumulate = [](scalar_t& ref, coord_t value) { ref += scalar_t(value); };
     torch::stable::parallel_for(
         0, n_batch * channels, 1, [&](int64_t begin, int64_t end) {

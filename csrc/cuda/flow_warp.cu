@@ -1,6 +1,6 @@
 // flow_warp on CUDA: one thread per output pixel computes its taps once, then walks the
-// channels. Neighbouring threads are neighbouring pixels, so for smooth flows every
-// gather and store is coalesced. The backward is one pass: the feature gradient is an
+// channels. For smooth flows neighbouring threads gather neighbouring pixels, so loads
+// coalesce like the stores. The backward is one pass: the feature gradient is an
 // atomic scatter (into a float32 workspace under half precision, then one cast), the
 // flow gradient a per-thread sum over channels.
 #include <cuda_runtime.h>
@@ -14,30 +14,19 @@
 namespace fused_inpaint {
 namespace {
 
-template <typename Op>
-__global__ void flow_warp_fwd_kernel(const Op op, int64_t height, int64_t width,
-                                     int64_t pixels) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < pixels;
-       i += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t px = i % width, row = i / width;
-    op.pixel(row / height, row % height, px);
-  }
-}
+// The whole backward of one pixel: flow gradient summed over channels, the feature
+// gradient scattered with atomics.
+template <typename Backward, typename acc_t>
+struct FlowWarpBackwardAtomic {
+  Backward backward;
 
-template <typename Op, typename acc_t>
-__global__ void flow_warp_bwd_kernel(const Op op, int64_t height, int64_t width,
-                                     int64_t pixels) {
-  using coord_t = typename Op::coord_t;
-  const auto atomic_accumulate = [](acc_t& ref, coord_t value) {
-    atomicAdd(&ref, static_cast<acc_t>(value));
-  };
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < pixels;
-       i += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t px = i % width, row = i / width;
-    op.template pixel<true, true>(row / height, row % height, px, 0, op.channels,
-                                  atomic_accumulate);
+  __device__ void pixel(int64_t n, int64_t py, int64_t px) const {
+    backward.template pixel<true, true>(
+        n, py, px, 0, backward.channels, [](acc_t& ref, typename Backward::coord_t value) {
+          atomicAdd(&ref, static_cast<acc_t>(value));
+        });
   }
-}
+};
 
 Tensor flow_warp_cuda(const Tensor& x, const Tensor& flow, int64_t mode, int64_t padding_mode,
                       bool align_corners) {
@@ -47,7 +36,6 @@ Tensor flow_warp_cuda(const Tensor& x, const Tensor& flow, int64_t mode, int64_t
   Tensor out = torch::stable::empty_like(x);
   const int64_t n_batch = x.size(0), channels = x.size(1), height = x.size(2),
                 width = x.size(3);
-  const int64_t pixels = n_batch * height * width;
   if (out.numel() == 0) return out;
   dispatch_with_companion<true>(x, "x", flow, [&](auto x_tag, auto flow_tag) {
     using scalar_t = decltype(x_tag);
@@ -57,10 +45,8 @@ Tensor flow_warp_cuda(const Tensor& x, const Tensor& flow, int64_t mode, int64_t
                 channels,
                 WarpGeometry<typename Op::coord_t>::make(height, width, mode, padding_mode,
                                                          align_corners)};
-    flow_warp_fwd_kernel<<<grid_for(pixels), kThreadsPerBlock, 0, current_stream(x)>>>(
-        op, height, width, pixels);
+    launch_per_pixel(op, n_batch, height, width, x, "flow_warp forward");
   });
-  check_launch("flow_warp_fwd_kernel");
   return out;
 }
 
@@ -78,7 +64,6 @@ std::tuple<Tensor, Tensor> flow_warp_backward_cuda(const Tensor& grad_out, const
   Tensor grad_flow = torch::stable::empty_like(flow);
   const int64_t n_batch = x.size(0), channels = x.size(1), height = x.size(2),
                 width = x.size(3);
-  const int64_t pixels = n_batch * height * width;
   if (channels == 0) torch::stable::zero_(grad_flow);
   if (x.numel() == 0) return {grad_x, grad_flow};
   // Half-precision atomics are slow and lose low bits: accumulate in float32.
@@ -95,11 +80,9 @@ std::tuple<Tensor, Tensor> flow_warp_backward_cuda(const Tensor& grad_out, const
                 view4<flow_t>(grad_flow),       channels,
                 WarpGeometry<typename Op::coord_t>::make(height, width, mode, padding_mode,
                                                          align_corners)};
-    flow_warp_bwd_kernel<Op, acc_t>
-        <<<grid_for(pixels), kThreadsPerBlock, 0, current_stream(x)>>>(op, height, width,
-                                                                        pixels);
+    launch_per_pixel(FlowWarpBackwardAtomic<Op, acc_t>{op}, n_batch, height, width, x,
+                     "flow_warp backward");
   });
-  check_launch("flow_warp_bwd_kernel");
   if (half) torch::stable::copy_(grad_x, accum);
   return {grad_x, grad_flow};
 }

@@ -35,4 +35,25 @@ inline void check_launch(const char* kernel) {
   STD_TORCH_CHECK(error == cudaSuccess, kernel, " failed to launch: ", cudaGetErrorString(error));
 }
 
+// One thread per pixel of an (N, H, W) grid: op.pixel(n, y, x). Neighbouring threads take
+// neighbouring pixels of a row, so loads and stores along x coalesce.
+template <typename Op>
+__global__ void per_pixel_kernel(const Op op, int64_t height, int64_t width, int64_t pixels) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < pixels;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t px = i % width, row = i / width;
+    op.pixel(row / height, row % height, px);
+  }
+}
+
+template <typename Op>
+void launch_per_pixel(const Op& op, int64_t n_batch, int64_t height, int64_t width,
+                      const Tensor& like, const char* name) {
+  const int64_t pixels = n_batch * height * width;
+  if (pixels == 0) return;
+  per_pixel_kernel<<<grid_for(pixels), kThreadsPerBlock, 0, current_stream(like)>>>(
+      op, height, width, pixels);
+  check_launch(name);
+}
+
 }  // namespace fused_inpaint
