@@ -120,8 +120,8 @@ FbValidity<flow_t, out_t> make_fb_validity(const Tensor& flow_fw, const Tensor& 
   };
   const auto direction = [&](int64_t d) {
     if (d >= out.size(0)) return View4<out_t>{};
-    return View4<out_t>{static_cast<out_t*>(out.data_ptr()) + d * out.stride(0), out.stride(1),
-                        out.stride(2), out.stride(3), out.stride(4)};
+    return View4<out_t>{static_cast<out_t*>(out.data_ptr()) + d * out.stride(0),
+                        {out.stride(1), out.stride(2), out.stride(3), out.stride(4)}};
   };
   return {view4<const flow_t>(flow_fw),
           view4<const flow_t>(flow_bw),

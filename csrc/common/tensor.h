@@ -21,20 +21,43 @@ using ScalarType = torch::headeronly::ScalarType;
 using Half = torch::headeronly::Half;
 using BFloat16 = torch::headeronly::BFloat16;
 
-// A rank-4 strided view: data pointer plus element strides.
-template <typename T>
-struct View4 {
+// A strided view: data pointer plus element strides, indexed like the tensor.
+template <typename T, int kRank>
+struct StridedView {
   T* data = nullptr;
-  int64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  int64_t stride[kRank] = {};
 
-  FI_HOST_DEVICE T& at(int64_t i0, int64_t i1, int64_t i2, int64_t i3) const {
-    return data[i0 * s0 + i1 * s1 + i2 * s2 + i3 * s3];
+  template <typename... Index>
+  FI_HOST_DEVICE T& at(Index... index) const {
+    static_assert(sizeof...(Index) == kRank, "one index per dimension");
+    const int64_t indices[kRank] = {static_cast<int64_t>(index)...};
+    int64_t offset = 0;
+    FI_UNROLL for (int d = 0; d < kRank; ++d) offset += indices[d] * stride[d];
+    return data[offset];
   }
 };
 
 template <typename T>
+using View4 = StridedView<T, 4>;
+template <typename T>
+using View5 = StridedView<T, 5>;
+
+template <typename T, int kRank>
+StridedView<T, kRank> strided_view(const Tensor& t) {
+  StridedView<T, kRank> v;
+  v.data = static_cast<T*>(t.data_ptr());
+  for (int d = 0; d < kRank; ++d) v.stride[d] = t.stride(d);
+  return v;
+}
+
+template <typename T>
 View4<T> view4(const Tensor& t) {
-  return {static_cast<T*>(t.data_ptr()), t.stride(0), t.stride(1), t.stride(2), t.stride(3)};
+  return strided_view<T, 4>(t);
+}
+
+template <typename T>
+View5<T> view5(const Tensor& t) {
+  return strided_view<T, 5>(t);
 }
 
 inline void check_rank(const Tensor& t, const char* name, int64_t rank, const char* shape) {

@@ -3,7 +3,7 @@
 Each op ``name`` has two kernel families with the same schema:
   fused_inpaint::<name>          C++ kernels of fused_inpaint._C (CPU and CUDA keys)
   fused_inpaint::<name>_triton   Triton launchers of fused_inpaint.triton.<name>
-and, when differentiable, ``<name>_backward`` / ``<name>_backward_triton`` likewise.
+and, when it has a backward kernel, ``<name>_backward`` / ``<name>_backward_triton``.
 """
 
 from __future__ import annotations
@@ -17,13 +17,15 @@ LIB = torch.library.Library("fused_inpaint", "FRAGMENT")
 VARIANTS = {"cpu": "", "cuda": "", "triton": "_triton"}
 
 
-def _triton_launcher(module: str, function: str) -> Callable:
-    """Imports the Triton module on first use, so importing the package never imports triton."""
+def _register_triton(op_name: str, module: str, function: str) -> None:
+    """Registers ``module.function`` for CPU and CUDA tensors, importing the Triton module on
+    first use so that importing the package never imports triton."""
 
     def launch(*args):
         return getattr(importlib.import_module(module), function)(*args)
 
-    return launch
+    for key in ("CPU", "CUDA"):
+        LIB.impl(op_name, launch, key)
 
 
 def define_kernel_op(
@@ -38,7 +40,9 @@ def define_kernel_op(
 ) -> dict[str, Callable]:
     """Defines ``name`` for every kernel family; returns the forward op of each backend.
 
-    ``backward(backward_op, ctx, *grads)`` receives the backward op of its own family.
+    ``backward(backward_op, ctx, *grads)`` receives the backward op of its own family, or
+    the forward op itself when there is no ``backward_schema`` (an op that is its own
+    adjoint, like a shift reversed).
     """
     triton_module = f"fused_inpaint.triton.{name}"
     ops = {}
@@ -47,16 +51,18 @@ def define_kernel_op(
         LIB.define(forward_name + schema)
         torch.library.register_fake(f"fused_inpaint::{forward_name}", fake, lib=LIB)
         if suffix == "_triton":
-            for key in ("CPU", "CUDA"):
-                LIB.impl(forward_name, _triton_launcher(triton_module, "forward"), key)
+            _register_triton(forward_name, triton_module, "forward")
+        backward_op = None
         if backward_schema is not None:
             backward_name = f"{name}_backward{suffix}"
             LIB.define(backward_name + backward_schema)
             torch.library.register_fake(f"fused_inpaint::{backward_name}", backward_fake, lib=LIB)
             if suffix == "_triton":
-                for key in ("CPU", "CUDA"):
-                    LIB.impl(backward_name, _triton_launcher(triton_module, "backward"), key)
+                _register_triton(backward_name, triton_module, "backward")
             backward_op = getattr(torch.ops.fused_inpaint, backward_name).default
+        elif backward is not None:  # a self-adjoint op: its backward is the op itself
+            backward_op = getattr(torch.ops.fused_inpaint, forward_name).default
+        if backward is not None:
 
             def bound_backward(ctx, *grads, _op=backward_op):
                 return backward(_op, ctx, *grads)

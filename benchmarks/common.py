@@ -1,0 +1,260 @@
+"""Helpers shared by the op benchmarks: environment, GPU timing, bandwidth, result tables.
+
+GPU figures follow SPEC 7: CUDA-event times from ``triton.testing.do_bench`` (median,
+after warm-up), random inputs rotated among copies larger than L2, achieved GB/s (each
+input read once, each output written once) and that as a fraction of the device-to-device
+copy bandwidth measured in the same run. CPU figures go through pytest-benchmark; the
+helpers for those are at the end.
+"""
+
+from __future__ import annotations
+
+import datetime
+import itertools
+import math
+import re
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import torch
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+# Several times the L2 of current GPUs (H100: 50 MB, H200: 60 MB), so rotated inputs come
+# from DRAM; the cap keeps tiny shapes from allocating thousands of copies.
+ROTATION_BYTES = 256 * 2**20
+MAX_INPUT_SETS = 16
+COPY_BYTES = 512 * 2**20
+
+T = TypeVar("T")
+# An implementation: a callable, or the reason it cannot run here.
+Implementation = Callable | str
+
+
+@dataclass(frozen=True)
+class Environment:
+    """The GPU and software a table was measured with."""
+
+    device: str
+    capability: str
+    torch: str
+    triton: str
+    cuda: str
+    date: str
+
+    @property
+    def slug(self) -> str:
+        """Filesystem-safe device name, e.g. "nvidia-h200": the folder under results/."""
+        return re.sub(r"[^a-z0-9]+", "-", self.device.lower()).strip("-")
+
+
+def environment() -> Environment:
+    """Describes the current CUDA device, torch, triton and CUDA versions, and the UTC date."""
+    major, minor = torch.cuda.get_device_capability()
+    try:
+        import triton
+
+        triton_version = triton.__version__
+    except ImportError:
+        triton_version = "not installed"
+    return Environment(
+        device=torch.cuda.get_device_name(),
+        capability=f"sm_{major}{minor}",
+        torch=torch.__version__,
+        triton=triton_version,
+        cuda=str(torch.version.cuda),
+        date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    )
+
+
+def nbytes(*objects) -> int:
+    """Total size in bytes of the distinct tensors in ``objects`` (nested tuples, lists, dicts)."""
+    tensors: dict[int, torch.Tensor] = {}
+
+    def collect(obj) -> None:
+        if isinstance(obj, torch.Tensor):
+            tensors[id(obj)] = obj
+        elif isinstance(obj, dict):
+            collect(list(obj.values()))
+        elif isinstance(obj, (tuple, list)):
+            for item in obj:
+                collect(item)
+
+    collect(objects)
+    return sum(t.numel() * t.element_size() for t in tensors.values())
+
+
+def gbps(num_bytes: int, ms: float) -> float:
+    """Bandwidth in GB/s (1e9 bytes per second) of moving ``num_bytes`` in ``ms`` milliseconds."""
+    return num_bytes / ms / 1e6
+
+
+def input_sets(make: Callable[[], T], min_bytes: int = ROTATION_BYTES) -> list[T]:
+    """Calls ``make()`` k times, k * size >= ``min_bytes`` (at most MAX_INPUT_SETS), to rotate."""
+    first = make()
+    k = min(MAX_INPUT_SETS, max(1, math.ceil(min_bytes / max(nbytes(first), 1))))
+    return [first] + [make() for _ in range(k - 1)]
+
+
+def time_gpu(fn: Callable, arg_sets: Sequence[tuple]) -> float:
+    """Median CUDA time in ms of ``fn(*args)``, ``args`` cycling through ``arg_sets``.
+
+    do_bench runs ``fn`` once (compilation, autotuning), warms up for 25 ms, then times
+    each run between CUDA events, flushing L2 before each one.
+    """
+    from triton.testing import do_bench
+
+    rotation = itertools.cycle(arg_sets)
+    return do_bench(lambda: fn(*next(rotation)), return_mode="median")
+
+
+def measure_copy_bandwidth(size: int = COPY_BYTES) -> float:
+    """Device-to-device copy bandwidth in GB/s: ``dst.copy_(src)`` reads and writes ``size``."""
+    src = torch.rand(size // 4, device="cuda")
+    dst = torch.empty_like(src)
+    return gbps(2 * size, time_gpu(dst.copy_, [(src,)]))
+
+
+def forward_backward(fn: Callable, n_outputs: int = 1) -> Callable:
+    """``fn(*inputs) -> output(s)`` as ``run(*inputs, *grad_outputs) -> grads w.r.t. inputs``.
+
+    Uses ``torch.autograd.grad``, so repeated runs accumulate nothing in ``.grad``.
+    """
+
+    def run(*args):
+        inputs, grad_outputs = args[:-n_outputs], args[-n_outputs:]
+        outputs = fn(*inputs)
+        if isinstance(outputs, torch.Tensor):
+            outputs = (outputs,)
+        return torch.autograd.grad(outputs, inputs, grad_outputs)
+
+    return run
+
+
+def failure(error: BaseException) -> str:
+    """One short line for a table cell: "failed: ErrorType: first line of the message"."""
+    first_line = (str(error).strip().splitlines() or [""])[0]
+    text = f"failed: {type(error).__name__}: {first_line}"
+    return text if len(text) <= 140 else text[:137] + "..."
+
+
+def _as_tuple(outputs) -> tuple:
+    return tuple(outputs) if isinstance(outputs, (tuple, list)) else (outputs,)
+
+
+def mismatch(expected, fn: Callable, args: tuple, reference: str, atol: float, rtol: float) -> str:
+    """Empty if ``fn(*args)`` is allclose to ``expected`` (in float32), else a table note."""
+    try:
+        pairs = zip(_as_tuple(fn(*args)), _as_tuple(expected), strict=True)
+        errors = [
+            (a.float() - e.float()).abs().nan_to_num(float("inf")).max().item()
+            for a, e in pairs
+            if not torch.allclose(a.float(), e.float(), atol=atol, rtol=rtol)
+        ]
+    except Exception as error:  # reported in the table, like a failed timing
+        return "check " + failure(error)
+    return f"differs from {reference} (max abs err {max(errors):.2e})" if errors else ""
+
+
+@dataclass
+class Row:
+    """One measured (or unmeasured) case: ``ms`` is None when it did not run; ``note`` says why."""
+
+    shape: str
+    dtype: str
+    pass_: str
+    impl: str
+    ms: float | None = None
+    num_bytes: int = 0
+    note: str = ""
+
+
+def measure(
+    shape: str, dtype: str, pass_: str, impl: str, fn: Implementation, arg_sets, num_bytes: int
+) -> Row:
+    """Times ``fn`` over ``arg_sets`` into a Row; an unavailable or failing ``fn`` gets a note."""
+    row = Row(shape, dtype, pass_, impl, num_bytes=num_bytes)
+    if isinstance(fn, str):
+        row.note = f"unavailable: {fn}"
+        return row
+    try:
+        row.ms = time_gpu(fn, arg_sets)
+    except Exception as error:  # a failing implementation is a row of the table, not a crash
+        row.note = failure(error)
+        torch.cuda.empty_cache()
+    return row
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def markdown_table(rows: Sequence[Row], copy_gbps: float, baseline: str = "eager") -> str:
+    """The rows as a markdown table; speed-up is against ``baseline`` in the same case."""
+    base = {(r.shape, r.dtype, r.pass_): r.ms for r in rows if r.impl == baseline}
+    lines = [
+        f"| shape | dtype | pass | implementation | time (us) | GB/s | % of copy BW "
+        f"| vs {baseline} | note |",
+        "|---|---|---|---|--:|--:|--:|--:|---|",
+    ]
+    for r in rows:
+        figures = ["—"] * 4
+        if r.ms is not None:
+            rate = gbps(r.num_bytes, r.ms)
+            ref = base.get((r.shape, r.dtype, r.pass_))
+            figures = [
+                f"{r.ms * 1e3:.1f}",
+                f"{rate:.0f}",
+                f"{100 * rate / copy_gbps:.1f}%",
+                f"{ref / r.ms:.2f}x" if ref is not None else "—",
+            ]
+        cells = [r.shape, r.dtype, r.pass_, r.impl, *figures, r.note]
+        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    return "\n".join(lines)
+
+
+def report(op: str, env: Environment, copy_gbps: float, notes: Sequence[str], rows) -> str:
+    """The whole markdown document: header (device, versions, date, method, notes), table."""
+    header = [
+        f"# {op} on {env.device}",
+        "",
+        f"- device: {env.device} ({env.capability}); torch {env.torch}, triton {env.triton}, "
+        f"CUDA {env.cuda}",
+        f"- date: {env.date}",
+        f"- device-to-device copy bandwidth, measured in this run: {copy_gbps:.0f} GB/s "
+        f"(`dst.copy_(src)` of {COPY_BYTES // 2**20} MiB, counted as read + write)",
+        "- method: `triton.testing.do_bench` median of CUDA-event times, after warm-up, L2 "
+        f"flushed before each run; random inputs rotated among copies totalling >= "
+        f"{ROTATION_BYTES // 2**20} MiB (at most {MAX_INPUT_SETS}); GB/s = bytes / time with "
+        "each input read once and each output written once; — = not measured",
+        f"- command: `{' '.join(['python', *sys.argv])}`",
+        *(f"- {note}" for note in notes),
+    ]
+    return "\n".join(header) + "\n\n" + markdown_table(rows, copy_gbps) + "\n"
+
+
+def write_report(out_dir: Path, op: str, env: Environment, text: str) -> Path:
+    """Writes ``text`` to ``out_dir/<device slug>/<op>.md`` and returns that path."""
+    path = Path(out_dir) / env.slug / f"{op}.md"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def parametrize_implementations(metafunc, argname: str, impls: dict[str, Implementation]):
+    """For ``pytest_generate_tests``: one case per implementation, unavailable ones skipped.
+
+    pytest is imported here, not at module level, so a bench_*.py file stays runnable as a
+    GPU script where pytest is not installed.
+    """
+    import pytest
+
+    if argname not in metafunc.fixturenames:
+        return
+    params = []
+    for name, fn in impls.items():
+        marks = [pytest.mark.skip(reason=fn)] if isinstance(fn, str) else []
+        params.append(pytest.param(fn, id=name, marks=marks))
+    metafunc.parametrize(argname, params)
