@@ -1,6 +1,7 @@
 """fused_inpaint: fused CUDA and Triton kernels for flow-guided video inpainting.
 
-Ops (SPEC 3): ``flow_warp``, ``fb_validity``. Backends (SPEC 4): ``set_backend``, ``use_backend``,
+Ops (SPEC 3): ``convlstm_cell``, ``flow_warp``, ``fb_validity``, ``temporal_shift``,
+``temporal_shift_align``. Backends (SPEC 4): ``set_backend``, ``use_backend``,
 ``get_backend``, ``available_backends``. Modules: ``fused_inpaint.nn``; drop-in
 replacements of the peers' composites: ``fused_inpaint.compat``.
 """
@@ -12,18 +13,27 @@ from fused_inpaint._backend import (
     set_backend,
     use_backend,
 )
-from fused_inpaint.ops import fb_validity, flow_warp
+from fused_inpaint.ops import (
+    convlstm_cell,
+    fb_validity,
+    flow_warp,
+    temporal_shift,
+    temporal_shift_align,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "available_backends",
     "compat",
+    "convlstm_cell",
     "fb_validity",
     "flow_warp",
     "get_backend",
     "nn",
     "reference",
     "set_backend",
+    "temporal_shift",
+    "temporal_shift_align",
     "use_backend",
 ]

@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 import torch
 
-__all__ = ["fb_validity", "flow_warp"]
+__all__ = ["convlstm_cell", "fb_validity", "flow_warp", "temporal_shift", "temporal_shift_align"]
 
 
 def compute_dtype(*tensors: torch.Tensor) -> torch.dtype:
@@ -189,3 +189,101 @@ def fb_validity(
         return valid_fw
     valid_bw = _fb_valid_one(flow_bw, flow_fw, alpha, beta, check_bounds, mask_t).to(out_dtype)
     return valid_fw, valid_bw
+
+
+def shift_groups(channels: int, fold_div: int) -> tuple[int, int]:
+    """(fold, end of the second group): channels [0, fold) look ahead, [fold, end) back."""
+    fold = channels // fold_div
+    return fold, min(2 * fold, channels)
+
+
+def temporal_shift(x: torch.Tensor, *, fold_div: int = 8) -> torch.Tensor:
+    """TSM: x (N, T, C, H, W); channels [0, fold) from frame t+1, [fold, 2 fold) from t-1."""
+    fold, end = shift_groups(x.shape[2], fold_div)
+    out = torch.zeros_like(x)
+    out[:, :-1, :fold] = x[:, 1:, :fold]
+    out[:, 1:, fold:end] = x[:, :-1, fold:end]
+    out[:, :, end:] = x[:, :, end:]
+    return out
+
+
+def resize_nearest(t: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """``interpolate(mode="nearest")`` of (..., Hf, Wf) to (..., h, w), with exact integer
+    source indices min(floor(y * Hf / h), Hf - 1)."""
+    hf, wf = t.shape[-2:]
+    rows = torch.clamp(torch.arange(h, device=t.device) * hf // h, max=hf - 1)
+    cols = torch.clamp(torch.arange(w, device=t.device) * wf // w, max=wf - 1)
+    return t[..., rows[:, None], cols[None, :]]
+
+
+def _align(x: torch.Tensor, own: torch.Tensor, flow: torch.Tensor, valid) -> torch.Tensor:
+    """Frames ``x`` (M, G, H, W) sampled along ``flow`` (M, 2, Hf, Wf), blended with ``own``
+    by the trust ``valid * inframe(q)`` (valid: (M, 1, Hf, Wf) or None)."""
+    _, _, h, w = x.shape
+    hf, wf = flow.shape[-2:]
+    f = resize_nearest(flow, h, w)
+    fx, fy = f[:, 0] * (w / wf), f[:, 1] * (h / hf)
+    xs, ys = pixel_grid(h, w, x.dtype, x.device)
+    qx, qy = xs + fx, ys + fy
+    kw = dict(align_corners=True, mode="bilinear", padding_mode="zeros")
+    sampled = sample(x, axis_taps(qx, w, **kw), axis_taps(qy, h, **kw))
+    q = (qx.detach(), qy.detach())
+    inframe = torch.isfinite(q[0]) & torch.isfinite(q[1])
+    inframe &= (q[0] >= 0) & (q[0] <= w - 1) & (q[1] >= 0) & (q[1] <= h - 1)
+    weight = inframe.unsqueeze(1).to(x.dtype)
+    if valid is not None:
+        weight = weight * resize_nearest(valid.detach().to(x.dtype), h, w)
+    return weight * sampled + (1 - weight) * own
+
+
+def temporal_shift_align(
+    x: torch.Tensor,
+    flow_fw: torch.Tensor | None,
+    flow_bw: torch.Tensor,
+    valid_fw: torch.Tensor | None = None,
+    valid_bw: torch.Tensor | None = None,
+    *,
+    fold_div: int = 8,
+    causal: bool = False,
+) -> torch.Tensor:
+    """TSAM: temporal shift whose shifted channels are aligned by flow and trusted by masks.
+
+    x: (N, T, C, H, W); flow_fw, flow_bw: (N, T-1, 2, Hf, Wf); valid_*: (N, T-1, 1, Hf, Wf).
+    """
+    n, t, c, h, w = x.shape
+    fold, end = shift_groups(c, fold_div)
+    cdt = compute_dtype(x, flow_bw)
+    xc = x.to(cdt)
+
+    def shifted(group: torch.Tensor, flow, valid, ahead: bool) -> torch.Tensor:
+        if t == 1:
+            return torch.zeros_like(group)
+        source, own = (group[:, 1:], group[:, :-1]) if ahead else (group[:, :-1], group[:, 1:])
+        g = group.shape[2]
+        m = n * (t - 1)
+        aligned = _align(
+            source.reshape(m, g, h, w),
+            own.reshape(m, g, h, w),
+            flow.to(cdt).reshape(m, 2, *flow.shape[-2:]),
+            None if valid is None else valid.reshape(m, 1, *valid.shape[-2:]),
+        ).reshape(n, t - 1, g, h, w)
+        pad = torch.zeros_like(group[:, :1])
+        return torch.cat([aligned, pad] if ahead else [pad, aligned], dim=1)
+
+    ahead = xc[:, :, :fold] if causal else shifted(xc[:, :, :fold], flow_fw, valid_fw, True)
+    behind = shifted(xc[:, :, fold:end], flow_bw, valid_bw, False)
+    return torch.cat([ahead, behind, xc[:, :, end:]], dim=2).to(x.dtype)
+
+
+def convlstm_cell(
+    gates: torch.Tensor, c: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """ConvLSTM gate math: gates (N, 4*Ch, H, W) in chunks (i, f, o, g), c (N, Ch, H, W) or
+    None (zeros). Returns (h_new in gates' dtype, c_new in c's dtype, else gates')."""
+    cdt = compute_dtype(gates) if c is None else compute_dtype(gates, c)
+    i, f, o, g = gates.to(cdt).chunk(4, dim=1)
+    c_new = torch.sigmoid(i) * torch.tanh(g)
+    if c is not None:
+        c_new = torch.sigmoid(f) * c.to(cdt) + c_new
+    h_new = torch.sigmoid(o) * torch.tanh(c_new)
+    return like_layout(h_new, gates), like_layout(c_new, gates if c is None else c)

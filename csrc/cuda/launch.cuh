@@ -6,6 +6,8 @@
 #include <torch/csrc/stable/accelerator.h>
 
 #include <algorithm>
+#include <cstdint>
+#include <type_traits>
 
 #include "common/tensor.h"
 
@@ -53,6 +55,61 @@ void launch_per_pixel(const Op& op, int64_t n_batch, int64_t height, int64_t wid
   if (pixels == 0) return;
   per_pixel_kernel<<<grid_for(pixels), kThreadsPerBlock, 0, current_stream(like)>>>(
       op, height, width, pixels);
+  check_launch(name);
+}
+
+// One thread per element of an (N, C, H, W) grid: op.element(n, c, y, x). Neighbouring
+// threads take neighbouring elements along W, or along C when kChannelsInner (the memory
+// order of channels_last), so that loads and stores coalesce.
+template <bool kChannelsInner, typename index_t, typename Op>
+__global__ void per_element_kernel(const Op op, index_t channels, index_t height,
+                                   index_t width, index_t numel) {
+  for (index_t i = blockIdx.x * index_t(blockDim.x) + threadIdx.x; i < numel;
+       i += index_t(gridDim.x) * blockDim.x) {
+    index_t rest = i, c = 0, x = 0;
+    if constexpr (kChannelsInner) {
+      c = rest % channels;
+      rest /= channels;
+    }
+    x = rest % width;
+    rest /= width;
+    const index_t y = rest % height;
+    rest /= height;
+    if constexpr (!kChannelsInner) {
+      c = rest % channels;
+      rest /= channels;
+    }
+    op.element(rest, c, y, x);
+  }
+}
+
+template <typename Op>
+void launch_per_element(const Op& op, int64_t n_batch, int64_t channels, int64_t height,
+                        int64_t width, bool channels_inner, const Tensor& like,
+                        const char* name) {
+  const int64_t numel = n_batch * channels * height * width;
+  if (numel == 0) return;
+  const cudaStream_t stream = current_stream(like);
+  const auto launch = [&](auto inner, auto index_tag) {
+    using index_t = decltype(index_tag);
+    per_element_kernel<decltype(inner)::value, index_t>
+        <<<grid_for(numel), kThreadsPerBlock, 0, stream>>>(
+            op, index_t(channels), index_t(height), index_t(width), index_t(numel));
+  };
+  const auto launch_in_order = [&](auto index_tag) {
+    if (channels_inner) {
+      launch(std::true_type{}, index_tag);
+    } else {
+      launch(std::false_type{}, index_tag);
+    }
+  };
+  // 32-bit index arithmetic (its divisions are several times cheaper) wherever the
+  // grid-stride loop cannot overflow it.
+  if (numel < (int64_t(1) << 31)) {
+    launch_in_order(uint32_t{});
+  } else {
+    launch_in_order(int64_t{});
+  }
   check_launch(name);
 }
 

@@ -1,0 +1,85 @@
+// temporal_shift_align on CUDA: one thread per (frame, pixel) reads its flow and mask
+// once, then walks the channels of each group. The backward is one pass: atomics scatter
+// the shifted channels' gradient (into a float32 workspace under half precision) and
+// the flow gradient at flow resolution.
+#include <tuple>
+#include <type_traits>
+
+#include "common/temporal_shift_align.h"
+#include "cuda/launch.cuh"
+
+namespace fused_inpaint {
+namespace {
+
+template <typename Backward>
+struct ShiftAlignBackwardAtomic {
+  Backward backward;
+
+  __device__ void pixel(int64_t nt, int64_t py, int64_t px) const {
+    backward.template pixel<true, true>(nt, py, px, 0, backward.channels, [](auto& ref, auto value) {
+      atomicAdd(&ref, static_cast<std::remove_reference_t<decltype(ref)>>(value));
+    });
+  }
+};
+
+Tensor temporal_shift_align_cuda(const Tensor& x, const Tensor& flow_fw, const Tensor& flow_bw,
+                                 std::optional<Tensor> valid_fw, std::optional<Tensor> valid_bw,
+                                 int64_t fold, bool causal) {
+  check_shift_align_args(x, flow_fw, flow_bw, valid_fw, valid_bw);
+  check_cuda(x, "x");
+  const torch::stable::accelerator::DeviceGuard guard(x.get_device_index());
+  const ShiftGroups groups = ShiftGroups::make(x.size(2), fold);
+  Tensor out = torch::stable::empty_like(x);
+  if (out.numel() == 0) return out;
+  dispatch_with_companion<true>(x, "x", flow_fw, [&](auto x_tag, auto flow_tag) {
+    using scalar_t = decltype(x_tag);
+    using flow_t = decltype(flow_tag);
+    if constexpr (std::is_same_v<flow_t, float> || std::is_same_v<flow_t, double>) {
+      using Op = ShiftAlignForward<scalar_t, flow_t>;
+      const Op op{view5<const scalar_t>(x), view5<scalar_t>(out),
+                  ShiftAlignGeometry<typename Op::coord_t, flow_t>::make(x, flow_fw, flow_bw,
+                                                                         valid_fw, valid_bw),
+                  x.size(2), groups, causal};
+      launch_per_pixel(op, x.size(0) * x.size(1), x.size(3), x.size(4), x,
+                       "temporal_shift_align forward");
+    }
+  });
+  return out;
+}
+
+std::tuple<Tensor, Tensor, Tensor> temporal_shift_align_backward_cuda(
+    const Tensor& grad_out, const Tensor& x, const Tensor& flow_fw, const Tensor& flow_bw,
+    std::optional<Tensor> valid_fw, std::optional<Tensor> valid_bw, int64_t fold, bool causal,
+    bool flow_grads) {
+  check_shift_align_args(x, flow_fw, flow_bw, valid_fw, valid_bw);
+  check_shift_align_grad_out(grad_out, x);
+  check_cuda(x, "x");
+  const torch::stable::accelerator::DeviceGuard guard(x.get_device_index());
+  const ShiftGroups groups = ShiftGroups::make(x.size(2), fold);
+  ShiftAlignGrads grads =
+      ShiftAlignGrads::make(x, flow_fw, flow_bw, groups.end, causal, flow_grads);
+  if (x.numel() > 0) {
+    dispatch_with_companion<true>(x, "x", flow_fw, [&](auto x_tag, auto flow_tag) {
+      using scalar_t = decltype(x_tag);
+      using flow_t = decltype(flow_tag);
+      if constexpr (std::is_same_v<flow_t, float> || std::is_same_v<flow_t, double>) {
+        using acc_t = std::conditional_t<std::is_same_v<scalar_t, double>, double, float>;
+        const auto op = make_shift_align_backward<scalar_t, flow_t, acc_t>(
+            grad_out, x, flow_fw, flow_bw, valid_fw, valid_bw, grads, groups, causal);
+        launch_per_pixel(ShiftAlignBackwardAtomic<decltype(op)>{op}, x.size(0) * x.size(1),
+                         x.size(3), x.size(4), x, "temporal_shift_align backward");
+      }
+    });
+  }
+  grads.finish();
+  return {grads.grad_x, grads.grad_flow_fw, grads.grad_flow_bw};
+}
+
+}  // namespace
+
+STABLE_TORCH_LIBRARY_IMPL(fused_inpaint, CUDA, m) {
+  m.impl("temporal_shift_align", TORCH_BOX(&temporal_shift_align_cuda));
+  m.impl("temporal_shift_align_backward", TORCH_BOX(&temporal_shift_align_backward_cuda));
+}
+
+}  // namespace fused_inpaint
