@@ -281,7 +281,7 @@ def convlstm_cell(
     """ConvLSTM gate math: gates (N, 4*Ch, H, W) in chunks (i, f, o, g), c (N, Ch, H, W) or
     None (zeros). Returns (h_new in gates' dtype, c_new in c's dtype, else gates')."""
     cdt = compute_dtype(gates) if c is None else compute_dtype(gates, c)
-    i, f, o, g = gates.to(cdt).chunk(4, dim=1)
+    i, f, o, g = gates.to(cdt).unflatten(1, (4, gates.shape[1] // 4)).unbind(1)
     c_new = torch.sigmoid(i) * torch.tanh(g)
     if c is not None:
         c_new = torch.sigmoid(f) * c.to(cdt) + c_new
