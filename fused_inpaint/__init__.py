@@ -3,8 +3,12 @@
 Ops (SPEC 3): ``convlstm_cell``, ``flow_warp``, ``fb_validity``, ``temporal_shift``,
 ``temporal_shift_align``. Backends (SPEC 4): ``set_backend``, ``use_backend``,
 ``get_backend``, ``available_backends``. Modules: ``fused_inpaint.nn``; drop-in
-replacements of the peers' composites: ``fused_inpaint.compat``.
+replacements of the peers' composites: ``fused_inpaint.compat``. The inpainting network
+and its runner: ``fused_inpaint.models``, ``fused_inpaint.Inpainter`` (imported on first
+use, so that importing the ops stays light).
 """
+
+import importlib
 
 from fused_inpaint import compat, nn, reference
 from fused_inpaint._backend import (
@@ -23,13 +27,24 @@ from fused_inpaint.ops import (
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str):
+    if name == "Inpainter":
+        return importlib.import_module("fused_inpaint.pipeline").Inpainter
+    if name == "models":
+        return importlib.import_module("fused_inpaint.models")
+    raise AttributeError(f"module 'fused_inpaint' has no attribute {name!r}")
+
+
 __all__ = [
+    "Inpainter",
     "available_backends",
     "compat",
     "convlstm_cell",
     "fb_validity",
     "flow_warp",
     "get_backend",
+    "models",
     "nn",
     "reference",
     "set_backend",

@@ -1,0 +1,152 @@
+"""The slim inpainting network and the Inpainter API (SPEC 5), on CPU."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+import fused_inpaint as fi
+from fused_inpaint.models import SlimInpaintNet, load_network, save_network
+from fused_inpaint.pipeline import Inpainter
+
+
+def make_clip(t: int, h: int, w: int, seed: int = 0):
+    """Frames (T, H, W, 3) uint8 and masks (T, H, W) bool with a moving hole."""
+    rng = np.random.default_rng(seed)
+    frames = rng.integers(0, 256, (t, h, w, 3), dtype=np.uint8)
+    masks = np.zeros((t, h, w), dtype=bool)
+    for i in range(t):
+        top, left = 2 + i % max(1, h - 8), 3 + (2 * i) % max(1, w - 10)
+        masks[i, top : top + 5, left : left + 7] = True
+    return frames, masks
+
+
+@pytest.fixture(scope="module")
+def inpainter():
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return Inpainter(device="cpu")
+
+
+def test_parameter_budget():
+    assert sum(p.numel() for p in SlimInpaintNet().parameters()) <= 4_000_000
+
+
+@pytest.mark.parametrize("size", [(17, 23), (24, 32), (9, 41)])
+def test_any_size_and_exact_known_pixels(inpainter, size):
+    frames, masks = make_clip(4, *size)
+    out = inpainter(frames, masks)
+    assert out.shape == frames.shape and out.dtype == np.uint8
+    assert np.array_equal(out[~masks], frames[~masks])
+    assert not np.array_equal(out[masks], frames[masks])  # the holes were filled
+
+
+def test_streaming_equals_whole_clip_and_static_mask(inpainter):
+    frames, masks = make_clip(6, 16, 24)
+    whole = inpainter(frames, masks)
+    streamed = np.stack(list(inpainter.stream(iter(frames), iter(masks))))
+    assert np.array_equal(whole, streamed)
+    static = inpainter(frames, masks[0])
+    assert np.array_equal(static, inpainter(frames, np.broadcast_to(masks[0], masks.shape)))
+    torch_frames = inpainter(torch.from_numpy(frames), torch.from_numpy(masks))
+    assert np.array_equal(torch_frames, whole)
+
+
+def test_streaming_latency_is_the_future_window(inpainter):
+    frames, masks = make_clip(7, 16, 16)
+    read = []
+
+    def source():
+        for i, frame in enumerate(frames):
+            read.append(i)
+            yield frame
+
+    for index, _ in enumerate(inpainter.stream(source(), masks)):
+        future = inpainter.window[1]
+        assert len(read) <= index + future + 1  # bounded latency, bounded memory
+    assert index == len(frames) - 1
+
+
+@pytest.mark.parametrize("window", [(0, 0), (0, 1), (1, 0), (3, 2)])
+def test_windows(window):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        inpainter = Inpainter(device="cpu", window=window)
+    frames, masks = make_clip(3, 16, 16)
+    out = inpainter(frames, masks)
+    assert out.shape == frames.shape and np.array_equal(out[~masks], frames[~masks])
+
+
+def test_backends_agree():
+    frames, masks = make_clip(3, 16, 24)
+    torch.manual_seed(1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        inpainter = Inpainter(device="cpu")
+    outputs = {}
+    backends = [b for b, s in fi.available_backends().items() if s.available and b != "cuda"]
+    for backend in backends:
+        with fi.use_backend(backend):
+            outputs[backend] = inpainter(frames, masks).astype(int)
+    for backend, out in outputs.items():
+        # uint8 outputs of float32 networks: at most one level apart.
+        assert np.abs(out - outputs["torch"]).max() <= 1, backend
+
+
+def test_weights_round_trip(tmp_path):
+    torch.manual_seed(2)
+    network = SlimInpaintNet(width=16)
+    path = tmp_path / "weights.safetensors"
+    save_network(network, path, note="test")
+    loaded = load_network(path)
+    assert loaded.config == network.config
+    for (name, a), (_, b) in zip(
+        network.state_dict().items(), loaded.state_dict().items(), strict=True
+    ):
+        assert torch.equal(a, b), name
+    with pytest.raises(FileNotFoundError, match="weights file not found"):
+        load_network(tmp_path / "missing.safetensors")
+
+
+def test_untrained_network_says_so():
+    with pytest.warns(UserWarning, match="no trained weights"):
+        Inpainter(device="cpu")
+
+
+def test_bad_inputs_are_named(inpainter):
+    frames, masks = make_clip(3, 16, 16)
+    with pytest.raises(ValueError, match="frame 0 must be uint8"):
+        inpainter(frames.astype(np.float32), masks)
+    with pytest.raises(ValueError, match="mask 0 must have the frames' size"):
+        inpainter(frames, masks[:, :8])
+    with pytest.raises(ValueError, match="fewer masks than frames"):
+        inpainter(frames, masks[:2])
+    with pytest.raises(ValueError, match="more masks than frames"):
+        inpainter(frames[:2], masks)
+    with pytest.raises(ValueError, match="frame 1 has size"):
+        inpainter([frames[0], frames[1, :8]], masks[0])
+    with pytest.raises(ValueError, match="dtype must be"):
+        Inpainter(device="cpu", dtype=torch.float64)
+
+
+def test_training_step_backpropagates():
+    """Every parameter of the network gets a gradient through the fused ops."""
+    torch.manual_seed(3)
+    net = SlimInpaintNet(width=8)
+    frames = torch.rand(1, 4, 3, 16, 16) * 2 - 1
+    holes = torch.zeros(1, 4, 1, 16, 16)
+    holes[..., 4:9, 5:11] = 1
+    features = [net.encode_frame(frames[:, i], holes[:, i]) for i in range(4)]
+    pairs = [net.pair_flows(a, b) for a, b in zip(features, features[1:], strict=False)]
+    state = fi.models.RecurrentState()
+    loss = 0
+    for _ in range(2):
+        out, state = net.step(features, pairs, state)
+        loss = loss + (out - frames[:, net.past]).abs().mean()
+    loss.backward()
+    missing = [n for n, p in net.named_parameters() if p.grad is None or not p.grad.any()]
+    assert not missing, missing
