@@ -8,8 +8,8 @@ import torch
 import triton
 import triton.language as tl
 
-from fused_inpaint.triton._sampling import BILINEAR, ZEROS, axis_taps, blend4, gather4, isfinite
 from fused_inpaint.triton._grid import row_segment
+from fused_inpaint.triton._sampling import BILINEAR, ZEROS, axis_taps, blend4, gather4, isfinite
 
 BLOCK_W = 128
 
