@@ -39,7 +39,7 @@ def make_input(case: str, dtype: torch.dtype, device: str) -> torch.Tensor:
 @pytest.mark.parametrize("case", list(CASES))
 def test_forward_and_backward_equal_reference(backend, device, case):
     fold_div = CASES[case][1]
-    for dtype_case in dtype_cases(backend, device):
+    for dtype_case in dtype_cases(backend, device, every_dtype=case == "odd"):
         x = make_input(case, DTYPE_CASES[dtype_case][0], device).requires_grad_()
         with fi.use_backend(backend):
             out = fi.temporal_shift(x, fold_div=fold_div)

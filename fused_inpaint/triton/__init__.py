@@ -1,0 +1,1 @@
+"""Triton kernels and launchers, one module per op (imported on first use, never by the package)."""
