@@ -29,11 +29,11 @@ CASES = {
 }
 
 
-def flow_dtype_cases(backend: str, device: str) -> list[str]:
+def flow_dtype_cases(backend: str, device: str, every_dtype: bool = True) -> list[str]:
     """The dtype cases of a backend whose flows are float32/float64, as TSAM takes them."""
     return [
         d
-        for d in dtype_cases(backend, device)
+        for d in dtype_cases(backend, device, every_dtype)
         if DTYPE_CASES[d][1] in (torch.float32, torch.float64)
     ]
 
