@@ -54,6 +54,12 @@ def dtype_cases(backend: str, device: str, every_dtype: bool = True) -> list[str
     return [name for name, (dtype, _) in DTYPE_CASES.items() if dtype in supported]
 
 
+def interpreted(backend: str, device: str) -> bool:
+    """Whether the backend runs under Triton's interpreter, which is slow: gradchecks
+    there use fast mode (random projections of the Jacobian instead of every column)."""
+    return backend == "triton" and device == "cpu"
+
+
 def with_layout(t: torch.Tensor, layout: str) -> torch.Tensor:
     """The same values as ``t`` (N, C, H, W), stored "contiguous", "channels_last" or
     "strided" (a view into a larger buffer with gaps in every dimension)."""
