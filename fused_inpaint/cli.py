@@ -1,0 +1,285 @@
+"""``fused-inpaint``: remove the masked regions of a video from the command line.
+
+  fused-inpaint run INPUT --mask MASK -o OUTPUT   inpaint a video file or frame folder
+  fused-inpaint demo                              inpaint a short clip, no network needed
+  fused-inpaint bench                             the model's throughput (bench_model.py)
+
+Errors in what the user gave (files, sizes, counts, options) end in one line on stderr and
+a non-zero exit status; an output is either complete or absent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import subprocess
+import sys
+import threading
+import time
+import warnings
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from tqdm import tqdm
+
+from fused_inpaint import demo as demo_clip
+from fused_inpaint import io
+from fused_inpaint.pipeline import Inpainter
+
+PROG = "fused-inpaint"
+DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
+BENCH_SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_model.py"
+
+
+class UsageError(Exception):
+    """A request that cannot be carried out as given; the message says why, in one line."""
+
+
+def _window(values: list[str]) -> tuple[int, int]:
+    """``--window PAST FUTURE`` or ``--window PAST,FUTURE`` -> (past, future)."""
+    parts = [p for v in values for p in v.split(",") if p.strip()]
+    try:
+        past, future = (int(p) for p in parts)
+    except ValueError:
+        message = f"--window takes PAST FUTURE or PAST,FUTURE, got {' '.join(values)}"
+        raise UsageError(message) from None
+    if past < 0 or future < 0:
+        raise UsageError(f"--window frames must be >= 0, got {past}, {future}")
+    return past, future
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    return value
+
+
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda if available)")
+    parser.add_argument(
+        "--dtype", choices=DTYPES, help="network precision (default: float16 on cuda, else float32)"
+    )
+    parser.add_argument(
+        "--window",
+        nargs="+",
+        metavar=("PAST", "FUTURE"),
+        help="past and future frames around each frame, as two numbers or PAST,FUTURE "
+        "(FUTURE 0: online, no latency; default: the network's)",
+    )
+    parser.add_argument("--weights", type=Path, help="safetensors weights (default: shipped)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="Video inpainting with fused CUDA/Triton kernels."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser(
+        "run",
+        help="inpaint a video or a frame folder",
+        description="Inpaints INPUT where MASK is nonzero and writes OUTPUT. OUTPUT with a "
+        f"video extension ({', '.join(io.VIDEO_EXTENSIONS)}) is a video at the input's "
+        "frame rate; any other OUTPUT is a new folder of lossless PNGs 00000.png, ...",
+    )
+    run.add_argument("input", type=Path, metavar="INPUT", help="video file or folder of frames")
+    run.add_argument(
+        "--mask",
+        required=True,
+        type=Path,
+        help="one mask image for every frame, a folder of mask images, or a mask video",
+    )
+    run.add_argument("-o", "--output", required=True, type=Path, help="video file or folder")
+    run.add_argument(
+        "--dilate", type=_non_negative, default=0, metavar="N", help="grow the mask by N pixels"
+    )
+    run.add_argument(
+        "--fps",
+        type=float,
+        help="frame rate of a video output (default: the input's; 25 for a frame folder)",
+    )
+    _add_model_options(run)
+
+    demo = commands.add_parser(
+        "demo",
+        help="inpaint a short built-in clip",
+        description="Inpaints a short clip with a moving mask and writes input.mp4, "
+        "mask.mp4, output.mp4 and comparison.png (input | mask | output).",
+    )
+    demo.add_argument("--out", type=Path, default=Path("fused_inpaint_demo"), metavar="DIR")
+    demo.add_argument("--frames", type=_positive, default=24, help="clip length")
+    demo.add_argument("--width", type=_positive, default=320, help="frame width in pixels")
+    demo.add_argument(
+        "--generated", action="store_true", help="use the generated clip even if a real one is"
+    )
+    _add_model_options(demo)
+
+    bench = commands.add_parser(
+        "bench",
+        help="measure the model's throughput",
+        description="Runs benchmarks/bench_model.py: frames/s and peak GPU memory.",
+    )
+    bench.add_argument("--quick", action="store_true", help="one resolution, as a smoke test")
+    bench.add_argument("--out", type=Path, metavar="DIR", help="results root")
+    return parser
+
+
+def _device(name: str | None) -> torch.device | None:
+    if name is None:
+        return None
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UsageError(f"unknown device {name!r}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError(f"device {name}: no CUDA device is available")
+    return device
+
+
+def make_inpainter(args: argparse.Namespace) -> Inpainter:
+    """The Inpainter the options ask for; its warnings are shown as one line each."""
+    device = _device(args.device)
+    window = _window(args.window) if args.window else None
+    if args.weights is not None and not args.weights.is_file():
+        raise UsageError(f"weights file not found: {args.weights}")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            inpainter = Inpainter(args.weights, device, DTYPES.get(args.dtype), window)
+        except (OSError, ValueError, RuntimeError, SafetensorError) as error:
+            what = f"weights {args.weights}" if args.weights else "the network"
+            raise UsageError(f"cannot load {what}: {_one_line(error)}") from None
+    for warning in caught:
+        print(f"{PROG}: warning: {warning.message}", file=sys.stderr)
+    return inpainter
+
+
+def with_progress(frames: Iterable[np.ndarray], total: int | None, label: str):
+    """Yields ``frames`` while a progress bar (frames/s) runs on a terminal's stderr."""
+    with tqdm(frames, total=total, unit="frame", desc=label, disable=None, leave=False) as bar:
+        yield from bar
+
+
+def _size_text(size: tuple[int, int]) -> str:
+    return f"{size[1]}x{size[0]}"
+
+
+def run_command(args: argparse.Namespace) -> int:
+    frames = io.open_frames(args.input)
+    masks = io.Masks(args.mask, dilate=args.dilate)
+    if masks.size != frames.size:
+        raise UsageError(
+            f"mask {args.mask} is {_size_text(masks.size)} but the frames of {args.input} "
+            f"are {_size_text(frames.size)}"
+        )
+    if None not in (masks.count, frames.count) and masks.count != frames.count:
+        raise UsageError(
+            f"{masks.count} masks in {args.mask} for {frames.count} frames in {args.input}"
+        )
+    if args.fps is not None and args.fps <= 0:
+        raise UsageError(f"--fps must be > 0, got {args.fps:g}")
+    writer = io.open_writer(args.output, args.fps or frames.fps)
+    inpainter = make_inpainter(args)
+    start = time.perf_counter()
+    with writer:
+        inpainted = inpainter.stream(frames, masks.for_inpainter())
+        for frame in with_progress(inpainted, frames.estimated_count, "inpaint"):
+            writer.write(frame)
+    rate = writer.count / (time.perf_counter() - start)
+    print(f"wrote {writer.count} frames to {args.output} ({rate:.1f} frames/s)")
+    return 0
+
+
+def demo_command(args: argparse.Namespace) -> int:
+    clip = demo_clip.load_clip(args.frames, args.width, generated=args.generated)
+    holes = demo_clip.moving_mask(len(clip.frames), clip.frames.shape[1:3])
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UsageError(f"cannot create {args.out}: {error.strerror}") from None
+    inpainter = make_inpainter(args)
+    paths = {name: args.out / name for name in ("input.mp4", "mask.mp4", "output.mp4")}
+    with io.VideoWriter(paths["input.mp4"], clip.fps) as writer:
+        for frame in clip.frames:
+            writer.write(frame)
+    with io.VideoWriter(paths["mask.mp4"], clip.fps) as writer:
+        for hole in holes:
+            writer.write(np.repeat(hole[..., None] * np.uint8(255), 3, axis=2))
+    middle = len(clip.frames) // 2
+    start = time.perf_counter()
+    with io.VideoWriter(paths["output.mp4"], clip.fps) as writer:
+        inpainted = inpainter.stream(clip.frames, holes)
+        for index, frame in enumerate(with_progress(inpainted, len(holes), "demo")):
+            writer.write(frame)
+            if index == middle:
+                middle_output = frame
+    rate = writer.count / (time.perf_counter() - start)
+    comparison = args.out / "comparison.png"
+    io.write_png(
+        comparison, demo_clip.side_by_side(clip.frames[middle], holes[middle], middle_output)
+    )
+    height, width = clip.frames.shape[1:3]
+    print(f"clip: {clip.source}, {len(clip.frames)} frames of {width}x{height}")
+    print(f"inpainted at {rate:.1f} frames/s on {inpainter.device} ({inpainter.dtype})")
+    for path in (*paths.values(), comparison):
+        print(f"wrote {path}")
+    return 0
+
+
+def bench_command(args: argparse.Namespace) -> int:
+    if not BENCH_SCRIPT.is_file():
+        raise UsageError(
+            f"bench runs benchmarks/bench_model.py of a source checkout: no {BENCH_SCRIPT}"
+        )
+    options = ["--quick"] if args.quick else []
+    options += ["--out", str(args.out)] if args.out else []
+    return subprocess.call([sys.executable, str(BENCH_SCRIPT), *options])
+
+
+COMMANDS = {"run": run_command, "demo": demo_command, "bench": bench_command}
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs the command line ``argv`` (default: sys.argv[1:]); returns the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit:  # --help, or a usage error argparse already printed
+        return exit.code if isinstance(exit.code, int) else 2
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    # A terminated run unwinds like an interrupted one, so no partial output stays behind.
+    previous = signal.signal(signal.SIGTERM, _interrupt) if in_main_thread else None
+    try:
+        return COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except (UsageError, io.MediaError, ValueError, OSError, torch.OutOfMemoryError) as error:
+        print(f"{PROG}: error: {_one_line(error)}", file=sys.stderr)
+        return 1
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

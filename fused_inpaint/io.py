@@ -1,0 +1,367 @@
+"""Reading and writing videos, frame folders and masks, one frame at a time.
+
+Frames are uint8 (H, W, 3) RGB numpy arrays, masks (H, W) bool with True = hole. Nothing
+here holds more than one frame, so a clip of any length streams through in bounded memory.
+
+Inputs: a video file (anything FFmpeg decodes, through PyAV) or a folder of images (sorted
+by name, numbers in names compared as numbers). Masks: one image (the same mask for every
+frame), a folder of images, or a video. A mask image's pixel is a hole where any channel is
+nonzero; a mask video is lossy-compressed, so there a hole is a level above 127.
+
+Outputs are atomic: frames go to a temporary name beside the destination, which is renamed
+into place only when the last frame is written, and removed on any failure.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shutil
+from collections.abc import Iterator
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, UnidentifiedImageError
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+# extension -> (container format, codec, codec options). WebM cannot hold H.264: VP9 there.
+VIDEO_FORMATS = {
+    ".mp4": ("mp4", "libx264", {"crf": "18"}),
+    ".mkv": ("matroska", "libx264", {"crf": "18"}),
+    ".mov": ("mov", "libx264", {"crf": "18"}),
+    ".avi": ("avi", "libx264", {"crf": "18"}),
+    ".webm": ("webm", "libvpx-vp9", {"crf": "24", "b": "0"}),
+}
+VIDEO_EXTENSIONS = tuple(VIDEO_FORMATS)
+DEFAULT_FPS = Fraction(25)
+MASK_VIDEO_THRESHOLD = 127
+
+
+class MediaError(Exception):
+    """A video, image or frame folder that cannot be read or written; the message says which."""
+
+
+def is_video_path(path: str | os.PathLike) -> bool:
+    """Whether ``path`` names a video that this module writes (by its extension)."""
+    return Path(path).suffix.lower() in VIDEO_EXTENSIONS
+
+
+def _natural_key(path: Path) -> list:
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
+
+
+def list_images(folder: Path) -> list[Path]:
+    """The image files of ``folder`` in frame order; hidden and non-image files are skipped."""
+    files = [
+        p
+        for p in folder.iterdir()
+        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTENSIONS
+    ]
+    return sorted(files, key=_natural_key)
+
+
+def _open_image(path: Path, load: bool = True) -> Image.Image:
+    """The image at ``path``; with ``load=False`` only its header is read (size, mode)."""
+    try:
+        image = Image.open(path)
+        if load:
+            image.load()
+    except (OSError, UnidentifiedImageError) as error:
+        raise MediaError(f"cannot read image {path}: {error}") from None
+    return image
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    """(H, W) of an image file, from its header."""
+    with _open_image(path, load=False) as image:
+        return image.height, image.width
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    """An image file as (H, W, 3) uint8 RGB; alpha is dropped."""
+    return np.array(_open_image(path).convert("RGB"))  # a writable copy, as torch wants
+
+
+def read_hole(path: Path) -> np.ndarray:
+    """A mask image as (H, W) bool: True where any color channel is nonzero."""
+    image = _open_image(path)
+    if image.mode in ("1", "L", "I", "I;16", "F"):
+        return np.asarray(image) != 0
+    return np.asarray(image.convert("RGB")).max(axis=2) != 0
+
+
+def _ffmpeg_message(error: av.FFmpegError) -> str:
+    return error.strerror or str(error)
+
+
+class VideoReader:
+    """Decodes a video file frame by frame: iterating yields (H, W, 3) uint8 RGB.
+
+    ``size`` (H, W); ``fps`` the stream's average frame rate; ``count`` None (a container's
+    frame count is not always exact); ``estimated_count`` its stated count, for progress.
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        try:
+            with av.open(str(path)) as container:
+                if not container.streams.video:
+                    raise MediaError(f"cannot read video {path}: it has no video stream")
+                stream = container.streams.video[0]
+                self.size = (stream.height, stream.width)
+                self.fps = stream.average_rate or stream.guessed_rate or DEFAULT_FPS
+                self.estimated_count = stream.frames or None
+        except av.FFmpegError as error:
+            raise MediaError(f"cannot read video {path}: {_ffmpeg_message(error)}") from None
+        self.count = None
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        try:
+            with av.open(str(self.path)) as container:
+                stream = container.streams.video[0]
+                stream.thread_type = "AUTO"
+                for frame in container.decode(stream):
+                    yield frame.to_ndarray(format="rgb24")
+        except av.FFmpegError as error:
+            message = _ffmpeg_message(error)
+            raise MediaError(f"cannot decode video {self.path}: {message}") from None
+
+
+class FrameFolder:
+    """A folder of images, in name order: iterating yields (H, W, 3) uint8 RGB.
+
+    ``size`` (H, W) of the first image; ``count`` the number of images; ``fps`` None.
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.files = list_images(path)
+        if not self.files:
+            raise MediaError(f"{path} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
+        self.size = image_size(self.files[0])
+        self.count = self.estimated_count = len(self.files)
+        self.fps = None
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return (read_rgb(p) for p in self.files)
+
+
+def open_frames(path: str | os.PathLike) -> VideoReader | FrameFolder:
+    """The frames of a video file or an image folder, read lazily."""
+    path = Path(path)
+    if path.is_dir():
+        return FrameFolder(path)
+    if not path.exists():
+        raise MediaError(f"input not found: {path}")
+    return VideoReader(path)
+
+
+class Masks:
+    """The masks of a clip from an image (static), an image folder or a video.
+
+    ``static``: the (H, W) bool mask of every frame, or None for per-frame masks, which
+    ``per_frame()`` yields. ``size`` (H, W); ``count`` exact or None (static, or a video).
+    Every hole is grown by ``dilate`` pixels.
+    """
+
+    def __init__(self, path: str | os.PathLike, dilate: int = 0):
+        path = Path(path)
+        self.dilate = dilate
+        self.static: np.ndarray | None = None
+        self._video: VideoReader | None = None
+        self._files: list[Path] = []
+        self.count = None
+        if path.is_dir():
+            self._files = list_images(path)
+            if not self._files:
+                raise MediaError(f"mask folder {path} holds no images")
+            self.size = image_size(self._files[0])
+            self.count = len(self._files)
+        elif not path.exists():
+            raise MediaError(f"mask not found: {path}")
+        elif path.suffix.lower() in IMAGE_EXTENSIONS:
+            self.static = dilate_hole(read_hole(path), dilate)
+            self.size = self.static.shape
+        else:
+            self._video = VideoReader(path)
+            self.size = self._video.size
+
+    def per_frame(self) -> Iterator[np.ndarray]:
+        """The per-frame (H, W) bool masks, dilated, read lazily."""
+        if self._video is not None:
+            holes = (rgb.max(axis=2) > MASK_VIDEO_THRESHOLD for rgb in self._video)
+        else:
+            holes = (read_hole(p) for p in self._files)
+        return (dilate_hole(hole, self.dilate) for hole in holes)
+
+    def for_inpainter(self) -> np.ndarray | Iterator[np.ndarray]:
+        """What ``Inpainter.stream`` takes: the static mask or the per-frame iterator."""
+        return self.static if self.static is not None else self.per_frame()
+
+
+def dilate_hole(hole: np.ndarray, pixels: int) -> np.ndarray:
+    """(H, W) bool -> (H, W) bool: the hole grown by ``pixels`` pixels.
+
+    Alternating 3x3 square and 3x3 cross dilations grow it into an octagon, the usual cheap
+    stand-in for a disk; each one adds exactly one pixel along the axes.
+    """
+    if pixels <= 0:
+        return hole
+    x = torch.from_numpy(hole)[None, None].float()
+    for step in range(pixels):
+        if step % 2 == 0:
+            x = F.max_pool2d(x, 3, stride=1, padding=1)
+        else:
+            rows = F.max_pool2d(x, (3, 1), stride=1, padding=(1, 0))
+            x = torch.maximum(rows, F.max_pool2d(x, (1, 3), stride=1, padding=(0, 1)))
+    return x[0, 0].numpy() > 0
+
+
+def _partial_name(path: Path) -> Path:
+    """A fresh hidden name beside ``path`` for its output while it is being written."""
+    # Created with the umask's permissions (unlike tempfile's private 0600 files), since
+    # the partial file becomes the output.
+    return path.with_name(f".{path.name}.{secrets.token_hex(4)}.partial")
+
+
+def _check_folder_of(path: Path) -> None:
+    if not path.parent.is_dir():
+        raise MediaError(f"cannot write {path}: folder {path.parent} does not exist")
+
+
+class VideoWriter:
+    """Writes (H, W, 3) uint8 frames to a video file at ``fps``, atomically.
+
+    H.264 (libx264, yuv420p, CRF 18) in .mp4/.mkv/.mov/.avi, VP9 (yuv420p) in .webm.
+    yuv420p needs even sizes: an odd height or width is padded by repeating the last row
+    or column, so such a video is one pixel taller or wider than its frames. As a context
+    manager: the file appears at ``path`` when the block ends without an error, else never.
+    """
+
+    def __init__(self, path: str | os.PathLike, fps: Fraction | float | None = None):
+        self.path = Path(path)
+        if self.path.suffix.lower() not in VIDEO_FORMATS:
+            extensions = ", ".join(VIDEO_EXTENSIONS)
+            raise MediaError(f"cannot write {self.path}: video extensions are {extensions}")
+        if self.path.is_dir():
+            raise MediaError(f"cannot write {self.path}: it is a folder")
+        _check_folder_of(self.path)
+        self.format, self.codec, self.options = VIDEO_FORMATS[self.path.suffix.lower()]
+        self.fps = Fraction(fps or DEFAULT_FPS).limit_denominator(1001)
+        self.count = 0
+        self._temp: Path | None = None
+        self._container = None
+        self._stream = None
+
+    def __enter__(self) -> VideoWriter:
+        try:
+            self._temp = _partial_name(self.path)
+            os.close(os.open(self._temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except OSError as error:
+            raise MediaError(f"cannot write {self.path}: {error.strerror}") from None
+        try:
+            self._container = av.open(str(self._temp), mode="w", format=self.format)
+        except av.FFmpegError as error:
+            self._temp.unlink(missing_ok=True)
+            raise MediaError(f"cannot write {self.path}: {_ffmpeg_message(error)}") from None
+        return self
+
+    def write(self, frame: np.ndarray) -> None:
+        """Appends one (H, W, 3) uint8 RGB frame; all frames have the first one's size."""
+        h, w = frame.shape[:2]
+        if self._stream is None:
+            self._stream = self._container.add_stream(self.codec, rate=self.fps)
+            self._stream.width, self._stream.height = w + w % 2, h + h % 2
+            self._stream.pix_fmt = "yuv420p"
+            self._stream.options = self.options
+        if h % 2 or w % 2:
+            frame = np.pad(frame, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+        self._encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24"))
+        self.count += 1
+
+    def _encode(self, frame: av.VideoFrame | None) -> None:
+        try:
+            for packet in self._stream.encode(frame):
+                self._container.mux(packet)
+        except av.FFmpegError as error:
+            raise MediaError(f"cannot write {self.path}: {_ffmpeg_message(error)}") from None
+
+    def __exit__(self, exc_type, exc, traceback) -> None:
+        try:
+            if exc_type is None:
+                if self._stream is None:
+                    raise MediaError(f"cannot write {self.path}: no frames to write")
+                self._encode(None)  # flushes the frames the encoder holds back
+                self._container.close()
+                os.replace(self._temp, self.path)
+        finally:
+            if self._temp.exists():  # failed: close quietly, remove the partial file
+                try:
+                    self._container.close()
+                except av.FFmpegError:
+                    pass
+                self._temp.unlink(missing_ok=True)
+
+
+class PngFolderWriter:
+    """Writes frames as lossless PNGs ``00000.png``, ``00001.png``, ... into folder ``path``.
+
+    The frames go to a temporary folder beside ``path``, renamed to ``path`` when the
+    block ends without an error and removed otherwise. ``path`` may already exist only as
+    an empty folder (which the rename replaces): a folder with files in it is never
+    replaced.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        if self.path.is_file() or (self.path.is_dir() and any(self.path.iterdir())):
+            what = "a file" if self.path.is_file() else "a folder that is not empty"
+            raise MediaError(f"cannot write frames to {self.path}: it is {what}")
+        _check_folder_of(self.path)
+        self.count = 0
+        self._temp: Path | None = None
+
+    def __enter__(self) -> PngFolderWriter:
+        try:
+            self._temp = _partial_name(self.path)
+            self._temp.mkdir()
+        except OSError as error:
+            raise MediaError(f"cannot write frames to {self.path}: {error.strerror}") from None
+        return self
+
+    def write(self, frame: np.ndarray) -> None:
+        """Writes one (H, W, 3) uint8 RGB frame as the next PNG."""
+        # Lossless at every compression level; the fastest keeps up with the network.
+        Image.fromarray(frame).save(self._temp / f"{self.count:05d}.png", compress_level=1)
+        self.count += 1
+
+    def __exit__(self, exc_type, exc, traceback) -> None:
+        try:
+            if exc_type is None:
+                if self.count == 0:
+                    raise MediaError(f"cannot write frames to {self.path}: no frames to write")
+                os.replace(self._temp, self.path)
+        finally:
+            shutil.rmtree(self._temp, ignore_errors=True)
+
+
+def open_writer(path: str | os.PathLike, fps: Fraction | float | None = None):
+    """A VideoWriter for a path with a video extension, else a PngFolderWriter."""
+    return VideoWriter(path, fps) if is_video_path(path) else PngFolderWriter(path)
+
+
+def write_png(path: str | os.PathLike, image: np.ndarray) -> None:
+    """Writes one (H, W, 3) uint8 image as a PNG file, atomically."""
+    path = Path(path)
+    _check_folder_of(path)
+    temp = _partial_name(path)
+    try:
+        Image.fromarray(image).save(temp, format="PNG")
+        os.replace(temp, path)
+    finally:
+        temp.unlink(missing_ok=True)

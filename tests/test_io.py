@@ -1,0 +1,226 @@
+"""Video, frame-folder and mask reading and writing (fused_inpaint.io)."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fused_inpaint import io
+
+
+def random_frames(count: int = 5, height: int = 32, width: int = 48) -> np.ndarray:
+    """(T, H, W, 3) uint8 frames: smooth gradients plus a little noise, which H.264 keeps."""
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[:height, :width]
+    frames = np.empty((count, height, width, 3), dtype=np.uint8)
+    for t in range(count):
+        base = np.stack([4 * x + 8 * t, 6 * y, 3 * (x + y)], axis=2) % 200 + 20
+        frames[t] = base + rng.integers(0, 8, size=base.shape)
+    return frames
+
+
+def write_video(path, frames, fps=12):
+    with io.VideoWriter(path, fps) as writer:
+        for frame in frames:
+            writer.write(frame)
+
+
+def leftovers(folder) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if "partial" in p.name)
+
+
+def test_png_folder_round_trip_is_exact(tmp_path):
+    frames = random_frames()
+    with io.PngFolderWriter(tmp_path / "out") as writer:
+        for frame in frames:
+            writer.write(frame)
+    names = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert names == [f"{i:05d}.png" for i in range(len(frames))]
+    source = io.open_frames(tmp_path / "out")
+    assert (source.size, source.count, source.fps) == ((32, 48), len(frames), None)
+    np.testing.assert_array_equal(np.stack(list(source)), frames)
+
+
+def test_frame_folder_order_is_numeric_and_skips_other_files(tmp_path):
+    frames = random_frames(count=3)
+    for frame, name in zip(frames, ["f2.png", "f10.png", "f1.png"], strict=True):
+        Image.fromarray(frame).save(tmp_path / name)
+    (tmp_path / "notes.txt").write_text("not a frame")
+    Image.fromarray(frames[0]).save(tmp_path / ".hidden.png")
+    source = io.open_frames(tmp_path)
+    assert [p.name for p in source.files] == ["f1.png", "f2.png", "f10.png"]
+    np.testing.assert_array_equal(np.stack(list(source)), frames[[2, 0, 1]])
+
+
+def test_frames_of_gray_and_rgba_images_are_rgb(tmp_path):
+    Image.new("L", (6, 4), 90).save(tmp_path / "a.png")
+    Image.new("RGBA", (6, 4), (10, 20, 30, 0)).save(tmp_path / "b.png")
+    a, b = io.open_frames(tmp_path)
+    assert a.shape == b.shape == (4, 6, 3) and a.flags.writeable
+    assert (a == 90).all() and (b == [10, 20, 30]).all()
+
+
+def test_video_round_trip(tmp_path):
+    frames = random_frames(count=6)
+    write_video(tmp_path / "clip.mp4", frames, fps=Fraction(30000, 1001))
+    source = io.open_frames(tmp_path / "clip.mp4")
+    assert source.size == (32, 48) and source.fps == Fraction(30000, 1001)
+    decoded = np.stack(list(source))
+    assert decoded.shape == frames.shape
+    assert np.abs(decoded.astype(int) - frames).mean() < 4  # CRF 18 H.264
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("extension", [".mkv", ".mov", ".avi", ".webm"])
+def test_every_video_extension_writes(tmp_path, extension):
+    frames = random_frames(count=3)
+    write_video(tmp_path / f"clip{extension}", frames)
+    assert len(list(io.open_frames(tmp_path / f"clip{extension}"))) == 3
+
+
+def test_odd_sizes_are_padded_by_repeating_the_edge(tmp_path):
+    frames = random_frames(count=2, height=31, width=45)
+    write_video(tmp_path / "odd.mp4", frames)
+    source = io.open_frames(tmp_path / "odd.mp4")
+    assert source.size == (32, 46)
+    decoded = np.stack(list(source)).astype(int)
+    assert np.abs(decoded[:, :31, :45] - frames).mean() < 4
+    assert np.abs(decoded[:, 31, :45] - frames[:, 30]).mean() < 6
+
+
+@pytest.mark.parametrize("kind", ["video", "folder"])
+def test_failed_output_leaves_nothing(tmp_path, kind):
+    path = tmp_path / ("out.mp4" if kind == "video" else "out")
+    with pytest.raises(RuntimeError, match="stop"):
+        with io.open_writer(path, 25) as writer:
+            writer.write(random_frames(count=1)[0])
+            raise RuntimeError("stop")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_output_with_no_frames_is_an_error_and_leaves_nothing(tmp_path):
+    for path in (tmp_path / "out.mp4", tmp_path / "out"):
+        with pytest.raises(io.MediaError, match="no frames"):
+            with io.open_writer(path):
+                pass
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_png_folder_output_replaces_only_an_empty_folder(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with io.PngFolderWriter(tmp_path / "empty") as writer:
+        writer.write(random_frames(count=1)[0])
+    assert [p.name for p in (tmp_path / "empty").iterdir()] == ["00000.png"]
+    with pytest.raises(io.MediaError, match="not empty"):
+        io.PngFolderWriter(tmp_path / "empty")
+
+
+def test_unwritable_destinations(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(io.MediaError, match="does not exist"):
+        io.VideoWriter(tmp_path / "missing" / "out.mp4")
+    with pytest.raises(io.MediaError, match="does not exist"):
+        io.PngFolderWriter(tmp_path / "file" / "frames")
+    with pytest.raises(io.MediaError, match="it is a file"):
+        io.PngFolderWriter(tmp_path / "file")
+    (tmp_path / "folder.mp4").mkdir()
+    with pytest.raises(io.MediaError, match="it is a folder"):
+        io.VideoWriter(tmp_path / "folder.mp4")
+
+
+def test_unreadable_inputs(tmp_path):
+    (tmp_path / "text.mp4").write_text("not a video")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "0.png").write_bytes(b"not a png")
+    with pytest.raises(io.MediaError, match="not found"):
+        io.open_frames(tmp_path / "missing.mp4")
+    with pytest.raises(io.MediaError, match="cannot read video"):
+        io.open_frames(tmp_path / "text.mp4")
+    with pytest.raises(io.MediaError, match="holds no images"):
+        io.open_frames(tmp_path / "empty")
+    with pytest.raises(io.MediaError, match="cannot read image"):
+        io.open_frames(tmp_path / "broken")
+    with pytest.raises(io.MediaError, match="mask not found"):
+        io.Masks(tmp_path / "missing.png")
+
+
+def palette_image() -> Image.Image:
+    """A palette image whose index 0 is a nonzero color and index 1 black: all index 1."""
+    image = Image.new("P", (5, 4), 1)
+    image.putpalette([0, 3, 0, 0, 0, 0] + [0] * 762)
+    return image
+
+
+@pytest.mark.parametrize(
+    "image, hole_value",
+    [
+        (Image.new("L", (5, 4)), 1),
+        (Image.new("1", (5, 4)), 1),
+        (Image.new("RGB", (5, 4)), (0, 0, 1)),
+        (palette_image(), 0),  # the color counts, not the index
+    ],
+    ids=["L", "1", "RGB", "P"],
+)
+def test_mask_image_hole_is_any_nonzero_pixel(tmp_path, image, hole_value):
+    image.putpixel((1, 2), hole_value)
+    image.save(tmp_path / "mask.png")
+    masks = io.Masks(tmp_path / "mask.png")
+    expected = np.zeros((4, 5), dtype=bool)
+    expected[2, 1] = True
+    assert masks.count is None
+    np.testing.assert_array_equal(masks.static, expected)
+    assert masks.for_inpainter() is masks.static
+
+
+def test_mask_folder_and_mask_video(tmp_path):
+    holes = np.zeros((3, 16, 24), dtype=bool)
+    for t in range(3):
+        holes[t, 4:10, 2 + 4 * t : 10 + 4 * t] = True
+    (tmp_path / "masks").mkdir()
+    for t, hole in enumerate(holes):
+        Image.fromarray(hole.astype(np.uint8) * 255).save(tmp_path / "masks" / f"{t}.png")
+    folder = io.Masks(tmp_path / "masks")
+    assert (folder.size, folder.count, folder.static) == ((16, 24), 3, None)
+    np.testing.assert_array_equal(np.stack(list(folder.for_inpainter())), holes)
+
+    write_video(tmp_path / "mask.mp4", np.repeat(holes[..., None] * np.uint8(255), 3, axis=3))
+    video = io.Masks(tmp_path / "mask.mp4")
+    assert (video.size, video.count) == ((16, 24), None)
+    np.testing.assert_array_equal(np.stack(list(video.per_frame())), holes)
+
+
+def test_dilate_grows_by_exactly_n_pixels_along_the_axes():
+    hole = np.zeros((21, 21), dtype=bool)
+    hole[10, 10] = True
+    np.testing.assert_array_equal(io.dilate_hole(hole, 0), hole)
+    square = io.dilate_hole(hole, 1)
+    assert square.sum() == 9 and square[9:12, 9:12].all()
+    for n in (2, 3, 6):
+        grown = io.dilate_hole(hole, n)
+        rows, cols = np.nonzero(grown)
+        assert rows.min() == cols.min() == 10 - n and rows.max() == cols.max() == 10 + n
+        assert not grown[10 - n, 10 - n]  # corners cut: an octagon, not a square
+        assert (grown >= io.dilate_hole(hole, n - 1)).all()
+
+
+def test_masks_are_dilated(tmp_path):
+    hole = np.zeros((16, 16), dtype=np.uint8)
+    hole[8, 8] = 255
+    Image.fromarray(hole).save(tmp_path / "mask.png")
+    (tmp_path / "masks").mkdir()
+    Image.fromarray(hole).save(tmp_path / "masks" / "0.png")
+    expected = io.dilate_hole(hole != 0, 3)
+    np.testing.assert_array_equal(io.Masks(tmp_path / "mask.png", dilate=3).static, expected)
+    (per_frame,) = io.Masks(tmp_path / "masks", dilate=3).per_frame()
+    np.testing.assert_array_equal(per_frame, expected)
+
+
+def test_write_png(tmp_path):
+    image = random_frames(count=1)[0]
+    io.write_png(tmp_path / "a.png", image)
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "a.png")), image)
+    assert leftovers(tmp_path) == []
