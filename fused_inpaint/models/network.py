@@ -155,6 +155,16 @@ class SlimInpaintNet(nn.Module):
         """Inpaints frame ``past`` of the window ``frames`` (len K + 1 + L, ``pairs`` the
         len - 1 flows between them). Returns the composited frame (N, 3, H, W) in [-1, 1]
         and the state for the next step."""
+        predicted, memory = self.predict(frames, pairs, state)
+        current = frames[self.past]
+        output = current.image * (1 - current.hole) + predicted * current.hole
+        return output, RecurrentState(memory, output.detach())
+
+    def predict(
+        self, frames: list[FrameFeatures], pairs: list[PairFlows], state: RecurrentState
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """``step`` before compositing: the whole predicted frame (N, 3, H, W) in [-1, 1]
+        and the new ConvLSTM memory."""
         n = frames[0].image.shape[0]
         current = frames[self.past]
 
@@ -197,6 +207,4 @@ class SlimInpaintNet(nn.Module):
             feedback = flow_warp(state.output, to_previous.backward)
             trust = to_previous.valid_backward.to(feedback.dtype)
         x = self.fuse(torch.cat([x, feedback * trust, trust, current.hole], dim=1))
-        predicted = torch.tanh(self.to_image(x))
-        output = current.image * (1 - current.hole) + predicted * current.hole
-        return output, RecurrentState((h, c), output.detach())
+        return torch.tanh(self.to_image(x)), (h, c)

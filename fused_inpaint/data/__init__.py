@@ -1,0 +1,18 @@
+"""Synthetic training video with exact flow, made from real still images."""
+
+from fused_inpaint.data.clips import ClipConfig, SyntheticClips, make_clip
+from fused_inpaint.data.layers import Layer, flow_between, render
+from fused_inpaint.data.masks import dilate, moving_holes
+from fused_inpaint.data.stills import default_stills
+
+__all__ = [
+    "ClipConfig",
+    "Layer",
+    "SyntheticClips",
+    "default_stills",
+    "dilate",
+    "flow_between",
+    "make_clip",
+    "moving_holes",
+    "render",
+]

@@ -1,0 +1,115 @@
+"""Synthetic training clips with exact flow, after FlyingChairs and FlyingThings.
+
+A background still moved by a random camera (a homography over time), with foreground
+layers cut from other stills in random shapes, each on its own path and occluding each
+other. Holes are moving or static strokes and blobs, or an object to remove: a further
+layer on top, whose dilated shape is the hole and which the ground truth does not show.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from fused_inpaint.data.layers import Layer, flow_between, render
+from fused_inpaint.data.masks import blob, dilate, hole_layer, render_holes
+from fused_inpaint.data.motion import affine_path, camera_path
+from fused_inpaint.data.stills import default_stills
+
+
+@dataclass(frozen=True)
+class ClipConfig:
+    """What the generator draws from. Speeds are fractions of the frame's longer side per
+    frame; probabilities are per clip."""
+
+    length: int = 5
+    height: int = 64
+    width: int = 64
+    max_foreground: int = 3
+    camera_speed: float = 0.06
+    object_speed: float = 0.08
+    object_removal: float = 0.3
+    static_hole: float = 0.2
+    seed: int = 0
+
+
+def _crop(still: torch.Tensor, size: tuple[int, int], rng: np.random.Generator) -> torch.Tensor:
+    """A random crop of ``still`` with the aspect of ``size`` (h, w), resized to it."""
+    (h, w), (sh, sw) = size, still.shape[1:]
+    fit = min(sh / h, sw / w)
+    scale = fit * rng.uniform(0.35, 1.0)
+    ch, cw = max(2, min(sh, round(h * scale))), max(2, min(sw, round(w * scale)))
+    y, x = rng.integers(0, sh - ch + 1), rng.integers(0, sw - cw + 1)
+    crop = still[None, :, y : y + ch, x : x + cw]
+    return F.interpolate(crop, size=size, mode="bilinear", antialias=True)[0].clamp(0, 1)
+
+
+def _pick(stills, rng: np.random.Generator) -> torch.Tensor:
+    return stills[rng.integers(len(stills))]
+
+
+def make_clip(index: int, config: ClipConfig, stills=None) -> dict[str, torch.Tensor]:
+    """Clip ``index`` of the stream ``config`` describes (the same for the same arguments).
+
+    Returns frames (T, 3, H, W) in [0, 1] as filmed; target (T, 3, H, W), the ground truth;
+    holes (T, 1, H, W) in {0, 1}; the target's exact flows between adjacent frames,
+    flow_forward (T-1, 2, H, W) from t to t+1 on t's grid and flow_backward from t+1 to t
+    on t+1's grid, in pixels; valid_forward, valid_backward (T-1, 1, H, W) in {0, 1},
+    where each flow is in frame and not occluded.
+    """
+    stills = stills if stills is not None else default_stills()
+    rng = np.random.default_rng([config.seed, index])
+    length, height, width = config.length, config.height, config.width
+    longer = max(height, width)
+    canvas = (round(1.5 * height), round(1.5 * width))
+    speed = rng.uniform(0, config.camera_speed) * longer
+    layers = [Layer(_crop(_pick(stills, rng), canvas, rng), torch.ones(canvas),
+                    camera_path(length, canvas, (height, width), rng, speed))]  # fmt: skip
+
+    def foreground() -> Layer:
+        side = max(4, round(rng.uniform(0.25, 0.6) * min(height, width)))
+        speed = rng.uniform(0, config.object_speed) * longer
+        return Layer(
+            _crop(_pick(stills, rng), (side, side), rng),
+            blob(side, rng),
+            affine_path(length, (side, side), (height, width), rng, speed),
+        )
+
+    layers += [foreground() for _ in range(rng.integers(0, config.max_foreground + 1))]
+    target, owner = render(layers, height, width)
+    if rng.random() < config.object_removal:
+        removed = foreground()
+        frames, _ = render(layers + [removed], height, width)
+        holes = dilate(render_holes([removed], height, width), int(rng.integers(1, 4)))
+    else:
+        frames = target
+        moving = rng.random() >= config.static_hole
+        count = rng.integers(1, 3)
+        holes = render_holes(
+            [hole_layer(length, height, width, rng, moving) for _ in range(count)], height, width
+        )
+    forward = [flow_between(layers, owner, t, t + 1) for t in range(length - 1)]
+    backward = [flow_between(layers, owner, t + 1, t) for t in range(length - 1)]
+    return {
+        "frames": frames,
+        "target": target,
+        "holes": holes[:, None].float(),
+        "flow_forward": torch.stack([f for f, _ in forward]),
+        "flow_backward": torch.stack([f for f, _ in backward]),
+        "valid_forward": torch.stack([v for _, v in forward])[:, None].float(),
+        "valid_backward": torch.stack([v for _, v in backward])[:, None].float(),
+    }
+
+
+class SyntheticClips(torch.utils.data.Dataset):
+    """Map-style view of the endless clip stream: item ``i`` is ``make_clip(i, config)``."""
+
+    def __init__(self, config: ClipConfig, stills=None):
+        self.config = config
+        self.stills = stills
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return make_clip(index, self.config, self.stills)

@@ -1,0 +1,102 @@
+"""Hole shapes and their motion: free-form strokes and blobs, static or moving.
+
+Shapes are alphas on their own canvas, placed in the frames by a ``Layer`` path, so a
+moving mask is rendered exactly like a moving foreground layer.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from fused_inpaint.data.layers import Layer, coverage, pixel_grid
+from fused_inpaint.data.motion import affine_path
+
+
+def blob(size: int, rng: np.random.Generator) -> torch.Tensor:
+    """(size, size) float alpha: a random star-shaped blob filling most of the canvas."""
+    angles = torch.linspace(0, 2 * math.pi, 181)[:-1]
+    radius = torch.ones_like(angles)
+    for k in range(1, 5):
+        radius += rng.uniform(0, 0.3 / k) * torch.cos(k * angles + rng.uniform(0, 2 * math.pi))
+    radius = radius / radius.max() * (size - 1) / 2
+    ys, xs = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+    centre = (size - 1) / 2
+    dy, dx = ys - centre, xs - centre
+    angle = torch.atan2(dy, dx) % (2 * math.pi)
+    bound = radius[(angle / (2 * math.pi) * len(angles)).long() % len(angles)]
+    return (dx**2 + dy**2 <= bound**2).float()
+
+
+def strokes(size: int, rng: np.random.Generator) -> torch.Tensor:
+    """(size, size) float alpha: one to four free-form brush strokes (random polylines)."""
+    ys, xs = torch.meshgrid(
+        torch.arange(size, dtype=torch.float32), torch.arange(size, dtype=torch.float32),
+        indexing="ij",
+    )  # fmt: skip
+    alpha = torch.zeros(size, size)
+    for _ in range(rng.integers(1, 5)):
+        width = rng.uniform(0.03, 0.1) * size
+        point = rng.uniform(0.2, 0.8, 2) * size
+        angle = rng.uniform(0, 2 * math.pi)
+        for _ in range(rng.integers(2, 7)):
+            angle += rng.normal(0, 0.8)
+            step = rng.uniform(0.1, 0.35) * size
+            end = np.clip(point + step * np.array([math.cos(angle), math.sin(angle)]), 0, size - 1)
+            alpha = torch.maximum(alpha, _segment(xs, ys, point, end, width))
+            point = end
+    return alpha
+
+
+def _segment(xs, ys, start, end, width) -> torch.Tensor:
+    """Where the canvas is within width / 2 of the segment start-end."""
+    direction = torch.tensor(end - start, dtype=torch.float32)
+    length2 = float(direction @ direction) or 1.0
+    px, py = xs - float(start[0]), ys - float(start[1])
+    along = ((px * direction[0] + py * direction[1]) / length2).clamp(0, 1)
+    distance2 = (px - along * direction[0]) ** 2 + (py - along * direction[1]) ** 2
+    return (distance2 <= (width / 2) ** 2).float()
+
+
+def dilate(holes: torch.Tensor, pixels: int) -> torch.Tensor:
+    """holes: (..., H, W) bool, grown by ``pixels`` in every direction (a square)."""
+    if pixels <= 0:
+        return holes
+    shape = holes.shape
+    grown = F.max_pool2d(holes.reshape(-1, 1, *shape[-2:]).float(), 2 * pixels + 1, 1, pixels)
+    return grown.reshape(shape) > 0
+
+
+def hole_layer(
+    length: int, height: int, width: int, rng: np.random.Generator, moving: bool = True
+) -> Layer:
+    """A stroke or blob hole covering about 3 to 25% of the frame, static or drifting."""
+    side = round(math.sqrt(height * width * rng.uniform(0.08, 0.5)))
+    alpha = strokes(side, rng) if rng.random() < 0.5 else blob(side, rng)
+    speed = rng.uniform(0.5, 3.0) if moving else 0.0
+    paths = affine_path(length, (side, side), (height, width), rng, speed=speed, spin=0.03)
+    return Layer(None, alpha, paths)
+
+
+def render_holes(layers: list[Layer], height: int, width: int) -> torch.Tensor:
+    """(T, H, W) bool: the union of the hole layers in each frame."""
+    grid = pixel_grid(height, width)
+    length = layers[0].paths.shape[0]
+    holes = torch.zeros(length, height, width, dtype=torch.bool)
+    for t in range(length):
+        for layer in layers:
+            holes[t] |= coverage(layer, t, grid)
+    return holes
+
+
+def moving_holes(
+    length: int, height: int, width: int, seed: int, count: int = 1, moving: bool = True
+) -> torch.Tensor:
+    """(T, H, W) bool: ``count`` random stroke or blob holes, moving unless not ``moving``;
+    the same for the same arguments."""
+    rng = np.random.default_rng(seed)
+    layers = [hole_layer(length, height, width, rng, moving) for _ in range(count)]
+    return render_holes(layers, height, width)
