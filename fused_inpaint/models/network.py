@@ -101,8 +101,7 @@ class SlimInpaintNet(nn.Module):
     def __init__(self, past: int = 2, future: int = 1, width: int = 32, fold_div: int = 4):
         super().__init__()
         self.set_window(past, future)
-        self.config = {"width": width, "fold_div": fold_div}
-        self.fold_div = fold_div
+        self.width, self.fold_div = width, fold_div
         c1, c2, c3 = width, 2 * width, 4 * width
         self.stem_full = GatedConv2d(4, c1, 5)
         self.stem_half = GatedConv2d(c1, c2, 3, stride=2)
@@ -127,6 +126,12 @@ class SlimInpaintNet(nn.Module):
         if not all(isinstance(v, int) and v >= 0 for v in (past, future)):
             raise ValueError(f"past and future must be integers >= 0, got {past!r}, {future!r}")
         self.past, self.future = past, future
+
+    @property
+    def config(self) -> dict[str, int]:
+        """The constructor's arguments (what a weights file records)."""
+        return {"past": self.past, "future": self.future, "width": self.width,
+                "fold_div": self.fold_div}  # fmt: skip
 
     @property
     def window(self) -> int:
