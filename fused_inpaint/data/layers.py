@@ -94,8 +94,8 @@ def flow_between(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The exact flow from frame ``source`` to ``target`` on ``source``'s grid, (2, H, W)
     float32 in pixels, and where it is valid, (H, W) bool: the point stays in the frame,
-    and every pixel that bilinear sampling at it reads in ``target`` shows the same layer
-    (it is not occluded)."""
+    and every pixel that bilinear sampling at it reads with nonzero weight in ``target``
+    shows the same layer (it is not occluded)."""
     height, width = owner.shape[-2:]
     grid = pixel_grid(height, width)
     here = owner[source]
@@ -104,11 +104,13 @@ def flow_between(
         flow = torch.where(here == index, layer_flow(layer, source, target, grid), flow)
     x, y = grid[..., 0] + flow[0], grid[..., 1] + flow[1]
     valid = (here >= 0) & (x >= 0) & (x <= width - 1) & (y >= 0) & (y <= height - 1)
-    x0 = x.floor().clamp(0, width - 1).long()
-    y0 = y.floor().clamp(0, height - 1).long()
+    x0, y0 = x.floor().clamp(0, width - 1), y.floor().clamp(0, height - 1)
+    reads_x1, reads_y1 = x > x0, y > y0  # the far taps have weight only off the grid
     there = owner[target]
     for dy in (0, 1):
         for dx in (0, 1):
-            xi, yi = (x0 + dx).clamp(max=width - 1), (y0 + dy).clamp(max=height - 1)
-            valid &= there[yi, xi] == here
+            xi = (x0.long() + dx).clamp(max=width - 1)
+            yi = (y0.long() + dy).clamp(max=height - 1)
+            read = (reads_x1 if dx else torch.ones_like(valid)) & (reads_y1 if dy else True)
+            valid &= ~read | (there[yi, xi] == here)
     return flow.float(), valid

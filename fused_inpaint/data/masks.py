@@ -76,8 +76,9 @@ def hole_layer(
     """A stroke or blob hole covering about 3 to 25% of the frame, static or drifting."""
     side = round(math.sqrt(height * width * rng.uniform(0.08, 0.5)))
     alpha = strokes(side, rng) if rng.random() < 0.5 else blob(side, rng)
-    speed = rng.uniform(0.5, 3.0) if moving else 0.0
-    paths = affine_path(length, (side, side), (height, width), rng, speed=speed, spin=0.03)
+    paths = affine_path(length, (side, side), (height, width), rng, rng.uniform(0.5, 3), 0.03)
+    if not moving:
+        paths = paths[:1].repeat(length, 1, 1)
     return Layer(None, alpha, paths)
 
 

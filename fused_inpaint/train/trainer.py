@@ -73,27 +73,43 @@ def _clip_loader(config: TrainConfig, index: int, first: int, rank: int, world: 
     )
 
 
+def _setup(device) -> tuple[torch.device, int, int]:
+    """(device, rank, world size); joins torchrun's process group when there is one."""
+    rank, local_rank, world = _distributed()
+    if device is None:
+        device = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
+    device = torch.device(device)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    if world > 1:
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return device, rank, world
+
+
+def _log(output: Path, step: int, stage, lr: float, losses: dict, seconds: float) -> dict:
+    record = {"step": step, "stage": stage.name, "lr": lr}
+    record |= {k: round(v.item(), 5) for k, v in losses.items()}
+    record["seconds_per_step"] = round(seconds, 4)
+    with open(output / LOG, "a") as log:
+        log.write(json.dumps(record) + "\n")
+    return record
+
+
 def train(
     config: TrainConfig,
     output: str | os.PathLike,
     device: str | torch.device | None = None,
     resume: bool = False,
-) -> Path:
+    stop_at: int | None = None,
+) -> Path | None:
     """Trains from scratch (or from ``output``'s checkpoint when ``resume``), writing the
     checkpoint, a JSON-lines log and finally the weights into ``output``; returns the
-    weights' path."""
-    rank, local_rank, world = _distributed()
-    if device is None:
-        device = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
-    device = torch.device(device)
-    if world > 1:
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
+    weights' path. ``stop_at``: checkpoint and return None at that step (a run split over
+    several sittings; resume to go on)."""
+    device, rank, world = _setup(device)
+    main = rank == 0
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
-    main = rank == 0
-
     torch.manual_seed(config.seed)
     net = SlimInpaintNet(**dataclasses.asdict(config.network))
     objective = ClipObjective(net, config.losses).to(device)
@@ -114,9 +130,10 @@ def train(
     bf16 = device.type == "cuda" if config.bf16 is None else config.bf16
     autocast = torch.autocast(device.type, torch.bfloat16) if bf16 else nullcontext()
     progress = tqdm(total=config.total_steps, initial=step, disable=not main, unit="step")
-    while step < config.total_steps:
+    last = config.total_steps if stop_at is None else min(stop_at, config.total_steps)
+    while step < last:
         index, stage, first = config.stage_at(step)
-        started, stage_start_step = time.perf_counter(), step
+        started, resumed_at = time.perf_counter(), step
         for batch in _clip_loader(config, index, step - first, rank, world):
             batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
             lr = learning_rate(stage.lr, (step - first) / stage.steps)
@@ -131,27 +148,26 @@ def train(
             step += 1
             progress.update()
             elapsed = time.perf_counter() - started
-            if main and (step % config.log_every == 0 or step == first + stage.steps):
-                record = {"step": step, "stage": stage.name, "lr": lr}
-                record |= {k: round(v.item(), 5) for k, v in losses.items()}
-                record["seconds_per_step"] = round(elapsed / (step - stage_start_step), 4)
+            at_end = step in (first + stage.steps, last)
+            if main and (step % config.log_every == 0 or at_end):
+                record = _log(output, step, stage, lr, losses, elapsed / (step - resumed_at))
                 progress.set_postfix(loss=record["loss"], stage=stage.name)
-                with open(output / LOG, "a") as log:
-                    log.write(json.dumps(record) + "\n")
-            if main and (step % config.checkpoint_every == 0 or step == first + stage.steps):
+            if main and (step % config.checkpoint_every == 0 or at_end):
                 _save_atomic(
                     {"network": net.state_dict(), "optimizer": optimizer.state_dict(),
                      "step": step, "wall_seconds": wall + elapsed, "config": config.to_json()},
                     checkpoint,
                 )  # fmt: skip
+            if step == last:
+                break
         wall += time.perf_counter() - started
     progress.close()
-    weights = output / WEIGHTS
-    if main:
+    finished = step >= config.total_steps
+    if finished and main:
         save_network(
-            net, weights, steps=str(step), wall_seconds=f"{wall:.0f}", device=str(device),
-            world_size=str(world), train_config=config.to_json(),
+            net, output / WEIGHTS, steps=str(step), wall_seconds=f"{wall:.0f}",
+            device=str(device), world_size=str(world), train_config=config.to_json(),
         )  # fmt: skip
     if world > 1:
         dist.destroy_process_group()
-    return weights
+    return output / WEIGHTS if finished else None
