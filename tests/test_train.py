@@ -1,0 +1,118 @@
+"""Training: losses, the clip objective, a few steps, checkpoints and resume, the config."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from fused_inpaint.data import ClipConfig, make_clip
+from fused_inpaint.models import SlimInpaintNet, load_network
+from fused_inpaint.train import ClipObjective, Stage, TrainConfig, config_from_dict, train
+from fused_inpaint.train.losses import masked_l1, reconstruction_losses, warping_loss
+from fused_inpaint.train.trainer import CHECKPOINT, LOG, StepBatches
+
+TINY = TrainConfig(
+    stages=(
+        Stage("single", steps=3, clip_length=4, batch=2, height=24, width=32),
+        Stage("recurrent", steps=2, clip_length=5, batch=1, height=24, width=32, recurrent=True),
+    ),
+    log_every=1,
+    checkpoint_every=2,
+)
+
+
+def batch_of(indices, config: ClipConfig) -> dict[str, torch.Tensor]:
+    clips = [make_clip(i, config) for i in indices]
+    return {k: torch.stack([c[k] for c in clips]) for k in clips[0]}
+
+
+def test_masked_l1_counts_only_weighted_pixels():
+    prediction = torch.zeros(1, 3, 2, 2)
+    target = torch.tensor([1.0, 2.0, 3.0, 4.0]).reshape(1, 1, 2, 2).expand(1, 3, 2, 2)
+    weight = torch.tensor([1.0, 0.0, 0.0, 1.0]).reshape(1, 1, 2, 2)
+    assert masked_l1(prediction, target, weight).item() == pytest.approx(2.5)
+    hole, valid = reconstruction_losses(prediction, target, weight)
+    assert (hole.item(), valid.item()) == pytest.approx((2.5, 2.5))
+    assert masked_l1(prediction, target, torch.zeros_like(weight)).item() == 0
+
+
+def test_warping_loss_is_zero_for_consistent_motion():
+    generator = torch.Generator().manual_seed(0)
+    previous = torch.rand(1, 3, 9, 12, generator=generator)
+    current = torch.roll(previous, shifts=2, dims=3)  # moved 2 pixels right
+    backward = torch.zeros(1, 2, 9, 12)
+    backward[:, 0] = -2
+    valid = torch.ones(1, 1, 9, 12)
+    valid[..., :2] = 0  # came from outside the frame
+    assert warping_loss(current, previous, backward, valid).item() < 1e-6
+    flicker = current + 0.1 * torch.rand(current.shape, generator=generator)
+    assert warping_loss(flicker, previous, backward, valid).item() > 0.02
+
+
+@pytest.mark.parametrize("recurrent", [False, True])
+def test_objective_losses_and_gradients(recurrent):
+    torch.manual_seed(0)
+    objective = ClipObjective(SlimInpaintNet(width=8))
+    losses = objective(batch_of([0, 1], ClipConfig(length=5, height=16, width=24)), recurrent)
+    assert set(losses) == {"hole", "valid", "flow", "loss"} | ({"warp"} if recurrent else set())
+    assert all(torch.isfinite(v) for v in losses.values())
+    losses["loss"].backward()
+    missing = [n for n, p in objective.named_parameters() if p.grad is None or not p.grad.any()]
+    assert not missing
+
+
+def test_a_few_steps_reduce_the_loss():
+    torch.manual_seed(0)
+    objective = ClipObjective(SlimInpaintNet(width=8))
+    optimizer = torch.optim.Adam(objective.parameters(), lr=2e-3)
+    batch = batch_of([0, 1], ClipConfig(length=4, height=16, width=16))
+    history = []
+    for _ in range(25):
+        loss = objective(batch, recurrent=False)["loss"]
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        history.append(loss.item())
+    assert min(history[-5:]) < 0.7 * history[0]
+
+
+def test_step_batches_split_clips_between_ranks():
+    ranks = [list(StepBatches(1, 3, batch=2, rank=r, world=2)) for r in range(2)]
+    assert ranks == [[[4, 5], [8, 9]], [[6, 7], [10, 11]]]  # disjoint, covering 4..11
+
+
+def test_training_writes_weights_log_and_checkpoint(tmp_path):
+    weights = train(TINY, tmp_path / "run")
+    records = [json.loads(line) for line in (tmp_path / "run" / LOG).read_text().splitlines()]
+    assert [r["step"] for r in records] == list(range(1, 6))
+    assert records[-1]["stage"] == "recurrent" and "warp" in records[-1]
+    network = load_network(weights)
+    assert network.config == SlimInpaintNet().config
+    state = torch.load(tmp_path / "run" / CHECKPOINT, weights_only=True)
+    assert state["step"] == 5
+    torch.testing.assert_close(state["network"], network.state_dict(), rtol=0, atol=0)
+
+
+def test_resume_continues_exactly(tmp_path):
+    """Stopping after step 2 and resuming gives the weights of an uninterrupted run."""
+    whole = load_network(train(TINY, tmp_path / "whole")).state_dict()
+    assert train(TINY, tmp_path / "split", stop_at=2) is None
+    assert torch.load(tmp_path / "split" / CHECKPOINT, weights_only=True)["step"] == 2
+    resumed = load_network(train(TINY, tmp_path / "split", resume=True)).state_dict()
+    torch.testing.assert_close(resumed, whole, rtol=0, atol=1e-6)
+
+
+def test_bf16_autocast_step(tmp_path):
+    config = TrainConfig(stages=(Stage("single", 1, 4, batch=1, height=16, width=16),), bf16=True)
+    assert load_network(train(config, tmp_path)) is not None
+
+
+def test_config_round_trip_and_unknown_keys():
+    values = json.loads(TINY.to_json())
+    assert config_from_dict(values) == TINY
+    with pytest.raises(ValueError, match="'learning_rate'"):
+        config_from_dict({"learning_rate": 1})
+    with pytest.raises(ValueError, match="stages"):
+        config_from_dict({"stages": [{"name": "a", "steps": 1, "clip_length": 4, "lr0": 1}]})
