@@ -58,9 +58,11 @@ DEFINITIONS = """\
 - **warping error**: the mean squared difference (8-bit levels², mean over channels) between
   output t and output t+1 warped back to t along the ground truth's optical flow (OpenCV's
   DIS, medium preset, on grayscale), over the pixels where that flow is forward-backward
-  consistent and that are in the hole at t or move into the hole at t+1. The ground truth's
-  own warping error over the same pixels (clips table) is the floor set by flow errors,
-  lighting and noise; a flickering output lies far above it.
+  consistent and that are in the hole at t and land in the hole at t+1. Both ends of each
+  difference are filled by the method, so this measures flicker, not how far the fill is
+  from the truth (PSNR and SSIM do): a flat fill is stable too. The ground truth's own
+  warping error over the same pixels (clips table) is the floor set by flow errors,
+  lighting and noise.
 - **frames/s**: frames over the wall time of each method on the whole clip, after a warm-up
   on two frames.
 - Every figure is the mean over the masks; an **average** row is the mean over the clips.
@@ -170,11 +172,12 @@ def _warp_back(video: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
 
 
 def warp_region(trusted: torch.Tensor, flow: torch.Tensor, holes: np.ndarray) -> np.ndarray:
-    """(T-1, H, W) bool: trusted pixels in the hole at t or warping into the hole at t+1.
-    trusted: (T-1, H, W) bool; flow: (T-1, 2, H, W); holes: (T, H, W) bool."""
+    """(T-1, H, W) bool: trusted pixels in the hole at t whose flow lands in the hole at t+1
+    (all the pixels bilinear sampling reads there). trusted: (T-1, H, W) bool; flow:
+    (T-1, 2, H, W); holes: (T, H, W) bool."""
     hole = torch.from_numpy(holes)
-    into_next = _warp_back(hole[:, None].float(), flow)[:, 0] > 0
-    return (trusted & (hole[:-1] | into_next)).numpy()
+    lands_in_hole = _warp_back(hole[:, None].float(), flow)[:, 0] > 1 - 1e-3
+    return (trusted & hole[:-1] & lands_in_hole).numpy()
 
 
 def warping_error(video: np.ndarray, flow: torch.Tensor, region: np.ndarray) -> float:
@@ -237,6 +240,7 @@ def _timed(method: Method, frames: np.ndarray, holes: np.ndarray) -> tuple[np.nd
 
 
 def _scores(output, truth, holes, flow, region, fps) -> dict[str, float]:
+    """Row field -> value for one output (T, H, W, 3) uint8 under one mask."""
     ssim_frame, ssim_hole = ssim(output, truth, holes)
     return {
         "psnr_hole": psnr(output, truth, holes),
@@ -266,7 +270,7 @@ def evaluate_clip(
     flow, trusted = truth_motion(truth)
     scores = {method: [] for method in methods}
     truth_errors, fractions = [], []
-    for seed in seeds:
+    for index, seed in enumerate(seeds):
         holes = moving_holes(length, height, width, seed).numpy()
         # Blanked holes: no method can copy the ground truth it is scored against.
         blanked = np.where(holes[..., None], np.uint8(0), truth)
@@ -275,11 +279,11 @@ def evaluate_clip(
         fractions.append(holes.mean())
         outputs = {}
         for method, inpaint in methods.items():
-            if seed == seeds[0]:  # one-time setup (CUDA context, kernel choice) goes untimed
+            if index == 0:  # one-time setup (CUDA context, kernel choice) goes untimed
                 inpaint(blanked[:2], holes[:2])
             outputs[method], fps = _timed(inpaint, blanked, holes)
             scores[method].append(_scores(outputs[method], truth, holes, flow, region, fps))
-        if seed == seeds[0]:
+        if index == 0:
             comparison = _comparison(truth, holes, list(outputs.values()))
         if progress is not None:
             progress.update()
