@@ -14,7 +14,7 @@ CPU:  python -m pytest benchmarks --benchmark-only
 
 from __future__ import annotations
 
-import argparse
+import functools
 import sys
 from pathlib import Path
 
@@ -26,7 +26,6 @@ import fused_inpaint
 OP = "convlstm"
 SHAPES = [(8, 128, 60, 108), (8, 64, 120, 216)]  # (N, Ch, H, W)
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-PASSES = ("forward", "forward+backward")
 CHECK = dict(atol=1e-5, rtol=1e-5)
 # The sequence: (N, T, C_in, H, W), hidden channels, kernel size.
 SEQUENCE = dict(batch=8, steps=16, in_channels=128, hidden=128, height=60, width=108, kernel=3)
@@ -95,55 +94,25 @@ def traffic(args: tuple, pass_: str) -> int:
     return 3 * gates_bytes + 7 * c_bytes
 
 
-def gpu_implementations() -> dict[str, common.Implementation]:
-    """name -> fn(gates, c), or the reason it cannot run here."""
-    status = fused_inpaint.available_backends()
-    impls = {"eager": composite, "torch.compile": torch.compile(composite, dynamic=False)}
-    for backend in ("triton", "cuda"):
-        impls[backend] = fused(backend) if status[backend].available else status[backend].detail
-    return impls
-
-
-def check_against_eager(shape: tuple, impls: dict) -> dict[str, str]:
-    inputs = make_inputs(shape, torch.float32)
-    args = (inputs["gates"], inputs["c"])
-    expected = composite(*args)
-    return {
-        name: common.mismatch(expected, fn, args, "eager in float32", **CHECK)
-        for name, fn in impls.items()
-        if name != "eager" and not isinstance(fn, str)
-    }
-
-
 def bench_gate_case(shape: tuple, dtype: str, impls: dict, checks: dict) -> list[common.Row]:
     """Times every implementation, forward and forward+backward, on one shape and dtype."""
     sets = common.input_sets(lambda: make_inputs(shape, DTYPES[dtype]))
-    label = "N={}, Ch={}, {}x{}".format(*shape)
-    rows = []
-    for pass_ in PASSES:
-        for name, fn in impls.items():
-            arg_sets = [arguments(inputs, pass_) for inputs in sets]
-            if pass_ != "forward" and not isinstance(fn, str):
-                fn = common.forward_backward(fn, n_outputs=2)
-            row = common.measure(
-                label, dtype, pass_, name, fn, arg_sets, traffic(arg_sets[0], pass_)
-            )
-            row.note = "; ".join(filter(None, (checks.get(name), row.note)))
-            report_progress(row)
-            rows.append(row)
-    return rows
+    return common.bench_passes(
+        "N={}, Ch={}, {}x{}".format(*shape),
+        dtype,
+        impls,
+        lambda name, pass_: [arguments(inputs, pass_) for inputs in sets],
+        traffic,
+        functools.partial(common.forward_backward, n_outputs=2),
+        checks,
+    )
 
 
 def bench_gates(shape: tuple, impls: dict) -> list[common.Row]:
-    # A fresh compile cache per shape keeps torch.compile under dynamo's recompile limit.
-    torch.compiler.reset()
-    checks = check_against_eager(shape, impls)
+    """The gate math on one shape: every dtype, pass and implementation."""
+    inputs = make_inputs(shape, torch.float32)
+    checks = common.check_against_eager(impls, (inputs["gates"], inputs["c"]), **CHECK)
     return [row for dtype in DTYPES for row in bench_gate_case(shape, dtype, impls, checks)]
-
-
-def report_progress(row: common.Row) -> None:
-    result = f"{row.ms * 1e3:.1f} us" if row.ms is not None else row.note
-    print(f"{row.shape} {row.dtype} {row.pass_} {row.impl}: {result}", flush=True)
 
 
 # The whole sequence.
@@ -268,14 +237,14 @@ def bench_sequence(cfg: dict) -> list[common.Row]:
                         runs = sequence_runs(module, x, graphed)
                     except Exception as error:  # a failing capture is a row, not a crash
                         runs = common.failure(error)
-                for pass_ in PASSES:
+                for pass_ in common.PASSES:
                     if isinstance(runs, str):
                         row = common.Row(label, dtype, pass_, impl, note=runs)
                     else:
                         args = [(x.detach().requires_grad_(pass_ != "forward"), grad_out)]
                         row = common.measure(label, dtype, pass_, impl, runs[pass_], args, 0)
                     row.note = "; ".join(filter(None, (note, row.note)))
-                    report_progress(row)
+                    common.print_row(row)
                     rows.append(row)
         del modules
         torch.cuda.empty_cache()
@@ -316,62 +285,42 @@ SEQUENCE_NOTES = [
 
 
 def run_gpu(shapes: list[tuple], out_dir: Path) -> None:
-    env = common.environment()
-    copy_gbps = common.measure_copy_bandwidth()
-    print(f"{env.device}: device-to-device copy {copy_gbps:.0f} GB/s", flush=True)
-    impls = gpu_implementations()
+    env, copy_gbps = common.environment_and_copy_bandwidth()
+    impls = common.gpu_implementations(composite, fused)
     gate_rows: list[common.Row] = []
     sequence_rows: list[common.Row] = []
 
-    def write() -> tuple[str, Path]:
+    def measure_part(part: tuple[str, dict | tuple]) -> None:
+        kind, case = part
+        if kind == "sequence":
+            sequence_rows.extend(bench_sequence(case))
+        else:
+            gate_rows.extend(bench_gates(case, impls))
+
+    def render() -> str:
         text = common.report("convlstm_cell", env, copy_gbps, GATE_NOTES, gate_rows)
         if sequence_rows:
-            notes = "\n".join(f"- {note}" for note in SEQUENCE_NOTES)
-            text += f"\n## nn.ConvLSTM sequence\n\n{notes}\n\n{sequence_table(sequence_rows)}\n"
-        return text, common.write_report(out_dir, OP, env, text)
+            table = sequence_table(sequence_rows)
+            text += common.section("nn.ConvLSTM sequence", SEQUENCE_NOTES, table)
+        return text
 
-    # Written after every part, so a run cut short keeps what it measured; the sequence
-    # comes second, before the other gate shapes.
-    gate_rows += bench_gates(shapes[0], impls)
-    write()
-    sequence_rows += bench_sequence(SEQUENCE)
-    text, path = write()
-    for shape in shapes[1:]:
-        gate_rows += bench_gates(shape, impls)
-        text, path = write()
-    print()
-    print(text)
-    print(f"wrote {path}")
+    # The sequence comes second, before the other gate shapes.
+    parts = [("gates", shapes[0]), ("sequence", SEQUENCE)]
+    parts += [("gates", shape) for shape in shapes[1:]]
+    common.measure_and_write(OP, env, out_dir, parts, measure_part, render)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="convlstm_cell and ConvLSTM GPU benchmark")
-    parser.add_argument("--quick", action="store_true", help="one shape, as a smoke test")
-    parser.add_argument(
-        "--out", type=Path, default=common.RESULTS_DIR, help="results root (default %(default)s)"
-    )
-    args = parser.parse_args(argv)
-    if not torch.cuda.is_available():
-        print(
-            f"{OP}: the GPU benchmark needs a CUDA device; for CPU timings run "
-            "`python -m pytest benchmarks --benchmark-only`"
-        )
-        return 0
-    run_gpu(SHAPES[:1] if args.quick else SHAPES, args.out)
-    return 0
+    description = "convlstm_cell and ConvLSTM GPU benchmark"
+    return common.gpu_main(argv, OP, description, SHAPES, run_gpu)
 
 
 # CPU figures (pytest-benchmark): cpu backend vs torch reference backend vs eager composite.
 
 
-def cpu_implementations() -> dict[str, common.Implementation]:
-    status = fused_inpaint.available_backends()["cpu"]
-    cpu = fused("cpu") if status.available else f"cpu backend unavailable: {status.detail}"
-    return {"cpu": cpu, "torch": fused("torch"), "eager": composite}
-
-
 def pytest_generate_tests(metafunc):
-    common.parametrize_implementations(metafunc, "cpu_impl", cpu_implementations())
+    impls = common.cpu_implementations(fused, composite)
+    common.parametrize_implementations(metafunc, "cpu_impl", impls)
     modules = sequence_modules(torch.float32, CPU_SEQUENCE, "cpu")
     common.parametrize_implementations(metafunc, "cpu_sequence", modules)
 

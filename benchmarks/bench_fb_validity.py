@@ -11,7 +11,7 @@ CPU:  python -m pytest benchmarks --benchmark-only
 
 from __future__ import annotations
 
-import argparse
+import functools
 import sys
 from pathlib import Path
 
@@ -110,14 +110,13 @@ def mask_bytes(shape: tuple, dtype: torch.dtype) -> int:
 
 def gpu_implementations() -> dict[str, tuple[common.Implementation, torch.dtype]]:
     """name -> (fn(flow_fw, flow_bw) -> two masks, or why it cannot run here; mask dtype)."""
-    status = fused_inpaint.available_backends()
     impls = {
         "eager": (composite, torch.float32),
         "torch.compile": (torch.compile(composite, dynamic=False), torch.float32),
     }
     for backend in ("triton", "cuda"):
         for dtype, suffix in ((torch.float32, ""), (torch.bool, " (bool masks)")):
-            fn = fused(backend, dtype) if status[backend].available else status[backend].detail
+            fn = common.on_backend(backend, functools.partial(fused, dtype=dtype))
             impls[backend + suffix] = (fn, dtype)
     return impls
 
@@ -155,61 +154,32 @@ def bench_case(shape: tuple, impls: dict, checks: dict) -> list[common.Row]:
     rows = []
     for name, (fn, dtype) in impls.items():
         num_bytes = common.nbytes(arg_sets[0]) + mask_bytes(shape, dtype)
-        row = common.measure(label, "fp32", PASS, name, fn, arg_sets, num_bytes)
-        row.note = "; ".join(filter(None, (checks.get(name), row.note)))
-        result = f"{row.ms * 1e3:.1f} us" if row.ms is not None else row.note
-        print(f"{row.shape} {row.impl}: {result}", flush=True)
-        rows.append(row)
+        check = checks.get(name, "")
+        rows.append(common.measure(label, "fp32", PASS, name, fn, arg_sets, num_bytes, check))
+        common.print_row(rows[-1])
     return rows
 
 
 def run_gpu(shapes: list[tuple], out_dir: Path) -> None:
     """Measures every shape and implementation; writes and prints the table."""
-    env = common.environment()
-    copy_gbps = common.measure_copy_bandwidth()
-    print(f"{env.device}: device-to-device copy {copy_gbps:.0f} GB/s", flush=True)
     impls = gpu_implementations()
-    rows: list[common.Row] = []
-    for shape in shapes:
-        # A fresh compile cache per shape keeps torch.compile under dynamo's recompile limit.
-        torch.compiler.reset()
-        rows += bench_case(shape, impls, check_against_eager(shape, impls))
-        # Written after every shape, so a run cut short keeps what it measured.
-        text = common.report(OP, env, copy_gbps, NOTES, rows)
-        path = common.write_report(out_dir, OP, env, text)
-    print()
-    print(text)
-    print(f"wrote {path}")
+
+    def bench_shape(shape: tuple) -> list[common.Row]:
+        return bench_case(shape, impls, check_against_eager(shape, impls))
+
+    common.measure_table(OP, NOTES, shapes, out_dir, bench_shape)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="fb_validity GPU benchmark")
-    parser.add_argument("--quick", action="store_true", help="one shape, as a smoke test")
-    parser.add_argument(
-        "--out", type=Path, default=common.RESULTS_DIR, help="results root (default %(default)s)"
-    )
-    args = parser.parse_args(argv)
-    if not torch.cuda.is_available():
-        print(
-            f"{OP}: the GPU benchmark needs a CUDA device; for CPU timings run "
-            "`python -m pytest benchmarks --benchmark-only`"
-        )
-        return 0
-    run_gpu(SHAPES[:1] if args.quick else SHAPES, args.out)
-    return 0
+    return common.gpu_main(argv, OP, "fb_validity GPU benchmark", SHAPES, run_gpu)
 
 
 # CPU figures (pytest-benchmark): cpu backend vs torch reference backend vs eager composite.
 
 
-def cpu_implementations() -> dict[str, common.Implementation]:
-    status = fused_inpaint.available_backends()["cpu"]
-    cpu = fused("cpu") if status.available else f"cpu backend unavailable: {status.detail}"
-    return {"cpu": cpu, "torch": fused("torch"), "eager": composite}
-
-
 def pytest_generate_tests(metafunc):
-    common.parametrize_implementations(metafunc, "cpu_impl", cpu_implementations())
+    impls = common.cpu_implementations(fused, composite)
+    common.parametrize_implementations(metafunc, "cpu_impl", impls)
 
 
 def test_cpu_forward(benchmark, cpu_impl):

@@ -10,7 +10,6 @@ CPU:  python -m pytest benchmarks --benchmark-only
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -23,7 +22,6 @@ import fused_inpaint
 OP = "flow_warp"
 SHAPES = [(8, 64, 120, 216), (8, 32, 240, 432), (8, 3, 480, 854), (2, 3, 1080, 1920)]
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-PASSES = ("forward", "forward+backward")
 # grid_sample needs the grid in x's dtype, so the composites take flow in x's dtype;
 # the fused ops take float32 flow whatever x's dtype.
 COMPOSITES = ("eager", "torch.compile")
@@ -110,95 +108,42 @@ def traffic(args: tuple, pass_: str) -> int:
     return 5 * x_bytes + 3 * flow_bytes
 
 
-def gpu_implementations() -> dict[str, common.Implementation]:
-    """name -> fn(x, flow), or the reason it cannot run here."""
-    status = fused_inpaint.available_backends()
-    impls = {"eager": composite, "torch.compile": torch.compile(composite, dynamic=False)}
-    for backend in ("triton", "cuda"):
-        impls[backend] = fused(backend) if status[backend].available else status[backend].detail
-    return impls
-
-
-def check_against_eager(shape: tuple, impls: dict) -> dict[str, str]:
-    """Forward of every runnable implementation on one float32 input, against eager."""
-    inputs = make_inputs(shape, torch.float32)
-    args = (inputs["x"], inputs["flow"])
-    expected = composite(*args)
-    return {
-        name: common.mismatch(expected, fn, args, "eager in float32", **CHECK)
-        for name, fn in impls.items()
-        if name != "eager" and not isinstance(fn, str)
-    }
-
-
-def bench_case(shape: tuple, dtype: str, impls: dict) -> list[common.Row]:
+def bench_case(shape: tuple, dtype: str, impls: dict, checks: dict) -> list[common.Row]:
     """Times every implementation, forward and forward+backward, on one shape and dtype."""
     sets = common.input_sets(lambda: make_inputs(shape, DTYPES[dtype]))
-    label = ", ".join(map(str, shape))
-    rows = []
-    for pass_ in PASSES:
-        for name, fn in impls.items():
-            arg_sets = [arguments(inputs, name, pass_) for inputs in sets]
-            if pass_ != "forward" and not isinstance(fn, str):
-                fn = common.forward_backward(fn)
-            num_bytes = traffic(arg_sets[0], pass_)
-            rows.append(common.measure(label, dtype, pass_, name, fn, arg_sets, num_bytes))
-    return rows
+    return common.bench_passes(
+        ", ".join(map(str, shape)),
+        dtype,
+        impls,
+        lambda name, pass_: [arguments(inputs, name, pass_) for inputs in sets],
+        traffic,
+        checks=checks,
+    )
+
+
+def bench_shape(shape: tuple, impls: dict) -> list[common.Row]:
+    """Every dtype, pass and implementation on one shape, after the float32 check."""
+    inputs = make_inputs(shape, torch.float32)
+    checks = common.check_against_eager(impls, (inputs["x"], inputs["flow"]), **CHECK)
+    return [row for dtype in DTYPES for row in bench_case(shape, dtype, impls, checks)]
 
 
 def run_gpu(shapes: list[tuple], out_dir: Path) -> None:
     """Measures every shape, dtype, pass and implementation; writes and prints the table."""
-    env = common.environment()
-    copy_gbps = common.measure_copy_bandwidth()
-    print(f"{env.device}: device-to-device copy {copy_gbps:.0f} GB/s", flush=True)
-    impls = gpu_implementations()
-    rows: list[common.Row] = []
-    for shape in shapes:
-        # A fresh compile cache per shape keeps torch.compile under dynamo's recompile limit.
-        torch.compiler.reset()
-        checks = check_against_eager(shape, impls)
-        for dtype in DTYPES:
-            for row in bench_case(shape, dtype, impls):
-                row.note = "; ".join(filter(None, (checks.get(row.impl), row.note)))
-                result = f"{row.ms * 1e3:.1f} us" if row.ms is not None else row.note
-                print(f"{row.shape} {row.dtype} {row.pass_} {row.impl}: {result}", flush=True)
-                rows.append(row)
-        # Written after every shape, so a run cut short keeps what it measured.
-        text = common.report(OP, env, copy_gbps, NOTES, rows)
-        path = common.write_report(out_dir, OP, env, text)
-    print()
-    print(text)
-    print(f"wrote {path}")
+    impls = common.gpu_implementations(composite, fused)
+    common.measure_table(OP, NOTES, shapes, out_dir, lambda shape: bench_shape(shape, impls))
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="flow_warp GPU benchmark")
-    parser.add_argument("--quick", action="store_true", help="one shape, as a smoke test")
-    parser.add_argument(
-        "--out", type=Path, default=common.RESULTS_DIR, help="results root (default %(default)s)"
-    )
-    args = parser.parse_args(argv)
-    if not torch.cuda.is_available():
-        print(
-            f"{OP}: the GPU benchmark needs a CUDA device; for CPU timings run "
-            "`python -m pytest benchmarks --benchmark-only`"
-        )
-        return 0
-    run_gpu(SHAPES[:1] if args.quick else SHAPES, args.out)
-    return 0
+    return common.gpu_main(argv, OP, "flow_warp GPU benchmark", SHAPES, run_gpu)
 
 
 # CPU figures (pytest-benchmark): cpu backend vs torch reference backend vs eager composite.
 
 
-def cpu_implementations() -> dict[str, common.Implementation]:
-    status = fused_inpaint.available_backends()["cpu"]
-    cpu = fused("cpu") if status.available else f"cpu backend unavailable: {status.detail}"
-    return {"cpu": cpu, "torch": fused("torch"), "eager": composite}
-
-
 def pytest_generate_tests(metafunc):
-    common.parametrize_implementations(metafunc, "cpu_impl", cpu_implementations())
+    impls = common.cpu_implementations(fused, composite)
+    common.parametrize_implementations(metafunc, "cpu_impl", impls)
 
 
 def cpu_inputs() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

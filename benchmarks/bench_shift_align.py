@@ -14,7 +14,6 @@ CPU:  python -m pytest benchmarks --benchmark-only
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,7 +30,6 @@ SHAPES = [(1, 8, 64, 120, 216), (1, 8, 128, 60, 108), (1, 8, 32, 240, 432)]  # (
 FLOW_SIZE = (480, 864)  # (Hf, Wf): one full-resolution flow for every feature scale
 FOLD_DIV = 8
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-PASSES = ("forward", "forward+backward")
 FLOW_STD = 8.0  # pixels at the flow's resolution
 TRUSTED = 0.8  # fraction of the masks' 16x16 blocks that are 1
 # The composite's normalise/un-normalise round trip moves fp32 samples by ~1e-4 pixel.
@@ -220,21 +218,22 @@ def tsm_arguments(inputs: dict, pass_: str) -> tuple:
     return inputs["x"].detach().requires_grad_(), inputs["grad_out"]
 
 
-def tsam_traffic(inputs: dict, pass_: str) -> int:
-    """Bytes moved by ``pass_``, flows and masks counted at the feature resolution."""
-    x = inputs["x"]
+def tsam_traffic(args: tuple, pass_: str) -> int:
+    """Bytes moved by ``pass_`` on ``args`` (x, flow_fw, flow_bw, ...), flows and masks
+    counted at the feature resolution."""
+    x, flow_fw, flow_bw = args[:3]
     n, t, _, h, w = x.shape
     x_bytes = common.nbytes(x)
     # Per direction: 2 flow channels + 1 mask channel per feature pixel, float32.
-    sampled = 2 * n * (t - 1) * 3 * h * w * inputs["flow_fw"].element_size()
+    sampled = 2 * n * (t - 1) * 3 * h * w * flow_fw.element_size()
     if pass_ == "forward":
         return 2 * x_bytes + sampled
-    grad_flows = common.nbytes(inputs["flow_fw"], inputs["flow_bw"])
+    grad_flows = common.nbytes(flow_fw, flow_bw)
     return 5 * x_bytes + 2 * sampled + grad_flows
 
 
-def tsm_traffic(inputs: dict, pass_: str) -> int:
-    return (2 if pass_ == "forward" else 4) * common.nbytes(inputs["x"])
+def tsm_traffic(args: tuple, pass_: str) -> int:
+    return (2 if pass_ == "forward" else 4) * common.nbytes(args[0])
 
 
 @dataclass(frozen=True, eq=False)
@@ -246,7 +245,7 @@ class Op:
     fused: Callable[[str], Callable]  # backend -> fn
     make_inputs: Callable[..., dict]  # (shape, dtype, device) -> inputs
     arguments: Callable[[dict, str], tuple]  # (inputs, pass) -> call arguments
-    traffic: Callable[[dict, str], int]  # (inputs, pass) -> bytes
+    traffic: Callable[[tuple, str], int]  # (call arguments, pass) -> bytes
     forward_backward: Callable[[Callable], Callable]
     check: dict  # allclose tolerances of the float32 forward against eager
 
@@ -261,103 +260,60 @@ TSM = Op(
 )  # fmt: skip
 
 
-def gpu_implementations(op: Op) -> dict[str, common.Implementation]:
-    """name -> fn, or the reason it cannot run here."""
-    status = fused_inpaint.available_backends()
-    impls = {"eager": op.composite, "torch.compile": torch.compile(op.composite, dynamic=False)}
-    for backend in ("triton", "cuda"):
-        available = status[backend].available
-        impls[backend] = op.fused(backend) if available else status[backend].detail
-    return impls
-
-
 def check_against_eager(op: Op, shape: tuple, impls: dict) -> dict[str, str]:
     """Forward of every runnable implementation on one float32 input, against eager."""
     args = op.arguments(op.make_inputs(shape, torch.float32, "cuda"), "forward")
-    expected = op.composite(*args)
-    return {
-        name: common.mismatch(expected, fn, args, "eager in float32", **op.check)
-        for name, fn in impls.items()
-        if name != "eager" and not isinstance(fn, str)
-    }
+    return common.check_against_eager(impls, args, **op.check)
 
 
 def bench_case(op: Op, shape: tuple, dtype: str, impls: dict, checks: dict) -> list[common.Row]:
     """Times every implementation, forward and forward+backward, on one shape and dtype."""
     sets = common.input_sets(lambda: op.make_inputs(shape, DTYPES[dtype], "cuda"))
-    label = "N={}, T={}, C={}, {}x{}".format(*shape)
-    rows = []
-    for pass_ in PASSES:
-        arg_sets = [op.arguments(inputs, pass_) for inputs in sets]
-        num_bytes = op.traffic(sets[0], pass_)
-        for name, fn in impls.items():
-            if pass_ != "forward" and not isinstance(fn, str):
-                fn = op.forward_backward(fn)
-            row = common.measure(label, dtype, pass_, name, fn, arg_sets, num_bytes)
-            row.note = "; ".join(filter(None, (checks.get(name), row.note)))
-            result = f"{row.ms * 1e3:.1f} us" if row.ms is not None else row.note
-            print(f"{op.name} {row.shape} {dtype} {pass_} {name}: {result}", flush=True)
-            rows.append(row)
-    return rows
+    return common.bench_passes(
+        "N={}, T={}, C={}, {}x{}".format(*shape),
+        dtype,
+        impls,
+        lambda name, pass_: [op.arguments(inputs, pass_) for inputs in sets],
+        op.traffic,
+        op.forward_backward,
+        checks,
+        prefix=f"{op.name} ",
+    )
 
 
 def run_gpu(shapes: list[tuple], out_dir: Path) -> None:
     """Measures both ops on every shape, dtype, pass and implementation; writes and prints
     both tables."""
-    env = common.environment()
-    copy_gbps = common.measure_copy_bandwidth()
-    print(f"{env.device}: device-to-device copy {copy_gbps:.0f} GB/s", flush=True)
-    impls = {op: gpu_implementations(op) for op in (TSAM, TSM)}
+    env, copy_gbps = common.environment_and_copy_bandwidth()
+    impls = {op: common.gpu_implementations(op.composite, op.fused) for op in (TSAM, TSM)}
     rows: dict[Op, list[common.Row]] = {TSAM: [], TSM: []}
-    for shape in shapes:
-        # A fresh compile cache per shape keeps torch.compile under dynamo's recompile limit.
-        torch.compiler.reset()
+
+    def measure_shape(shape: tuple) -> None:
         for op, op_impls in impls.items():
             checks = check_against_eager(op, shape, op_impls)
             for dtype in DTYPES:
                 rows[op] += bench_case(op, shape, dtype, op_impls, checks)
-        # Written after every shape, so a run cut short keeps what it measured.
+
+    def render() -> str:
         text = common.report(TSAM.name, env, copy_gbps, TSAM_NOTES, rows[TSAM])
-        notes = "\n".join(f"- {note}" for note in TSM_NOTES)
         table = common.markdown_table(rows[TSM], copy_gbps)
-        text += f"\n## {TSM.name} (TSM)\n\n{notes}\n\n{table}\n"
-        path = common.write_report(out_dir, OP, env, text)
-    print()
-    print(text)
-    print(f"wrote {path}")
+        return text + common.section(f"{TSM.name} (TSM)", TSM_NOTES, table)
+
+    common.measure_and_write(OP, env, out_dir, shapes, measure_shape, render)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description="temporal_shift_align and temporal_shift GPU benchmark"
-    )
-    parser.add_argument("--quick", action="store_true", help="one shape, as a smoke test")
-    parser.add_argument(
-        "--out", type=Path, default=common.RESULTS_DIR, help="results root (default %(default)s)"
-    )
-    args = parser.parse_args(argv)
-    if not torch.cuda.is_available():
-        print(
-            f"{OP}: the GPU benchmark needs a CUDA device; for CPU timings run "
-            "`python -m pytest benchmarks --benchmark-only`"
-        )
-        return 0
-    run_gpu(SHAPES[:1] if args.quick else SHAPES, args.out)
-    return 0
+    description = "temporal_shift_align and temporal_shift GPU benchmark"
+    return common.gpu_main(argv, OP, description, SHAPES, run_gpu)
 
 
 # CPU figures (pytest-benchmark): cpu backend vs torch reference backend vs eager composite.
 
 
-def cpu_implementations(op: Op) -> dict[str, common.Implementation]:
-    status = fused_inpaint.available_backends()["cpu"]
-    cpu = op.fused("cpu") if status.available else f"cpu backend unavailable: {status.detail}"
-    return {"cpu": cpu, "torch": op.fused("torch"), "eager": op.composite}
-
-
 def pytest_generate_tests(metafunc):
-    common.parametrize_implementations(metafunc, "tsam_impl", cpu_implementations(TSAM))
-    common.parametrize_implementations(metafunc, "tsm_impl", cpu_implementations(TSM))
+    for argname, op in (("tsam_impl", TSAM), ("tsm_impl", TSM)):
+        impls = common.cpu_implementations(op.fused, op.composite)
+        common.parametrize_implementations(metafunc, argname, impls)
 
 
 def cpu_inputs() -> dict:

@@ -1,4 +1,5 @@
-"""Helpers shared by the op benchmarks: environment, GPU timing, bandwidth, result tables.
+"""Helpers shared by the benchmarks: environment, GPU timing, bandwidth, implementations,
+the measure-and-write loop, result tables and the command line.
 
 GPU figures follow SPEC 7: CUDA-event times from ``triton.testing.do_bench`` (median,
 after warm-up), random inputs rotated among copies larger than L2, achieved GB/s (each
@@ -9,17 +10,20 @@ helpers for those are at the end.
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import itertools
 import math
 import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
 import torch
+
+import fused_inpaint
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 # Several times the L2 of current GPUs (H100: 50 MB, H200: 60 MB), so rotated inputs come
@@ -27,6 +31,7 @@ RESULTS_DIR = Path(__file__).resolve().parent / "results"
 ROTATION_BYTES = 256 * 2**20
 MAX_INPUT_SETS = 16
 COPY_BYTES = 512 * 2**20
+PASSES = ("forward", "forward+backward")
 
 T = TypeVar("T")
 # An implementation: a callable, or the reason it cannot run here.
@@ -117,6 +122,41 @@ def measure_copy_bandwidth(size: int = COPY_BYTES) -> float:
     return gbps(2 * size, time_gpu(dst.copy_, [(src,)]))
 
 
+def environment_and_copy_bandwidth() -> tuple[Environment, float]:
+    """The Environment and the copy bandwidth in GB/s, both printed."""
+    env = environment()
+    copy_gbps = measure_copy_bandwidth()
+    print(f"{env.device}: device-to-device copy {copy_gbps:.0f} GB/s", flush=True)
+    return env, copy_gbps
+
+
+def on_backend(backend: str, make: Callable[[str], Callable]) -> Implementation:
+    """``make(backend)``, or the reason ``backend`` cannot run here."""
+    status = fused_inpaint.available_backends()[backend]
+    return make(backend) if status.available else status.detail
+
+
+def gpu_implementations(
+    composite: Callable, fused: Callable[[str], Callable]
+) -> dict[str, Implementation]:
+    """eager ``composite``, torch.compile of it (static shapes), and ``fused(backend)`` on
+    triton and cuda: name -> fn, or the reason it cannot run here."""
+    impls = {"eager": composite, "torch.compile": torch.compile(composite, dynamic=False)}
+    for backend in ("triton", "cuda"):
+        impls[backend] = on_backend(backend, fused)
+    return impls
+
+
+def check_against_eager(impls: dict[str, Implementation], args: tuple, **tolerance) -> dict:
+    """name -> note: each runnable implementation's output on ``args`` against eager's."""
+    expected = impls["eager"](*args)
+    return {
+        name: mismatch(expected, fn, args, "eager in float32", **tolerance)
+        for name, fn in impls.items()
+        if name != "eager" and not isinstance(fn, str)
+    }
+
+
 def forward_backward(fn: Callable, n_outputs: int = 1) -> Callable:
     """``fn(*inputs) -> output(s)`` as ``run(*inputs, *grad_outputs) -> grads w.r.t. inputs``.
 
@@ -172,19 +212,64 @@ class Row:
 
 
 def measure(
-    shape: str, dtype: str, pass_: str, impl: str, fn: Implementation, arg_sets, num_bytes: int
+    shape: str,
+    dtype: str,
+    pass_: str,
+    impl: str,
+    fn: Implementation,
+    arg_sets,
+    num_bytes: int,
+    check: str = "",
 ) -> Row:
-    """Times ``fn`` over ``arg_sets`` into a Row; an unavailable or failing ``fn`` gets a note."""
+    """Times ``fn`` over ``arg_sets`` into a Row; an unavailable or failing ``fn`` gets a
+    note, after ``check`` (what a correctness check found)."""
     row = Row(shape, dtype, pass_, impl, num_bytes=num_bytes)
     if isinstance(fn, str):
         row.note = f"unavailable: {fn}"
-        return row
-    try:
-        row.ms = time_gpu(fn, arg_sets)
-    except Exception as error:  # a failing implementation is a row of the table, not a crash
-        row.note = failure(error)
-        torch.cuda.empty_cache()
+    else:
+        try:
+            row.ms = time_gpu(fn, arg_sets)
+        except Exception as error:  # a failing implementation is a row of the table, not a crash
+            row.note = failure(error)
+            torch.cuda.empty_cache()
+    row.note = "; ".join(filter(None, (check, row.note)))
     return row
+
+
+def print_row(row: Row, prefix: str = "") -> None:
+    """One line of progress: the case and its time, or its note."""
+    result = f"{row.ms * 1e3:.1f} us" if row.ms is not None else row.note
+    print(f"{prefix}{row.shape} {row.dtype} {row.pass_} {row.impl}: {result}", flush=True)
+
+
+def bench_passes(
+    label: str,
+    dtype: str,
+    impls: dict[str, Implementation],
+    arg_sets: Callable[[str, str], list[tuple]],
+    traffic: Callable[[tuple, str], int],
+    backward: Callable[[Callable], Callable] = forward_backward,
+    checks: dict[str, str] | None = None,
+    prefix: str = "",
+) -> list[Row]:
+    """Rows of every implementation, forward then forward+backward, on one case; each
+    printed as it is measured, after ``prefix``.
+
+    ``arg_sets(name, pass_)``: the rotated argument tuples; ``traffic(args, pass_)``: bytes
+    moved by one call; ``backward(fn)``: fn as forward+backward; ``checks``: name -> note.
+    """
+    checks = checks or {}
+    rows = []
+    for pass_ in PASSES:
+        for name, fn in impls.items():
+            args = arg_sets(name, pass_)
+            if pass_ != "forward" and not isinstance(fn, str):
+                fn = backward(fn)
+            num_bytes = traffic(args[0], pass_)
+            check = checks.get(name, "")
+            rows.append(measure(label, dtype, pass_, name, fn, args, num_bytes, check))
+            print_row(rows[-1], prefix)
+    return rows
 
 
 def _cell(text: str) -> str:
@@ -215,24 +300,39 @@ def markdown_table(rows: Sequence[Row], copy_gbps: float, baseline: str = "eager
     return "\n".join(lines)
 
 
-def report(op: str, env: Environment, copy_gbps: float, notes: Sequence[str], rows) -> str:
-    """The whole markdown document: header (device, versions, date, method, notes), table."""
-    header = [
-        f"# {op} on {env.device}",
+def header(title: str, env: Environment, facts: Sequence[str], notes: Sequence[str]) -> str:
+    """A report's markdown header: "<title> on <device>", versions, date, ``facts``, the
+    command, ``notes``."""
+    lines = [
+        f"# {title} on {env.device}",
         "",
         f"- device: {env.device} ({env.capability}); torch {env.torch}, triton {env.triton}, "
         f"CUDA {env.cuda}",
         f"- date: {env.date}",
-        f"- device-to-device copy bandwidth, measured in this run: {copy_gbps:.0f} GB/s "
-        f"(`dst.copy_(src)` of {COPY_BYTES // 2**20} MiB, counted as read + write)",
-        "- method: `triton.testing.do_bench` median of CUDA-event times, after warm-up, L2 "
-        f"flushed before each run; random inputs rotated among copies totalling >= "
-        f"{ROTATION_BYTES // 2**20} MiB (at most {MAX_INPUT_SETS}); GB/s = bytes / time with "
-        "each input read once and each output written once; — = not measured",
+        *(f"- {fact}" for fact in facts),
         f"- command: `{' '.join(['python', *sys.argv])}`",
         *(f"- {note}" for note in notes),
     ]
-    return "\n".join(header) + "\n\n" + markdown_table(rows, copy_gbps) + "\n"
+    return "\n".join(lines)
+
+
+def section(title: str, notes: Sequence[str], table: str) -> str:
+    """A second table in a report: "## title", its notes, the table."""
+    notes_text = "\n".join(f"- {note}" for note in notes)
+    return f"\n## {title}\n\n{notes_text}\n\n{table}\n"
+
+
+def report(op: str, env: Environment, copy_gbps: float, notes: Sequence[str], rows) -> str:
+    """The whole markdown document: header (device, versions, date, method, notes), table."""
+    facts = [
+        f"device-to-device copy bandwidth, measured in this run: {copy_gbps:.0f} GB/s "
+        f"(`dst.copy_(src)` of {COPY_BYTES // 2**20} MiB, counted as read + write)",
+        "method: `triton.testing.do_bench` median of CUDA-event times, after warm-up, L2 "
+        f"flushed before each run; random inputs rotated among copies totalling >= "
+        f"{ROTATION_BYTES // 2**20} MiB (at most {MAX_INPUT_SETS}); GB/s = bytes / time with "
+        "each input read once and each output written once; — = not measured",
+    ]
+    return header(op, env, facts, notes) + "\n\n" + markdown_table(rows, copy_gbps) + "\n"
 
 
 def write_report(out_dir: Path, op: str, env: Environment, text: str) -> Path:
@@ -241,6 +341,84 @@ def write_report(out_dir: Path, op: str, env: Environment, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     return path
+
+
+def measure_and_write(
+    name: str,
+    env: Environment,
+    out_dir: Path,
+    cases: Iterable[T],
+    measure_case: Callable[[T], object],
+    render: Callable[[], str],
+) -> None:
+    """Runs ``measure_case`` on every case, each with a fresh compile cache, and writes
+    ``render()`` to ``out_dir/<device>/<name>.md`` after each; prints the last report."""
+    for case in cases:
+        # A fresh compile cache per case keeps torch.compile under dynamo's recompile limit.
+        torch.compiler.reset()
+        measure_case(case)
+        # Written after every case, so a run cut short keeps what it measured.
+        text = render()
+        path = write_report(out_dir, name, env, text)
+    print()
+    print(text)
+    print(f"wrote {path}")
+
+
+def measure_table(
+    op: str,
+    notes: Sequence[str],
+    cases: Iterable[T],
+    out_dir: Path,
+    measure_case: Callable[[T], list[Row]],
+) -> None:
+    """The single-table benchmark of ``op``: the rows of every case, written as they come
+    to ``out_dir/<device>/<op>.md``."""
+    env, copy_gbps = environment_and_copy_bandwidth()
+    rows: list[Row] = []
+
+    def measure(case: T) -> None:
+        rows.extend(measure_case(case))
+
+    def render() -> str:
+        return report(op, env, copy_gbps, notes, rows)
+
+    measure_and_write(op, env, out_dir, cases, measure, render)
+
+
+def gpu_main(
+    argv: list[str] | None,
+    name: str,
+    description: str,
+    cases: Sequence[T],
+    run_gpu: Callable[[Sequence[T], Path], object],
+) -> int:
+    """The command line of a GPU benchmark: ``run_gpu(cases, out_dir)``, the first case
+    alone with ``--quick``; without a CUDA device it says where the CPU timings are."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help="one case, as a smoke test")
+    parser.add_argument(
+        "--out", type=Path, default=RESULTS_DIR, help="results root (default %(default)s)"
+    )
+    args = parser.parse_args(argv)
+    if not torch.cuda.is_available():
+        print(
+            f"{name}: the GPU benchmark needs a CUDA device; for CPU timings run "
+            "`python -m pytest benchmarks --benchmark-only`"
+        )
+        return 0
+    run_gpu(cases[:1] if args.quick else cases, args.out)
+    return 0
+
+
+def cpu_implementations(
+    fused: Callable[[str], Callable], eager: Callable | None = None
+) -> dict[str, Implementation]:
+    """``fused`` on the cpu and torch backends, and the ``eager`` composite if given."""
+    impls = {"cpu": on_backend("cpu", fused), "torch": fused("torch")}
+    if eager is not None:
+        impls["eager"] = eager
+    return impls
 
 
 def parametrize_implementations(metafunc, argname: str, impls: dict[str, Implementation]):
@@ -255,6 +433,6 @@ def parametrize_implementations(metafunc, argname: str, impls: dict[str, Impleme
         return
     params = []
     for name, fn in impls.items():
-        marks = [pytest.mark.skip(reason=fn)] if isinstance(fn, str) else []
+        marks = [pytest.mark.skip(reason=f"unavailable: {fn}")] if isinstance(fn, str) else []
         params.append(pytest.param(fn, id=name, marks=marks))
     metafunc.parametrize(argname, params)
