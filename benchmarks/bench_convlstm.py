@@ -263,8 +263,7 @@ def sequence_table(rows: list[common.Row]) -> str:
         ref = base.get((r.dtype, r.pass_))
         time = f"{r.ms:.2f}" if r.ms is not None else "—"
         speedup = f"{ref / r.ms:.2f}x" if r.ms is not None and ref is not None else "—"
-        cells = [r.shape, r.dtype, r.pass_, r.impl, time, speedup, r.note.replace("|", "\\|")]
-        lines.append("| " + " | ".join(cells) + " |")
+        lines.append(common.table_line([r.shape, r.dtype, r.pass_, r.impl, time, speedup, r.note]))
     return "\n".join(lines)
 
 

@@ -186,7 +186,7 @@ def markdown_table(rows: list[dict]) -> str:
         cells = [f"{width}x{height}", row["backend"], "yes" if row["graphs"] else "no"]
         cells += figures(row, eager.get((row["size"], row["backend"])))
         cells.append(row["note"])
-        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+        lines.append(common.table_line(cells))
     return "\n".join(lines)
 
 

@@ -272,8 +272,10 @@ def bench_passes(
     return rows
 
 
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+def table_line(cells: Iterable[str]) -> str:
+    """One markdown table line, each cell's pipes escaped and line breaks flattened."""
+    escaped = (cell.replace("|", "\\|").replace("\n", " ") for cell in cells)
+    return "| " + " | ".join(escaped) + " |"
 
 
 def markdown_table(rows: Sequence[Row], copy_gbps: float, baseline: str = "eager") -> str:
@@ -296,7 +298,7 @@ def markdown_table(rows: Sequence[Row], copy_gbps: float, baseline: str = "eager
                 f"{ref / r.ms:.2f}x" if ref is not None else "—",
             ]
         cells = [r.shape, r.dtype, r.pass_, r.impl, *figures, r.note]
-        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+        lines.append(table_line(cells))
     return "\n".join(lines)
 
 
