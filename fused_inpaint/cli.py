@@ -4,6 +4,7 @@
   fused-inpaint demo                              inpaint a short clip, no network needed
   fused-inpaint bench                             the model's throughput (bench_model.py)
   fused-inpaint eval                              quality on real clips against OpenCV Telea
+  fused-inpaint train -o DIR                      train on synthetic clips (torchrun: DDP)
 
 Errors in what the user gave (files, sizes, counts, options) end in one line on stderr and
 a non-zero exit status; an output is either complete or absent.
@@ -29,6 +30,7 @@ from tqdm import tqdm
 from fused_inpaint import demo as demo_clip
 from fused_inpaint import evaluate as quality
 from fused_inpaint import io
+from fused_inpaint import train as training
 from fused_inpaint.pipeline import Inpainter
 
 PROG = "fused-inpaint"
@@ -135,6 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--quick", action="store_true", help="one resolution, as a smoke test")
     bench.add_argument("--out", type=Path, metavar="DIR", help="results root")
     _add_eval_parser(commands)
+    _add_train_parser(commands)
     return parser
 
 
@@ -162,6 +165,23 @@ def _add_eval_parser(commands) -> None:
         "-o", "--output", type=Path, default=quality.REPORT, help="the Markdown report (.md)"
     )
     _add_model_options(evaluation)
+
+
+def _add_train_parser(commands) -> None:
+    training = commands.add_parser(
+        "train",
+        help="train the network on synthetic clips",
+        description="Trains the network on synthetic clips with exact flow, in the stages of "
+        "the config, writing checkpoint.pt, log.jsonl and finally weights.safetensors into "
+        "DIR. Launched by torchrun, every process trains one share (DistributedDataParallel).",
+    )
+    training.add_argument("-o", "--output", required=True, type=Path, metavar="DIR")
+    training.add_argument("--config", type=Path, help="JSON training config (default: built in)")
+    training.add_argument("--resume", action="store_true", help="go on from DIR's checkpoint")
+    training.add_argument(
+        "--stop-at", type=_positive, metavar="STEP", help="checkpoint and stop at STEP"
+    )
+    training.add_argument("--device", help="cpu, cuda, ... (default: cuda if available)")
 
 
 def _device(name: str | None) -> torch.device | None:
@@ -293,7 +313,27 @@ def eval_command(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": run_command, "demo": demo_command, "bench": bench_command, "eval": eval_command}
+def train_command(args: argparse.Namespace) -> int:
+    if args.config is not None and not args.config.is_file():
+        raise UsageError(f"config file not found: {args.config}")
+    if args.output.exists() and not args.output.is_dir():
+        raise UsageError(f"output {args.output} exists and is not a folder")
+    config = training.load_config(args.config)
+    weights = training.train(config, args.output, _device(args.device), args.resume, args.stop_at)
+    if weights is None:
+        print(f"stopped at step {args.stop_at}; go on with --resume -o {args.output}")
+    else:
+        print(f"wrote {weights}")
+    return 0
+
+
+COMMANDS = {
+    "run": run_command,
+    "demo": demo_command,
+    "bench": bench_command,
+    "eval": eval_command,
+    "train": train_command,
+}
 
 
 def _interrupt(signum, frame) -> None:

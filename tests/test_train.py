@@ -7,11 +7,12 @@ import json
 import pytest
 import torch
 
+from fused_inpaint import cli
 from fused_inpaint.data import ClipConfig, make_clip
 from fused_inpaint.models import SlimInpaintNet, load_network
 from fused_inpaint.train import ClipObjective, Stage, TrainConfig, config_from_dict, train
 from fused_inpaint.train.losses import masked_l1, reconstruction_losses, warping_loss
-from fused_inpaint.train.trainer import CHECKPOINT, LOG, StepBatches
+from fused_inpaint.train.trainer import CHECKPOINT, LOG, WEIGHTS, StepBatches
 
 TINY = TrainConfig(
     stages=(
@@ -116,3 +117,34 @@ def test_config_round_trip_and_unknown_keys():
         config_from_dict({"learning_rate": 1})
     with pytest.raises(ValueError, match="stages"):
         config_from_dict({"stages": [{"name": "a", "steps": 1, "clip_length": 4, "lr0": 1}]})
+
+
+def test_cli_trains_stops_and_resumes(tmp_path, capsys):
+    config = tmp_path / "tiny.json"
+    config.write_text(TINY.to_json())
+    run = tmp_path / "run"
+    args = ["train", "--config", str(config), "-o", str(run), "--device", "cpu"]
+    assert cli.main([*args, "--stop-at", "3"]) == 0
+    assert "stopped at step 3" in capsys.readouterr().out
+    assert not (run / WEIGHTS).exists()
+    assert cli.main([*args, "--resume"]) == 0
+    assert f"wrote {run / WEIGHTS}" in capsys.readouterr().out
+    assert torch.load(run / CHECKPOINT, weights_only=True)["step"] == TINY.total_steps
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "config file not found"),
+        ('{"stages": [{"name": "a"}]}', "missing"),
+        ('{"steps": 3}', "unknown training config key 'steps'"),
+        ("{not json", "Expecting property name"),
+    ],
+)
+def test_cli_train_errors_are_one_line(tmp_path, capsys, content, message):
+    config = tmp_path / "config.json"
+    if content is not None:
+        config.write_text(content)
+    assert cli.main(["train", "--config", str(config), "-o", str(tmp_path / "run")]) == 1
+    error = capsys.readouterr().err
+    assert message in error and error.count("\n") == 1

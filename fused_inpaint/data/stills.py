@@ -40,7 +40,11 @@ def _as_rgb_tensor(image: np.ndarray) -> torch.Tensor:
 
 def skimage_stills() -> list[torch.Tensor]:
     """scikit-image's bundled photographs, (3, h, w) in [0, 1]."""
-    import skimage.data
+    try:
+        import skimage.data
+    except ImportError:
+        message = "training stills need scikit-image: pip install fused-inpaint[train]"
+        raise ImportError(message) from None
 
     stills = []
     for name in SKIMAGE_STILLS:

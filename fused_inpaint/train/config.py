@@ -99,7 +99,10 @@ def _build(cls, values: dict, where: str):
     unknown = set(values) - known
     if unknown:
         raise ValueError(f"unknown key(s) in training config {where}: {sorted(unknown)}")
-    return cls(**values)
+    try:
+        return cls(**values)
+    except TypeError as error:  # a missing field
+        raise ValueError(f"training config {where}: {error}") from None
 
 
 def load_config(path: str | os.PathLike | None) -> TrainConfig:
