@@ -100,3 +100,12 @@ def assert_matches_reference(
         f"{name}: max error {error:.3g} > allowed {allowed:.3g} "
         f"(reference's own error in {actual.dtype}: {ref_error:.3g})"
     )
+
+
+def one_error_line(stderr: str) -> str:
+    """The one error line a failed ``fused-inpaint`` command wrote (warnings aside)."""
+    errors = [
+        line for line in stderr.splitlines() if not line.startswith("fused-inpaint: warning:")
+    ]
+    assert len(errors) == 1 and errors[0].startswith("fused-inpaint: error: "), errors
+    return errors[0]

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from support import one_error_line
 
 from fused_inpaint import demo, io
 from fused_inpaint.cli import main
@@ -154,13 +155,8 @@ def test_errors_are_one_line_and_leave_no_output(clip, tmp_path, capsys):
     before = sorted(p.name for p in tmp_path.iterdir())
     for name, (args, expected) in cases.items():
         assert run(*args) == 1, name
-        errors = [
-            line
-            for line in capsys.readouterr().err.splitlines()
-            if not line.startswith("fused-inpaint: warning:")
-        ]
-        assert len(errors) == 1 and errors[0].startswith("fused-inpaint: error: "), (name, errors)
-        assert expected in errors[0], (name, errors)
+        error = one_error_line(capsys.readouterr().err)
+        assert expected in error, (name, error)
         assert sorted(p.name for p in tmp_path.iterdir()) == before, name
         assert list((tmp_path / "full").iterdir()) == [tmp_path / "full" / "keep.txt"]
 

@@ -12,6 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from support import one_error_line
 
 from fused_inpaint import demo
 from fused_inpaint import evaluate as quality
@@ -322,13 +323,8 @@ def test_cli_eval_errors_are_one_line_and_write_nothing(cli_errors, tmp_path, ca
     before = sorted(os.listdir(tmp_path))
     for name, (args, expected) in cli_errors.items():
         assert main(["eval", "--device", "cpu", *args]) == 1, name
-        errors = [
-            line
-            for line in capsys.readouterr().err.splitlines()
-            if not line.startswith("fused-inpaint: warning:")
-        ]
-        assert len(errors) == 1 and errors[0].startswith("fused-inpaint: error: "), (name, errors)
-        assert expected in errors[0], (name, errors)
+        error = one_error_line(capsys.readouterr().err)
+        assert expected in error, (name, error)
         assert sorted(os.listdir(tmp_path)) == before, name
 
 

@@ -10,7 +10,8 @@ import torch
 from torch._dynamo.utils import counters
 
 import fused_inpaint as fi
-from fused_inpaint.models import SlimInpaintNet, load_network, save_network
+from fused_inpaint.models import DEFAULT_WEIGHTS, SlimInpaintNet, load_network, save_network
+from fused_inpaint.models import weights as weights_module
 from fused_inpaint.pipeline import Inpainter
 
 
@@ -168,9 +169,23 @@ def test_weights_round_trip(tmp_path):
         load_network(tmp_path / "missing.safetensors")
 
 
-def test_untrained_network_says_so():
+def test_untrained_network_says_so(monkeypatch, tmp_path):
+    monkeypatch.setattr(weights_module, "DEFAULT_WEIGHTS", tmp_path / "absent.safetensors")
     with pytest.warns(UserWarning, match="no trained weights"):
         Inpainter(device="cpu")
+
+
+def test_shipped_weights_load_by_default():
+    assert DEFAULT_WEIGHTS.is_file() and DEFAULT_WEIGHTS.stat().st_size <= 20 * 2**20
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        network = Inpainter(device="cpu").network
+    shipped = load_network(DEFAULT_WEIGHTS)
+    assert network.config == shipped.config
+    for (name, a), (_, b) in zip(
+        network.state_dict().items(), shipped.state_dict().items(), strict=True
+    ):
+        assert torch.equal(a, b), name
 
 
 def test_bad_inputs_are_named(inpainter):

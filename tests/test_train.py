@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from support import one_error_line
 
 from fused_inpaint import cli
 from fused_inpaint.data import ClipConfig, make_clip
@@ -146,5 +147,4 @@ def test_cli_train_errors_are_one_line(tmp_path, capsys, content, message):
     if content is not None:
         config.write_text(content)
     assert cli.main(["train", "--config", str(config), "-o", str(tmp_path / "run")]) == 1
-    error = capsys.readouterr().err
-    assert message in error and error.count("\n") == 1
+    assert message in one_error_line(capsys.readouterr().err)
