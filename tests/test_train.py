@@ -13,7 +13,7 @@ from fused_inpaint.data import ClipConfig, make_clip
 from fused_inpaint.models import SlimInpaintNet, load_network
 from fused_inpaint.train import ClipObjective, Stage, TrainConfig, config_from_dict, train
 from fused_inpaint.train.losses import masked_l1, reconstruction_losses, warping_loss
-from fused_inpaint.train.trainer import CHECKPOINT, LOG, WEIGHTS, StepBatches
+from fused_inpaint.train.trainer import CHECKPOINT, LOG, WEIGHTS, StepBatches, _clip_loader
 
 TINY = TrainConfig(
     stages=(
@@ -148,3 +148,10 @@ def test_cli_train_errors_are_one_line(tmp_path, capsys, content, message):
         config.write_text(content)
     assert cli.main(["train", "--config", str(config), "-o", str(tmp_path / "run")]) == 1
     assert message in one_error_line(capsys.readouterr().err)
+
+
+def test_stage_motion_scales_the_data_speeds():
+    config = TrainConfig(stages=(Stage("fast", steps=1, clip_length=4, motion=2.0),))
+    clips = _clip_loader(config, 0, 0, rank=0, world=1).dataset.config
+    assert clips.camera_speed == 2 * config.data.camera_speed
+    assert clips.object_speed == 2 * config.data.object_speed

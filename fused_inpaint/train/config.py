@@ -13,7 +13,8 @@ from fused_inpaint.train.losses import LossWeights
 @dataclass(frozen=True)
 class Stage:
     """A stretch of training on clips of one shape. ``recurrent``: carry the ConvLSTM memory
-    and the warped previous output across the clip's steps (else every step starts empty)."""
+    and the warped previous output across the clip's steps (else every step starts empty).
+    ``motion``: a factor on the data's camera and object speeds."""
 
     name: str
     steps: int
@@ -23,6 +24,7 @@ class Stage:
     width: int = 64
     lr: float = 3e-4
     recurrent: bool = False
+    motion: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,10 @@ class TrainConfig:
     stages: tuple[Stage, ...] = (
         Stage("single", steps=3000, clip_length=4),
         Stage("recurrent", steps=600, clip_length=8, recurrent=True, lr=1e-4),
-    )
+        # Larger frames and faster motion, nearer real footage.
+        Stage("large", steps=450, clip_length=6, batch=2, height=96, width=96, lr=5e-5,
+              recurrent=True, motion=2.0),
+    )  # fmt: skip
     seed: int = 0
     bf16: bool | None = None  # None: on CUDA only
     workers: int = 0  # data-loading processes per rank

@@ -62,10 +62,14 @@ def _save_atomic(payload, path: Path) -> None:
 
 
 def _clip_loader(config: TrainConfig, index: int, first: int, rank: int, world: int):
-    stage = config.stages[index]
+    stage, data = config.stages[index], config.data
+    data = dataclasses.replace(
+        data, camera_speed=data.camera_speed * stage.motion,
+        object_speed=data.object_speed * stage.motion,
+    )  # fmt: skip
     clips = ClipConfig(
         length=stage.clip_length, height=stage.height, width=stage.width,
-        seed=config.seed * 1000 + index, **dataclasses.asdict(config.data),
+        seed=config.seed * 1000 + index, **dataclasses.asdict(data),
     )  # fmt: skip
     batches = StepBatches(first, stage.steps, stage.batch, rank, world)
     return torch.utils.data.DataLoader(
