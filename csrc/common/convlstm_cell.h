@@ -304,4 +304,35 @@ void dispatch_convlstm_cell(const Tensor& gates, const std::optional<Tensor>& c,
   dispatch_with_companion<kWithHalf>(gates, "gates", c.has_value() ? c.value() : gates, f);
 }
 
+// The CPU and CUDA entry points differ only in how they walk the elements: these build the
+// op for the dtypes of gates and c and hand it to run(op).
+template <bool kWithHalf, typename Run>
+void with_convlstm_cell_forward(const Tensor& gates, const std::optional<Tensor>& c,
+                                const Tensor& h_new, const Tensor& c_new, const Run& run) {
+  dispatch_convlstm_cell<kWithHalf>(gates, c, [&](auto gate_tag, auto cell_tag) {
+    using gate_t = decltype(gate_tag);
+    using cell_t = decltype(cell_tag);
+    run(ConvLSTMCellForward<gate_t, cell_t>{
+        {view4<const gate_t>(gates), optional_view4<const cell_t>(c), h_new.size(1)},
+        view4<gate_t>(h_new),
+        view4<cell_t>(c_new)});
+  });
+}
+
+template <bool kWithHalf, typename Run>
+void with_convlstm_cell_backward(const Tensor& grad_h, const Tensor& grad_c_new,
+                                 const Tensor& gates, const std::optional<Tensor>& c,
+                                 const Tensor& grad_gates, const Tensor& grad_c, const Run& run) {
+  dispatch_convlstm_cell<kWithHalf>(gates, c, [&](auto gate_tag, auto cell_tag) {
+    using gate_t = decltype(gate_tag);
+    using cell_t = decltype(cell_tag);
+    run(ConvLSTMCellBackward<gate_t, cell_t>{
+        {view4<const gate_t>(gates), optional_view4<const cell_t>(c), gates.size(1) / 4},
+        view4<const gate_t>(grad_h),
+        view4<const cell_t>(grad_c_new),
+        view4<gate_t>(grad_gates),
+        c.has_value() ? view4<cell_t>(grad_c) : View4<cell_t>{}});
+  });
+}
+
 }  // namespace fused_inpaint

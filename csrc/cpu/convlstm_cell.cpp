@@ -159,16 +159,10 @@ std::tuple<Tensor, Tensor> convlstm_cell_cpu(const Tensor& gates, std::optional<
   const auto outputs = new_convlstm_cell_outputs(gates, c);
   const Tensor &h_new = std::get<0>(outputs), &c_new = std::get<1>(outputs);
   if (h_new.numel() == 0) return outputs;
-  const int64_t hidden = h_new.size(1);
-  dispatch_convlstm_cell<false>(gates, c, [&](auto gate_tag, auto cell_tag) {
-    using gate_t = decltype(gate_tag);
-    using cell_t = decltype(cell_tag);
-    const ConvLSTMCellForward<gate_t, cell_t> op{
-        {view4<const gate_t>(gates), optional_view4<const cell_t>(c), hidden},
-        view4<gate_t>(h_new),
-        view4<cell_t>(c_new)};
-    run(op, Lines{gates.size(0), hidden, gates.size(2), gates.size(3), channels_innermost(gates)});
-  });
+  const Lines lines{gates.size(0), h_new.size(1), gates.size(2), gates.size(3),
+                    channels_innermost(gates)};
+  with_convlstm_cell_forward<false>(gates, c, h_new, c_new,
+                                    [&](const auto& op) { run(op, lines); });
   return outputs;
 }
 
@@ -180,18 +174,10 @@ std::tuple<Tensor, Tensor> convlstm_cell_backward_cpu(const Tensor& grad_h,
   const auto grads = new_convlstm_cell_grads(gates, c);
   const Tensor &grad_gates = std::get<0>(grads), &grad_c = std::get<1>(grads);
   if (gates.numel() == 0) return grads;
-  const int64_t hidden = gates.size(1) / 4;
-  dispatch_convlstm_cell<false>(gates, c, [&](auto gate_tag, auto cell_tag) {
-    using gate_t = decltype(gate_tag);
-    using cell_t = decltype(cell_tag);
-    const ConvLSTMCellBackward<gate_t, cell_t> op{
-        {view4<const gate_t>(gates), optional_view4<const cell_t>(c), hidden},
-        view4<const gate_t>(grad_h),
-        view4<const cell_t>(grad_c_new),
-        view4<gate_t>(grad_gates),
-        c.has_value() ? view4<cell_t>(grad_c) : View4<cell_t>{}};
-    run(op, Lines{gates.size(0), hidden, gates.size(2), gates.size(3), channels_innermost(gates)});
-  });
+  const Lines lines{gates.size(0), gates.size(1) / 4, gates.size(2), gates.size(3),
+                    channels_innermost(gates)};
+  with_convlstm_cell_backward<false>(grad_h, grad_c_new, gates, c, grad_gates, grad_c,
+                                     [&](const auto& op) { run(op, lines); });
   return grads;
 }
 
