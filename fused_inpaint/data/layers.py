@@ -57,9 +57,9 @@ def layer_coordinates(layer: Layer, t: int, grid: torch.Tensor) -> torch.Tensor:
     return apply_homography(torch.linalg.inv(layer.paths[t]), grid)
 
 
-def coverage(layer: Layer, t: int, grid: torch.Tensor) -> torch.Tensor:
-    """(H, W) bool: frame pixels the layer covers at frame ``t``."""
-    at = layer_coordinates(layer, t, grid)
+def coverage(layer: Layer, at: torch.Tensor) -> torch.Tensor:
+    """(H, W) bool: the frame pixels the layer covers, given ``at`` (H, W, 2), where they
+    fall in the layer (``layer_coordinates``)."""
     h, w = layer.alpha.shape
     inside = (at[..., 0] >= 0) & (at[..., 0] <= w - 1) & (at[..., 1] >= 0) & (at[..., 1] <= h - 1)
     return inside & (_sample(layer.alpha[None].float(), at)[0] >= 0.5)
@@ -74,9 +74,10 @@ def render(layers: list[Layer], height: int, width: int) -> tuple[torch.Tensor, 
     owner = torch.full((length, height, width), -1, dtype=torch.int64)
     for t in range(length):
         for index, layer in enumerate(layers):
-            covered = coverage(layer, t, grid)
+            at = layer_coordinates(layer, t, grid)
+            covered = coverage(layer, at)
             if layer.image is not None:
-                color = _sample(layer.image, layer_coordinates(layer, t, grid))
+                color = _sample(layer.image, at)
                 frames[t] = torch.where(covered, color, frames[t])
             owner[t][covered] = index
     return frames, owner

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from fused_inpaint.data.layers import Layer, coverage, pixel_grid
+from fused_inpaint.data.layers import Layer, coverage, layer_coordinates, pixel_grid
 from fused_inpaint.data.motion import affine_path
 
 
@@ -89,7 +89,7 @@ def render_holes(layers: list[Layer], height: int, width: int) -> torch.Tensor:
     holes = torch.zeros(length, height, width, dtype=torch.bool)
     for t in range(length):
         for layer in layers:
-            holes[t] |= coverage(layer, t, grid)
+            holes[t] |= coverage(layer, layer_coordinates(layer, t, grid))
     return holes
 
 
