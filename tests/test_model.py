@@ -12,6 +12,8 @@ from torch._dynamo.utils import counters
 import fused_inpaint as fi
 from fused_inpaint.models import DEFAULT_WEIGHTS, SlimInpaintNet, load_network, save_network
 from fused_inpaint.models import weights as weights_module
+from fused_inpaint.models.network import FrameFeatures, PairFlows, RecurrentState
+from fused_inpaint.ops import fb_validity
 from fused_inpaint.pipeline import Inpainter
 
 
@@ -221,3 +223,57 @@ def test_training_step_backpropagates():
     loss.backward()
     missing = [n for n, p in net.named_parameters() if p.grad is None or not p.grad.any()]
     assert not missing, missing
+
+
+def shifted_frames(dx: int, h: int = 12, w: int = 20):
+    """Frames t-1, t, t+1 of a texture moving dx pixels right per frame, (1, 3, h, w) each,
+    and its exact forward (t to t+1) and backward flows, (1, 2, h, w)."""
+    torch.manual_seed(5)
+    texture = torch.rand(1, 3, h, w + 4 * abs(dx)) * 2 - 1
+    frames = [texture[..., 2 * abs(dx) - i * dx :][..., :w] for i in range(-1, 2)]
+    forward = torch.zeros(1, 2, h, w)
+    forward[:, 0] = dx
+    return frames, forward, -forward
+
+
+def test_propagation_copies_known_pixels_along_the_flow():
+    net = SlimInpaintNet(past=1, future=1, width=8)
+    images, forward, backward = shifted_frames(2)
+    holes = [torch.zeros(1, 1, 12, 20) for _ in images]
+    holes[1][..., 3:9, 5:11] = 1  # the current frame's hole
+    holes[2][..., 3:9, 9:11] = 1  # the next frame hides where the hole's right part went
+    frames = [
+        FrameFeatures(image * (1 - hole), hole, None, None, None)
+        for image, hole in zip(images, holes, strict=True)
+    ]
+    pairs = []
+    for a, b in ((0, 1), (1, 2)):
+        valid = fb_validity(forward, backward, source_mask=(holes[a], holes[b]), both=True)
+        pairs.append(PairFlows(forward, backward, *valid))
+    predicted = torch.full_like(images[1], 5.0)  # out of range: seen wherever it is used
+
+    fill = net.propagate(frames, pairs, RecurrentState(), predicted)
+    from_next = pairs[1].valid_forward.bool().expand_as(fill)
+    assert from_next[..., 3:9, 5:7].all() and not from_next[..., 3:9, 7:9].any()
+    torch.testing.assert_close(fill[from_next], images[1][from_next])
+    assert (fill[~from_next] == 5).all()
+
+    # The previous output (complete, so no holes restrict it) fills the rest: the part of
+    # the hole the next frame hides, and the columns the texture has left at the right.
+    fill = net.propagate(frames, pairs, RecurrentState(output=images[0]), predicted)
+    torch.testing.assert_close(fill, images[1])
+
+
+def test_propagation_needs_the_neighbour_to_agree_with_the_known_pixels():
+    """A flow that is consistent but wrong (zero, on a moving texture) copies nothing."""
+    net = SlimInpaintNet(past=1, future=1, width=8)
+    images, _, _ = shifted_frames(2)
+    hole = torch.zeros(1, 1, 12, 20)
+    hole[..., 3:9, 5:11] = 1
+    frames = [FrameFeatures(image * (1 - hole), hole, None, None, None) for image in images]
+    still = torch.zeros(1, 2, 12, 20)
+    ones = torch.ones(1, 1, 12, 20)
+    pairs = [PairFlows(still, still, ones, ones) for _ in range(2)]
+    predicted = torch.full_like(images[1], 5.0)
+    fill = net.propagate(frames, pairs, RecurrentState(output=images[0]), predicted)
+    assert (fill == 5).all()

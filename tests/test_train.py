@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -9,6 +10,7 @@ import sys
 import pytest
 import torch
 from safetensors import safe_open
+from safetensors.torch import save_file
 from support import one_error_line
 
 from fused_inpaint import cli
@@ -16,7 +18,14 @@ from fused_inpaint.data import ClipConfig, make_clip
 from fused_inpaint.models import SlimInpaintNet, load_network
 from fused_inpaint.train import ClipObjective, Stage, TrainConfig, config_from_dict, train
 from fused_inpaint.train.losses import masked_l1, reconstruction_losses, warping_loss
-from fused_inpaint.train.trainer import CHECKPOINT, LOG, WEIGHTS, StepBatches, _clip_loader
+from fused_inpaint.train.trainer import (
+    CHECKPOINT,
+    LOG,
+    WEIGHTS,
+    StepBatches,
+    _clip_loader,
+    _load_matching,
+)
 
 TINY = TrainConfig(
     stages=(
@@ -172,3 +181,35 @@ def test_torchrun_trains_with_two_processes(tmp_path):
     with safe_open(str(tmp_path / "run" / WEIGHTS), framework="pt") as f:
         metadata = f.metadata()
     assert (metadata["world_size"], metadata["steps"]) == ("2", str(TINY.total_steps))
+
+
+def test_flow_only_stage_trains_the_flow_branch_alone(tmp_path):
+    stage = Stage("flow", 2, clip_length=3, batch=2, height=24, width=32, flow_only=True)
+    config = TrainConfig(stages=(stage,), log_every=1)
+    torch.manual_seed(config.seed)
+    start = SlimInpaintNet(**dataclasses.asdict(config.network)).state_dict()
+    trained = load_network(train(config, tmp_path)).state_dict()
+    changed = {name for name in start if not torch.equal(start[name], trained[name])}
+    flow_branch = {name for name in start if name.startswith(("flow_features.", "flow_head."))}
+    assert changed == flow_branch
+    record = json.loads((tmp_path / LOG).read_text().splitlines()[-1])
+    assert record["stage"] == "flow" and set(record) >= {"flow", "loss"} and "hole" not in record
+
+
+def test_init_loads_the_tensors_that_match(tmp_path):
+    torch.manual_seed(6)
+    source = SlimInpaintNet().state_dict()
+    kept = {k: v for k, v in source.items() if not k.startswith("flow_head.")}
+    path = tmp_path / "old.safetensors"
+    save_file({**kept, "flow_head.old.weight": torch.zeros(3)}, str(path))
+    fresh = SlimInpaintNet()
+    before = {k: v.clone() for k, v in fresh.state_dict().items()}
+    _load_matching(fresh, path)
+    for name, value in fresh.state_dict().items():
+        assert torch.equal(value, kept[name] if name in kept else before[name]), name
+
+    with pytest.raises(ValueError, match="init: no weights file"):
+        _load_matching(fresh, tmp_path / "absent.safetensors")
+    save_file({"other": torch.zeros(2)}, str(path))
+    with pytest.raises(ValueError, match="init: .* has no tensor of this network"):
+        _load_matching(fresh, path)

@@ -12,7 +12,9 @@ One step inpaints the current frame of a window of K past and L future frames:
       temporal_shift_align at 1/2 and 1/4 resolution, fed by the full-resolution flows
       ConvLSTM memory at the bottleneck (the current frame, carried across steps)
       decoder with skips; the previous output warped by flow_warp as feedback
-      -> the hole of the current frame, composited so known pixels stay exact.
+      -> the hole of the current frame: the next frame's known pixels and the previous
+      output carried along the flow where it is consistent, the prediction elsewhere;
+      composited so known pixels stay exact.
 """
 
 from __future__ import annotations
@@ -28,6 +30,10 @@ from fused_inpaint.ops import fb_validity, flow_warp, temporal_shift_align
 
 # The network works on sizes divisible by this (callers pad, then crop).
 SIZE_MULTIPLE = 8
+# A neighbour's pixels fill the hole where, in this window around each pixel, the
+# neighbour warped by the flow differs from the known pixels by less than this on average
+# (images in [-1, 1]).
+AGREEMENT_WINDOW, AGREEMENT_ERROR = 21, 0.08
 
 
 class GatedConv2d(nn.Module):
@@ -71,6 +77,18 @@ class RecurrentState:
 
     memory: tuple[torch.Tensor, torch.Tensor] | None = None
     output: torch.Tensor | None = None  # (N, 3, H, W) in [-1, 1]
+
+
+def agreeing(carried: torch.Tensor, current: FrameFeatures, trust: torch.Tensor) -> torch.Tensor:
+    """``trust`` (N, 1, H, W), kept only where ``carried`` (N, 3, H, W), a neighbour warped
+    to the current frame, matches the current frame's known pixels around it: a flow that
+    is consistent but wrong (too slow for fast real motion, say) must not copy pixels."""
+    known = trust * (1 - current.hole)
+    error = (carried - current.image).abs().mean(1, keepdim=True) * known
+    size = AGREEMENT_WINDOW
+    support = F.avg_pool2d(known, size, stride=1, padding=size // 2)
+    error = F.avg_pool2d(error, size, stride=1, padding=size // 2) / support.clamp_min(1e-3)
+    return trust * ((support > 0.05) & (error < AGREEMENT_ERROR)).to(trust.dtype)
 
 
 class FlowHead(nn.Module):
@@ -162,8 +180,35 @@ class SlimInpaintNet(nn.Module):
         and the state for the next step."""
         predicted, memory = self.predict(frames, pairs, state)
         current = frames[self.past]
-        output = current.image * (1 - current.hole) + predicted * current.hole
+        fill = self.propagate(frames, pairs, state, predicted)
+        output = current.image * (1 - current.hole) + fill * current.hole
         return output, RecurrentState(memory, output.detach())
+
+    def propagate(
+        self,
+        frames: list[FrameFeatures],
+        pairs: list[PairFlows],
+        state: RecurrentState,
+        predicted: torch.Tensor,
+    ) -> torch.Tensor:
+        """The fill of the current frame's hole, (N, 3, H, W): pixels carried along the
+        flow from the next frame's known pixels, else from the previous output, wherever
+        that flow is forward-backward consistent; ``predicted`` where neither is."""
+        current = frames[self.past]
+        fill = predicted
+        if state.output is not None and self.past > 0:
+            to_previous = pairs[self.past - 1]
+            # The previous output has no holes: consistency alone decides.
+            trust = fb_validity(to_previous.backward.detach(), to_previous.forward.detach())
+            carried = flow_warp(state.output, to_previous.backward.detach()).to(fill.dtype)
+            fill = torch.lerp(fill, carried, agreeing(carried, current, trust.to(fill.dtype)))
+        if self.future > 0:
+            to_next = pairs[self.past]
+            carried = flow_warp(frames[self.past + 1].image, to_next.forward.detach())
+            carried = carried.to(fill.dtype)
+            trust = to_next.valid_forward.to(fill.dtype)
+            fill = torch.lerp(fill, carried, agreeing(carried, current, trust))
+        return fill
 
     def predict(
         self, frames: list[FrameFeatures], pairs: list[PairFlows], state: RecurrentState

@@ -14,7 +14,8 @@ from fused_inpaint.train.losses import LossWeights
 class Stage:
     """A stretch of training on clips of one shape. ``recurrent``: carry the ConvLSTM memory
     and the warped previous output across the clip's steps (else every step starts empty).
-    ``motion``: a factor on the data's camera and object speeds."""
+    ``motion``: a factor on the data's camera and object speeds. ``flow_only``: train the
+    flow branch alone on the flow loss."""
 
     name: str
     steps: int
@@ -25,6 +26,7 @@ class Stage:
     lr: float = 3e-4
     recurrent: bool = False
     motion: float = 1.0
+    flow_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,9 @@ class TrainConfig:
               recurrent=True, motion=2.0),
     )  # fmt: skip
     seed: int = 0
+    # A weights file to start from; its tensors that the network lacks, or lacks in that
+    # shape, are left out (a changed part starts fresh).
+    init: str | None = None
     bf16: bool | None = None  # None: on CUDA only
     workers: int = 0  # data-loading processes per rank
     grad_clip: float = 1.0

@@ -25,20 +25,31 @@ class ClipObjective(nn.Module):
         self.network = network
         self.weights = weights or LossWeights()
 
-    def forward(self, batch: dict[str, torch.Tensor], recurrent: bool) -> dict[str, torch.Tensor]:
+    def forward(
+        self, batch: dict[str, torch.Tensor], recurrent: bool, flow_only: bool = False
+    ) -> dict[str, torch.Tensor]:
         """batch: the tensors of ``fused_inpaint.data.make_clip`` with a leading batch
-        dimension, (N, T, ...). Returns the weighted ``loss`` and its unweighted parts."""
+        dimension, (N, T, ...). Returns the weighted ``loss`` and its unweighted parts.
+        ``flow_only``: only the flow loss, with gradients for the flow branch alone (the
+        stem it shares with the inpainting path stays as it is)."""
         net = self.network
         target = batch["target"] * 2 - 1
         holes = batch["holes"]
         length = target.shape[1]
-        frames = [net.encode_frame(target[:, t], holes[:, t]) for t in range(length)]
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not flow_only):
+            frames = [net.encode_frame(target[:, t], holes[:, t]) for t in range(length)]
+        if flow_only:
+            for frame in frames:
+                frame.flow_features = net.flow_features(frame.half)
         pairs = [net.pair_flows(frames[t], frames[t + 1]) for t in range(length - 1)]
 
         parts = {"hole": [], "valid": [], "flow": [], "warp": []}
         for t in range(length - 1):
             parts["flow"].append(flow_loss(pairs[t].forward, batch["flow_forward"][:, t]))
             parts["flow"].append(flow_loss(pairs[t].backward, batch["flow_backward"][:, t]))
+        if flow_only:
+            flow = torch.stack(parts["flow"]).mean()
+            return {"flow": flow, "loss": self.weights.flow * flow}
         state, previous = RecurrentState(), None
         for t in range(net.past, length - net.future):
             first, last = t - net.past, t + net.future  # the window, and the pairs within it
@@ -46,7 +57,8 @@ class ClipObjective(nn.Module):
             hole_loss, valid_loss = reconstruction_losses(predicted, target[:, t], holes[:, t])
             parts["hole"].append(hole_loss)
             parts["valid"].append(valid_loss)
-            output = target[:, t] * (1 - holes[:, t]) + predicted * holes[:, t]
+            fill = net.propagate(frames[first : last + 1], pairs[first:last], state, predicted)
+            output = target[:, t] * (1 - holes[:, t]) + fill * holes[:, t]
             if previous is not None:
                 parts["warp"].append(
                     warping_loss(

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
+from safetensors.torch import load_file
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
@@ -77,6 +78,18 @@ def _clip_loader(config: TrainConfig, index: int, first: int, rank: int, world: 
     )
 
 
+def _load_matching(net: SlimInpaintNet, path: str | os.PathLike) -> None:
+    """Loads the tensors of the weights file at ``path`` that ``net`` has in that shape."""
+    if not Path(path).is_file():
+        raise ValueError(f"init: no weights file at {path}")
+    own = net.state_dict()
+    tensors = load_file(str(path))
+    matching = {k: v for k, v in tensors.items() if k in own and own[k].shape == v.shape}
+    if not matching:
+        raise ValueError(f"init: {path} has no tensor of this network")
+    net.load_state_dict(matching, strict=False)
+
+
 def _setup(device) -> tuple[torch.device, int, int]:
     """(device, rank, world size); joins torchrun's process group when there is one."""
     rank, local_rank, world = _distributed()
@@ -117,7 +130,12 @@ def train(
     torch.manual_seed(config.seed)
     net = SlimInpaintNet(**dataclasses.asdict(config.network))
     objective = ClipObjective(net, config.losses).to(device)
-    model = DistributedDataParallel(objective) if world > 1 else objective
+    # A flow-only stage leaves the inpainting path without gradients.
+    unused = any(stage.flow_only for stage in config.stages)
+    model = (
+        DistributedDataParallel(objective, find_unused_parameters=unused) if world > 1
+        else objective
+    )  # fmt: skip
     optimizer = torch.optim.AdamW(net.parameters(), lr=config.stages[0].lr, weight_decay=1e-4)
     step, wall = 0, 0.0
     checkpoint = output / CHECKPOINT
@@ -126,8 +144,11 @@ def train(
         net.load_state_dict(state["network"])
         optimizer.load_state_dict(state["optimizer"])
         step, wall = state["step"], state["wall_seconds"]
-    elif main:
-        (output / LOG).unlink(missing_ok=True)
+    else:
+        if config.init is not None:
+            _load_matching(net, config.init)
+        if main:
+            (output / LOG).unlink(missing_ok=True)
     if main:
         (output / "config.json").write_text(config.to_json())
 
@@ -144,7 +165,7 @@ def train(
             for group in optimizer.param_groups:
                 group["lr"] = lr
             with autocast:
-                losses = model(batch, stage.recurrent)
+                losses = model(batch, stage.recurrent, stage.flow_only)
             optimizer.zero_grad(set_to_none=True)
             losses["loss"].backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), config.grad_clip)
