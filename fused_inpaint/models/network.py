@@ -193,21 +193,22 @@ class SlimInpaintNet(nn.Module):
     ) -> torch.Tensor:
         """The fill of the current frame's hole, (N, 3, H, W): pixels carried along the
         flow from the next frame's known pixels, else from the previous output, wherever
-        that flow is forward-backward consistent; ``predicted`` where neither is."""
-        current = frames[self.past]
-        fill = predicted
+        that flow is forward-backward consistent and the neighbour agrees with the known
+        pixels around (``agreeing``); ``predicted`` where neither does."""
+        candidates = []  # (carried, trust), the later taking precedence
         if state.output is not None and self.past > 0:
-            to_previous = pairs[self.past - 1]
+            to_previous = pairs[self.past - 1].backward.detach()
             # The previous output has no holes: consistency alone decides.
-            trust = fb_validity(to_previous.backward.detach(), to_previous.forward.detach())
-            carried = flow_warp(state.output, to_previous.backward.detach()).to(fill.dtype)
-            fill = torch.lerp(fill, carried, agreeing(carried, current, trust.to(fill.dtype)))
+            trust = fb_validity(to_previous, pairs[self.past - 1].forward.detach())
+            candidates.append((flow_warp(state.output, to_previous), trust))
         if self.future > 0:
             to_next = pairs[self.past]
             carried = flow_warp(frames[self.past + 1].image, to_next.forward.detach())
-            carried = carried.to(fill.dtype)
-            trust = to_next.valid_forward.to(fill.dtype)
-            fill = torch.lerp(fill, carried, agreeing(carried, current, trust))
+            candidates.append((carried, to_next.valid_forward))
+        fill = predicted
+        for carried, trust in candidates:
+            carried, trust = carried.to(fill.dtype), trust.to(fill.dtype)
+            fill = torch.lerp(fill, carried, agreeing(carried, frames[self.past], trust))
         return fill
 
     def predict(
