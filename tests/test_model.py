@@ -12,7 +12,7 @@ from torch._dynamo.utils import counters
 import fused_inpaint as fi
 from fused_inpaint.models import DEFAULT_WEIGHTS, SlimInpaintNet, load_network, save_network
 from fused_inpaint.models import weights as weights_module
-from fused_inpaint.models.network import FrameFeatures, PairFlows, RecurrentState
+from fused_inpaint.models.network import FrameFeatures, PairFlows, RecurrentState, smooth_fill
 from fused_inpaint.ops import fb_validity
 from fused_inpaint.pipeline import Inpainter
 
@@ -210,6 +210,8 @@ def test_training_step_backpropagates():
     """Every parameter of the network gets a gradient through the fused ops."""
     torch.manual_seed(3)
     net = SlimInpaintNet(width=8)
+    # As trained: the decoder's last layer starts at zero and would stop every gradient.
+    torch.nn.init.normal_(net.to_residual.weight, std=0.1)
     frames = torch.rand(1, 4, 3, 16, 16) * 2 - 1
     holes = torch.zeros(1, 4, 1, 16, 16)
     holes[..., 4:9, 5:11] = 1
@@ -277,3 +279,40 @@ def test_propagation_needs_the_neighbour_to_agree_with_the_known_pixels():
     predicted = torch.full_like(images[1], 5.0)
     fill = net.propagate(frames, pairs, RecurrentState(output=images[0]), predicted)
     assert (fill == 5).all()
+
+
+def test_smooth_fill_keeps_known_pixels_and_blends_only_them():
+    torch.manual_seed(4)
+    image = torch.rand(2, 3, 19, 27) * 2 - 1
+    hole = torch.zeros(2, 1, 19, 27)
+    hole[0, :, 2:15, 3:20] = 1
+    hole[1, :, :, 20:] = 1  # reaching the border
+    fill = smooth_fill(image, hole)
+    known = (hole == 0).expand_as(image)
+    torch.testing.assert_close(fill[known], image[known], rtol=0, atol=1e-6)
+    # Every filled pixel is a weighted mean of known ones.
+    for n in range(2):
+        lows = image[n][known[n]].view(3, -1).amin(1).view(3, 1, 1)
+        highs = image[n][known[n]].view(3, -1).amax(1).view(3, 1, 1)
+        assert (fill[n] >= lows - 1e-5).all() and (fill[n] <= highs + 1e-5).all()
+    # A constant stays constant; a hole with nothing known around fills with zeros.
+    flat = smooth_fill(torch.full_like(image, 0.3), hole)
+    torch.testing.assert_close(flat, torch.full_like(image, 0.3))
+    empty = smooth_fill(image, torch.ones_like(hole))
+    assert (empty == 0).all()
+    half = smooth_fill(image.half(), hole.half())
+    assert half.dtype == torch.float16
+    torch.testing.assert_close(half.float(), fill, rtol=0, atol=2e-3)
+
+
+def test_untrained_network_predicts_the_smooth_fill():
+    """The decoder predicts a correction to smooth_fill, zero before training."""
+    torch.manual_seed(6)
+    net = SlimInpaintNet(past=1, future=1, width=8)
+    images = torch.rand(3, 1, 3, 16, 24) * 2 - 1
+    hole = torch.zeros(1, 1, 16, 24)
+    hole[..., 4:11, 6:17] = 1
+    frames = [net.encode_frame(image, hole) for image in images]
+    pairs = [net.pair_flows(a, b) for a, b in zip(frames, frames[1:], strict=False)]
+    predicted, _ = net.predict(frames, pairs, RecurrentState())
+    torch.testing.assert_close(predicted, smooth_fill(frames[1].image, hole))

@@ -11,7 +11,8 @@ One step inpaints the current frame of a window of K past and L future frames:
   per step, over the window:
       temporal_shift_align at 1/2 and 1/4 resolution, fed by the full-resolution flows
       ConvLSTM memory at the bottleneck (the current frame, carried across steps)
-      decoder with skips; the previous output warped by flow_warp as feedback
+      decoder with skips; the previous output warped by flow_warp as feedback;
+      it predicts a correction to a smooth pyramid fill of the current frame's hole
       -> the hole of the current frame: the next frame's known pixels and the previous
       output carried along the flow where it is consistent, the prediction elsewhere;
       composited so known pixels stay exact.
@@ -79,6 +80,28 @@ class RecurrentState:
     output: torch.Tensor | None = None  # (N, 3, H, W) in [-1, 1]
 
 
+def smooth_fill(image: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
+    """image: (N, C, H, W); hole: (N, 1, H, W), 1 = hole. The image with its hole filled
+    smoothly by pull-push (Gortler et al., The Lumigraph): the known pixels are averaged
+    down a pyramid of normalised 3x3 blurs and 2x reductions, then each level is filled
+    from the coarser one where it has little support. Known pixels are kept exactly."""
+    known = 1 - hole.float()
+    x, support = image.float() * known, known
+    levels = []
+    while min(x.shape[-2:]) > 1:  # down to 1 pixel: a loop fixed by the shape alone
+        levels.append((x, support))
+        x, support = (
+            F.avg_pool2d(F.avg_pool2d(t, 3, 1, 1, count_include_pad=False), 2, ceil_mode=True)
+            for t in (x, support)
+        )
+    fill = x / support.clamp_min(1e-30)
+    for x, support in reversed(levels):
+        coarser = F.interpolate(fill, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        # A quarter of a pixel's neighbourhood known is enough to trust its own average.
+        fill = torch.lerp(coarser, x / support.clamp_min(1e-30), (4 * support).clamp(max=1))
+    return fill.to(image.dtype)
+
+
 def agreeing(carried: torch.Tensor, current: FrameFeatures, trust: torch.Tensor) -> torch.Tensor:
     """``trust`` (N, 1, H, W), kept only where ``carried`` (N, 3, H, W), a neighbour warped
     to the current frame, matches the current frame's known pixels around it: a flow that
@@ -137,7 +160,10 @@ class SlimInpaintNet(nn.Module):
         self.dec_full = GatedConv2d(c2 + c1, c1)
         # Feedback: the previous output warped to this frame, and where that warp is trusted.
         self.fuse = GatedConv2d(c1 + 5, c1)
-        self.to_image = nn.Conv2d(c1, 3, 3, padding=1)
+        # The decoder corrects smooth_fill; starting at zero, an untrained decoder leaves it.
+        self.to_residual = nn.Conv2d(c1, 3, 3, padding=1)
+        nn.init.zeros_(self.to_residual.weight)
+        nn.init.zeros_(self.to_residual.bias)
 
     def set_window(self, past: int, future: int) -> None:
         """K past and L future frames per step."""
@@ -258,4 +284,5 @@ class SlimInpaintNet(nn.Module):
             feedback = flow_warp(state.output, to_previous.backward)
             trust = to_previous.valid_backward.to(feedback.dtype)
         x = self.fuse(torch.cat([x, feedback * trust, trust, current.hole], dim=1))
-        return torch.tanh(self.to_image(x)), (h, c)
+        smooth = smooth_fill(current.image, current.hole)
+        return (smooth + self.to_residual(x)).clamp(-1, 1), (h, c)
