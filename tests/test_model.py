@@ -210,7 +210,7 @@ def test_training_step_backpropagates():
     """Every parameter of the network gets a gradient through the fused ops."""
     torch.manual_seed(3)
     net = SlimInpaintNet(width=8)
-    # As trained: the decoder's last layer starts at zero and would stop every gradient.
+    # As after a training step: the decoder's last layer starts at zero, stopping every gradient.
     torch.nn.init.normal_(net.to_residual.weight, std=0.1)
     frames = torch.rand(1, 4, 3, 16, 16) * 2 - 1
     holes = torch.zeros(1, 4, 1, 16, 16)

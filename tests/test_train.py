@@ -69,7 +69,7 @@ def test_warping_loss_is_zero_for_consistent_motion():
 def test_objective_losses_and_gradients(recurrent):
     torch.manual_seed(0)
     net = SlimInpaintNet(width=8)
-    # As after a step: the decoder's last layer starts at zero and would stop every gradient.
+    # As after a training step: the decoder's last layer starts at zero, stopping every gradient.
     torch.nn.init.normal_(net.to_residual.weight, std=0.1)
     objective = ClipObjective(net)
     losses = objective(batch_of([0, 1], ClipConfig(length=5, height=16, width=24)), recurrent)
