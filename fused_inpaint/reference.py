@@ -13,7 +13,15 @@ from typing import NamedTuple
 
 import torch
 
-__all__ = ["convlstm_cell", "fb_validity", "flow_warp", "temporal_shift", "temporal_shift_align"]
+__all__ = [
+    "convlstm_cell",
+    "fb_validity",
+    "flow_propagate",
+    "flow_warp",
+    "propagation_gather",
+    "temporal_shift",
+    "temporal_shift_align",
+]
 
 
 def compute_dtype(*tensors: torch.Tensor) -> torch.dtype:
@@ -287,3 +295,99 @@ def convlstm_cell(
         c_new = torch.sigmoid(f) * c.to(cdt) + c_new
     h_new = torch.sigmoid(o) * torch.tanh(c_new)
     return like_layout(h_new, gates), like_layout(c_new, gates if c is None else c)
+
+
+def flow_propagate(
+    hole: torch.Tensor,
+    flow_to: torch.Tensor,
+    flow_from: torch.Tensor,
+    src_frame: torch.Tensor,
+    src_pos: torch.Tensor,
+    *,
+    t: int,
+    alpha: float = 0.01,
+    beta: float = 0.5,
+    max_age: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One step of a propagation sweep: where frame t's pixels can read a real value.
+
+    hole: (N, 1, H, W), nonzero = hole in frame t; flow_to: (N, 2, H, W) from t to the
+    neighbour n on t's grid; flow_from: (N, 2, H, W) from n to t on n's grid; src_frame:
+    (N, 1, H, W) int32 and src_pos: (N, 2, H, W) float32 (x, y), the neighbour's state.
+    Returns frame t's state: (t, p) at known pixels; at hole pixels the neighbour's source
+    at r = round(q), q = p + flow_to(p), moved by q - r, where q is in frame, the flows
+    pass fb_validity's test at p and r holds a source no more than ``max_age`` frames
+    from t; else -1 (and position 0).
+    """
+    n, _, h, w = hole.shape
+    cdt = compute_dtype(flow_to, flow_from)
+    # fb_validity's test, bounds included: the same code decides both.
+    consistent = _fb_valid_one(flow_to, flow_from, alpha, beta, True, None)[:, 0]
+    f = flow_to.to(cdt)
+    xs, ys = pixel_grid(h, w, cdt, f.device)
+    qx, qy = xs + f[:, 0], ys + f[:, 1]
+    # Half to even; only in-frame (hence finite) points are rounded to an index.
+    rx = torch.where(consistent, torch.round(qx), torch.zeros_like(qx))
+    ry = torch.where(consistent, torch.round(qy), torch.zeros_like(qy))
+    index = (ry.long() * w + rx.long()).reshape(n, 1, h * w)
+    neighbour_frame = torch.gather(src_frame.reshape(n, 1, h * w), 2, index).reshape(n, h, w)
+    neighbour_pos = torch.gather(src_pos.reshape(n, 2, h * w), 2, index.expand(n, 2, h * w))
+    neighbour_pos = neighbour_pos.reshape(n, 2, h, w).to(cdt)
+    take = consistent & (neighbour_frame >= 0)
+    if max_age is not None:
+        take &= (neighbour_frame.long() - t).abs() <= max_age
+    carried = neighbour_pos + torch.stack([qx - rx, qy - ry], dim=1)
+    in_hole = hole[:, 0] != 0
+    grid = torch.stack([xs.expand(n, h, w), ys.expand(n, h, w)], dim=1)
+    frame_t = torch.where(in_hole, torch.where(take, neighbour_frame, -1), t)
+    pos_t = torch.where(
+        in_hole.unsqueeze(1),
+        torch.where(take.unsqueeze(1), carried, torch.zeros_like(carried)),
+        grid,
+    )
+    return frame_t.unsqueeze(1).to(torch.int32), pos_t.to(torch.float32)
+
+
+def propagation_gather(
+    frames: torch.Tensor,
+    holes: torch.Tensor,
+    src_frame: torch.Tensor,
+    src_pos: torch.Tensor,
+    *,
+    t0: int = 0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Reads the colours a propagation state points at.
+
+    frames: (N, T, C, H, W), frames t0 .. t0+T-1; holes: (N, T, 1, H, W), nonzero = hole;
+    src_frame: (N, 1, H, W) int32 (absolute frame index, -1 = none); src_pos: (N, 2, H, W)
+    float32 (x, y). Returns image (N, C, H, W) in frames' dtype: the bilinear sample of the
+    source frame at the position over its taps in frame and outside that frame's hole,
+    renormalised; and valid (N, 1, H, W) bool where the kept weight is > 1e-3 and the
+    source lies in the chunk (image 0 elsewhere).
+    """
+    n, length, c, h, w = frames.shape
+    cdt = compute_dtype(frames)
+    index = src_frame[:, 0].long() - t0
+    in_chunk = (src_frame[:, 0] >= 0) & (index >= 0) & (index < length)
+    index = torch.where(in_chunk, index, torch.zeros_like(index))
+    pos = src_pos.to(cdt)
+    kw = dict(align_corners=True, mode="bilinear", padding_mode="zeros")
+    tx, ty = axis_taps(pos[:, 0], w, **kw), axis_taps(pos[:, 1], h, **kw)
+    values = frames.to(cdt).permute(0, 2, 1, 3, 4).reshape(n, c, length * h * w)
+    known = (holes == 0).to(cdt).reshape(n, length * h * w)
+    total = torch.zeros(n, c, h, w, dtype=cdt, device=frames.device)
+    weight = torch.zeros(n, h, w, dtype=cdt, device=frames.device)
+    for dx, dy in ((0, 0), (1, 0), (0, 1), (1, 1)):
+        inside = in_chunk & (tx.in1 if dx else tx.in0) & (ty.in1 if dy else ty.in0)
+        col = torch.where(inside, tx.i0 + dx, 0)
+        row = torch.where(inside, ty.i0 + dy, 0)
+        flat = (index * (h * w) + row * w + col).reshape(n, h * w)
+        tap_w = (tx.w1 if dx else 1 - tx.w1) * (ty.w1 if dy else 1 - ty.w1)
+        tap_w = torch.where(inside, tap_w, torch.zeros_like(tap_w))
+        tap_w = tap_w * torch.gather(known, 1, flat).reshape(n, h, w)
+        tap_v = torch.gather(values, 2, flat.unsqueeze(1).expand(n, c, h * w))
+        total += tap_w.unsqueeze(1) * tap_v.reshape(n, c, h, w)
+        weight += tap_w
+    valid = in_chunk & (weight > 1e-3)
+    image = torch.where(valid.unsqueeze(1), total / weight.clamp_min(1e-3).unsqueeze(1), 0.0)
+    return like_layout(image, frames[:, 0]), valid.unsqueeze(1)
