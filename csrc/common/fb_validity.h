@@ -31,6 +31,63 @@ inline void check_fb_validity_args(const Tensor& flow_fw, const Tensor& flow_bw,
   }
 }
 
+// x^2 + y^2, each step rounded on its own.
+template <typename T>
+FI_HOST_DEVICE T squared_norm(T x, T y) {
+  return fi_add_rn(fi_mul_rn(x, x), fi_mul_rn(y, y));
+}
+
+// Where fb_validity's test sends a pixel p: q = p + from(p), and whether it passes there.
+template <typename coord_t>
+struct FbSample {
+  coord_t qx = 0, qy = 0;
+  Taps2d<coord_t> taps;     // the bilinear taps of q (none where the test stops before)
+  bool consistent = false;  // q finite (in frame with check_bounds) and the flows agree
+};
+
+// fb_validity's consistency test (SPEC 3.2), also the one flow_propagate applies.
+template <typename coord_t>
+struct FbTest {
+  AxisMap<coord_t> mx, my;
+  coord_t alpha, beta;
+  bool check_bounds;
+
+  static FbTest make(int64_t height, int64_t width, double alpha, double beta,
+                     bool check_bounds) {
+    return {AxisMap<coord_t>::make(width, true), AxisMap<coord_t>::make(height, true),
+            coord_t(alpha), coord_t(beta), check_bounds};
+  }
+
+  // Pixel p of the frame of `from`: q = p + from(p), b = to(q) (bilinear, zero padding).
+  template <typename flow_t>
+  FI_HOST_DEVICE FbSample<coord_t> at(const View4<const flow_t>& from,
+                                      const View4<const flow_t>& to, int64_t n, int64_t py,
+                                      int64_t px) const {
+    FbSample<coord_t> s;
+    const coord_t fx = coord_t(from.at(n, 0, py, px)), fy = coord_t(from.at(n, 1, py, px));
+    s.qx = coord_t(px) + fx;
+    s.qy = coord_t(py) + fy;
+    if (!fi_isfinite(s.qx) || !fi_isfinite(s.qy)) return s;
+    if (check_bounds &&
+        !(s.qx >= coord_t(0) && s.qx <= coord_t(mx.size - 1) && s.qy >= coord_t(0) &&
+          s.qy <= coord_t(my.size - 1))) {
+      return s;
+    }
+    s.taps = {mx.taps(px, fx, kBilinear, kZeros), my.taps(py, fy, kBilinear, kZeros)};
+    const auto sample_to = [&](int64_t channel) {
+      return s.taps.blend(s.taps.gather(
+          [&](int64_t c, int64_t r) { return coord_t(to.at(n, channel, r, c)); }));
+    };
+    const coord_t bx = sample_to(0), by = sample_to(1);
+    // ProPainter's order of operations, so float32 results match its composite; each
+    // step rounded on its own, so the GPU decides as the CPU does.
+    const coord_t lhs = squared_norm(fx + bx, fy + by);
+    const coord_t magnitude = squared_norm(fx, fy) + squared_norm(bx, by);
+    s.consistent = lhs < fi_add_rn(fi_mul_rn(alpha, magnitude), beta);
+    return s;
+  }
+};
+
 // out_t: uint8 (also the storage of bool masks) or the flow's dtype.
 template <typename flow_t, typename out_t>
 struct FbValidity {
@@ -39,32 +96,17 @@ struct FbValidity {
   View4<const flow_t> flow_fw, flow_bw;
   View4<const uint8_t> source_fw, source_bw;  // data == nullptr: no hole mask
   View4<out_t> valid_fw, valid_bw;            // valid_bw.data == nullptr: one direction
-  AxisMap<coord_t> mx, my;
-  coord_t alpha, beta;
-  bool check_bounds;
+  FbTest<coord_t> test;
 
-  // Pixel p of the frame of `from`: q = p + from(p), b = to(q); holes of to's frame.
+  // Pixel p of the frame of `from`: consistent with `to`, and not leaning on the holes of
+  // to's frame.
   FI_HOST_DEVICE bool valid(const View4<const flow_t>& from, const View4<const flow_t>& to,
                             const View4<const uint8_t>& holes, int64_t n, int64_t py,
                             int64_t px) const {
-    const coord_t fx = coord_t(from.at(n, 0, py, px)), fy = coord_t(from.at(n, 1, py, px));
-    const coord_t qx = coord_t(px) + fx, qy = coord_t(py) + fy;
-    if (!fi_isfinite(qx) || !fi_isfinite(qy)) return false;
-    if (check_bounds &&
-        !(qx >= coord_t(0) && qx <= coord_t(mx.size - 1) && qy >= coord_t(0) &&
-          qy <= coord_t(my.size - 1))) {
-      return false;
-    }
-    const Taps2d<coord_t> t{mx.taps(px, fx, kBilinear, kZeros), my.taps(py, fy, kBilinear, kZeros)};
-    const coord_t bx = t.blend(t.gather([&](int64_t c, int64_t r) { return coord_t(to.at(n, 0, r, c)); }));
-    const coord_t by = t.blend(t.gather([&](int64_t c, int64_t r) { return coord_t(to.at(n, 1, r, c)); }));
-    const coord_t dx = fx + bx, dy = fy + by;
-    // ProPainter's order of operations, so float32 results match its composite.
-    const coord_t lhs = dx * dx + dy * dy;
-    const coord_t magnitude = (fx * fx + fy * fy) + (bx * bx + by * by);
-    if (!(lhs < alpha * magnitude + beta)) return false;
+    const FbSample<coord_t> s = test.at(from, to, n, py, px);
+    if (!s.consistent) return false;
     if (holes.data != nullptr) {
-      const coord_t hole = t.blend(t.gather([&](int64_t c, int64_t r) {
+      const coord_t hole = s.taps.blend(s.taps.gather([&](int64_t c, int64_t r) {
         return coord_t(holes.at(n, 0, r, c) != 0 ? 1 : 0);
       }));
       if (hole > coord_t(0.1)) return false;
@@ -129,11 +171,7 @@ FbValidity<flow_t, out_t> make_fb_validity(const Tensor& flow_fw, const Tensor& 
           source(source_bw),
           direction(0),
           direction(1),
-          AxisMap<coord_t>::make(flow_fw.size(3), true),
-          AxisMap<coord_t>::make(flow_fw.size(2), true),
-          coord_t(alpha),
-          coord_t(beta),
-          check_bounds};
+          FbTest<coord_t>::make(flow_fw.size(2), flow_fw.size(3), alpha, beta, check_bounds)};
 }
 
 }  // namespace fused_inpaint

@@ -54,6 +54,40 @@ FI_HOST_DEVICE T fi_round_half_even(T v) {
 #endif
 }
 
+// a * b and a + b, each rounded on its own. nvcc contracts a * b + c into a fused
+// multiply-add, whose single rounding would move results near a threshold off the CPU's.
+FI_HOST_DEVICE float fi_mul_rn(float a, float b) {
+#if defined(__CUDA_ARCH__)
+  return __fmul_rn(a, b);
+#else
+  return a * b;
+#endif
+}
+
+FI_HOST_DEVICE double fi_mul_rn(double a, double b) {
+#if defined(__CUDA_ARCH__)
+  return __dmul_rn(a, b);
+#else
+  return a * b;
+#endif
+}
+
+FI_HOST_DEVICE float fi_add_rn(float a, float b) {
+#if defined(__CUDA_ARCH__)
+  return __fadd_rn(a, b);
+#else
+  return a + b;
+#endif
+}
+
+FI_HOST_DEVICE double fi_add_rn(double a, double b) {
+#if defined(__CUDA_ARCH__)
+  return __dadd_rn(a, b);
+#else
+  return a + b;
+#endif
+}
+
 // The two taps of one axis around a sample coordinate.
 template <typename coord_t>
 struct AxisTaps {
@@ -145,11 +179,12 @@ struct Taps2d {
 
   FI_HOST_DEVICE coord_t blend(const Corners<coord_t>& c) const {
     // Weighted sum rather than lerp: a zero weight must not turn an inf tap into NaN
-    // (nearest mode copies values exactly).
+    // (nearest mode copies values exactly). Each step is rounded on its own, so the GPU
+    // samples what the CPU does: fb_validity thresholds these values.
     const coord_t wx0 = coord_t(1) - x.w1;
-    const coord_t top = c.v00 * wx0 + c.v01 * x.w1;
-    const coord_t bottom = c.v10 * wx0 + c.v11 * x.w1;
-    return top * (coord_t(1) - y.w1) + bottom * y.w1;
+    const coord_t top = fi_add_rn(fi_mul_rn(c.v00, wx0), fi_mul_rn(c.v01, x.w1));
+    const coord_t bottom = fi_add_rn(fi_mul_rn(c.v10, wx0), fi_mul_rn(c.v11, x.w1));
+    return fi_add_rn(fi_mul_rn(top, coord_t(1) - y.w1), fi_mul_rn(bottom, y.w1));
   }
 
   // add(col, row, value) for every tap inside the frame: the adjoint of blend.

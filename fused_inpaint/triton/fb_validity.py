@@ -2,6 +2,8 @@
 
 Each program tests a segment of BLOCK_W pixels of one row in both directions, so each flow
 is read once from memory; the bilinear gathers of the other flow hit the same lines.
+Kernels that run the consistency test launch without fused multiply-adds: each product
+and sum is rounded on its own, as on the CPU, so every backend decides a pixel alike.
 """
 
 import torch
@@ -26,17 +28,20 @@ def hole_fraction(tap00, stride_h, stride_w, lanes, in_x0, in_x1, in_y0, in_y1, 
 
 
 @triton.jit
-def consistent(
-    from_ptr, to_ptr, holes_ptr, n, row, col, in_row, H, W,
-    from_n, from_c, from_h, from_w, to_n, to_c, to_h, to_w, holes_n, holes_h, holes_w,
-    alpha: tl.constexpr, beta: tl.constexpr, CHECK_BOUNDS: tl.constexpr,
-    HAS_HOLES: tl.constexpr, COORD: tl.constexpr,
+def fb_test(
+    from_ptr, to_ptr, n, row, col, lanes, H, W,
+    from_n, from_c, from_h, from_w, to_n, to_c, to_h, to_w,
+    alpha, beta, CHECK_BOUNDS: tl.constexpr, COORD: tl.constexpr,
 ):  # fmt: skip
-    """Validity of pixels (row, col) of `from`'s frame: q = p + from(p), b = to(q); holes
-    of `to`'s frame. Strides of each tensor: <name>_n, _c, _h, _w."""
+    """fb_validity's consistency test of pixels (row, col) of `from`'s frame, also the one
+    flow_propagate applies: q = p + from(p), b = to(q). alpha, beta: COORD scalars.
+
+    Returns (consistent, qx, qy, x0, in_x0, in_x1, wx1, y0, in_y0, in_y1, wy1): the test, q
+    and its bilinear taps. Reads only where ``lanes``. Strides: <name>_n, _c, _h, _w.
+    """
     from_at = from_ptr + n * from_n + row * from_h + col * from_w
-    fx = tl.load(from_at, mask=in_row, other=0.0).to(COORD)
-    fy = tl.load(from_at + from_c, mask=in_row, other=0.0).to(COORD)
+    fx = tl.load(from_at, mask=lanes, other=0.0).to(COORD)
+    fy = tl.load(from_at + from_c, mask=lanes, other=0.0).to(COORD)
     qx = col.to(COORD) + fx
     qy = row.to(COORD) + fy
     one = tl.full([], 1.0, COORD)
@@ -44,22 +49,37 @@ def consistent(
     x0, in_x0, in_x1, wx1, _ = axis_taps(qx, W, one, zero, BILINEAR, ZEROS)
     y0, in_y0, in_y1, wy1, _ = axis_taps(qy, H, one, zero, BILINEAR, ZEROS)
     to_at = to_ptr + n * to_n + y0 * to_h + x0 * to_w
-    bx00, bx01, bx10, bx11 = gather4(to_at, to_h, to_w, in_row, in_x0, in_x1, in_y0, in_y1,
+    bx00, bx01, bx10, bx11 = gather4(to_at, to_h, to_w, lanes, in_x0, in_x1, in_y0, in_y1,
                                      COORD)  # fmt: skip
-    by00, by01, by10, by11 = gather4(to_at + to_c, to_h, to_w, in_row, in_x0, in_x1, in_y0,
+    by00, by01, by10, by11 = gather4(to_at + to_c, to_h, to_w, lanes, in_x0, in_x1, in_y0,
                                      in_y1, COORD)  # fmt: skip
     bx = blend4(bx00, bx01, bx10, bx11, wx1, wy1)
     by = blend4(by00, by01, by10, by11, wx1, wy1)
     dx = fx + bx
     dy = fy + by
-    # ProPainter's order of operations, so float32 results match its composite.
+    # ProPainter's order of operations, so float32 results match its composite. The
+    # launchers turn fused multiply-adds off, so every backend rounds each step alike.
     lhs = dx * dx + dy * dy
     magnitude = (fx * fx + fy * fy) + (bx * bx + by * by)
-    valid = isfinite(qx) & isfinite(qy) & (lhs < alpha * magnitude + beta)
+    consistent = isfinite(qx) & isfinite(qy) & (lhs < alpha * magnitude + beta)
     if CHECK_BOUNDS:
         last_x = (W - 1).to(COORD)
         last_y = (H - 1).to(COORD)
-        valid = valid & (qx >= 0.0) & (qx <= last_x) & (qy >= 0.0) & (qy <= last_y)
+        consistent = consistent & (qx >= 0.0) & (qx <= last_x) & (qy >= 0.0) & (qy <= last_y)
+    return consistent, qx, qy, x0, in_x0, in_x1, wx1, y0, in_y0, in_y1, wy1
+
+
+@triton.jit
+def consistent(
+    from_ptr, to_ptr, holes_ptr, n, row, col, in_row, H, W,
+    from_n, from_c, from_h, from_w, to_n, to_c, to_h, to_w, holes_n, holes_h, holes_w,
+    alpha, beta, CHECK_BOUNDS: tl.constexpr, HAS_HOLES: tl.constexpr, COORD: tl.constexpr,
+):  # fmt: skip
+    """Validity of pixels (row, col) of `from`'s frame: fb_test, and holes of `to`'s frame."""
+    valid, _, _, x0, in_x0, in_x1, wx1, y0, in_y0, in_y1, wy1 = fb_test(
+        from_ptr, to_ptr, n, row, col, in_row, H, W, from_n, from_c, from_h, from_w,
+        to_n, to_c, to_h, to_w, alpha, beta, CHECK_BOUNDS, COORD,
+    )  # fmt: skip
     if HAS_HOLES:
         tap00 = holes_ptr + n * holes_n + y0 * holes_h + x0 * holes_w
         hole = hole_fraction(tap00, holes_h, holes_w, in_row, in_x0, in_x1, in_y0, in_y1, wx1,
@@ -73,14 +93,17 @@ def fb_validity_kernel(
     fw_ptr, bw_ptr, holes_fw_ptr, holes_bw_ptr, out_ptr, H, W,
     fw_n, fw_c, fw_h, fw_w, bw_n, bw_c, bw_h, bw_w,
     holes_fw_n, holes_fw_h, holes_fw_w, holes_bw_n, holes_bw_h, holes_bw_w,
-    out_d, out_n, out_h, out_w,
-    alpha: tl.constexpr, beta: tl.constexpr, CHECK_BOUNDS: tl.constexpr,
-    HAS_HOLES_FW: tl.constexpr, HAS_HOLES_BW: tl.constexpr, BOTH: tl.constexpr,
-    COORD: tl.constexpr, BLOCK_W: tl.constexpr,
+    out_d, out_n, out_h, out_w, alpha: tl.float64, beta: tl.float64,
+    CHECK_BOUNDS: tl.constexpr, HAS_HOLES_FW: tl.constexpr, HAS_HOLES_BW: tl.constexpr,
+    BOTH: tl.constexpr, COORD: tl.constexpr, BLOCK_W: tl.constexpr,
 ):  # fmt: skip
     """out[0] = valid_fw, out[1] = valid_bw (when BOTH); out: (D, N, 1, H, W). The holes
-    that valid_fw reads are frame t+1's (holes_fw), valid_bw's frame t's (holes_bw)."""
+    that valid_fw reads are frame t+1's (holes_fw), valid_bw's frame t's (holes_bw).
+    alpha, beta: float64 arguments (a plain float one is float32), used in COORD; runtime
+    values, so a new threshold compiles nothing."""
     n, row, col, in_row = row_segment(H, W, BLOCK_W)
+    alpha = tl.full([], alpha, COORD)
+    beta = tl.full([], beta, COORD)
     out_at = out_ptr + n * out_n + row * out_h + col * out_w
     valid = consistent(
         fw_ptr, bw_ptr, holes_fw_ptr, n, row, col, in_row, H, W,
@@ -136,9 +159,9 @@ def forward(flow_fw, flow_bw, source_fw, source_bw, alpha, beta, check_bounds, b
         out, h, w, *flow_fw.stride(), *flow_bw.stride(),
         *_mask_strides(source_fw), *_mask_strides(source_bw),
         out.stride(0), out.stride(1), out.stride(3), out.stride(4),
-        alpha=float(alpha), beta=float(beta), CHECK_BOUNDS=bool(check_bounds),
+        float(alpha), float(beta), CHECK_BOUNDS=bool(check_bounds),
         HAS_HOLES_FW=source_fw is not None, HAS_HOLES_BW=source_bw is not None,
         BOTH=bool(both), COORD=tl.float64 if flow_fw.dtype == torch.float64 else tl.float32,
-        BLOCK_W=BLOCK_W,
+        BLOCK_W=BLOCK_W, enable_fp_fusion=False,
     )  # fmt: skip
     return out
