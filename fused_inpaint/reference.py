@@ -386,7 +386,9 @@ def propagation_gather(
         tap_w = torch.where(inside, tap_w, torch.zeros_like(tap_w))
         tap_w = tap_w * torch.gather(known, 1, flat).reshape(n, h, w)
         tap_v = torch.gather(values, 2, flat.unsqueeze(1).expand(n, c, h * w))
-        total += tap_w.unsqueeze(1) * tap_v.reshape(n, c, h, w)
+        # A tap of weight 0 adds nothing, whatever its pixel holds (a hole may hold NaN).
+        kept = tap_w.unsqueeze(1) > 0
+        total += torch.where(kept, tap_w.unsqueeze(1) * tap_v.reshape(n, c, h, w), 0.0)
         weight += tap_w
     valid = in_chunk & (weight > 1e-3)
     image = torch.where(valid.unsqueeze(1), total / weight.clamp_min(1e-3).unsqueeze(1), 0.0)
