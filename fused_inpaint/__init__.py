@@ -1,11 +1,11 @@
 """fused_inpaint: fused CUDA and Triton kernels for flow-guided video inpainting.
 
 Ops (SPEC 3): ``convlstm_cell``, ``flow_warp``, ``fb_validity``, ``temporal_shift``,
-``temporal_shift_align``. Backends (SPEC 4): ``set_backend``, ``use_backend``,
-``get_backend``, ``available_backends``. Modules: ``fused_inpaint.nn``; drop-in
-replacements of the peers' composites: ``fused_inpaint.compat``. The inpainting network
-and its runner: ``fused_inpaint.models``, ``fused_inpaint.Inpainter`` (imported on first
-use, so that importing the ops stays light).
+``temporal_shift_align``, ``flow_propagate``, ``propagation_gather``. Backends (SPEC 4):
+``set_backend``, ``use_backend``, ``get_backend``, ``available_backends``. Modules:
+``fused_inpaint.nn``; drop-in replacements of the peers' composites:
+``fused_inpaint.compat``. The inpainting network and its runner: ``fused_inpaint.models``,
+``fused_inpaint.Inpainter`` (imported on first use, so that importing the ops stays light).
 """
 
 import importlib
@@ -20,7 +20,9 @@ from fused_inpaint._backend import (
 from fused_inpaint.ops import (
     convlstm_cell,
     fb_validity,
+    flow_propagate,
     flow_warp,
+    propagation_gather,
     temporal_shift,
     temporal_shift_align,
 )
@@ -42,10 +44,12 @@ __all__ = [
     "compat",
     "convlstm_cell",
     "fb_validity",
+    "flow_propagate",
     "flow_warp",
     "get_backend",
     "models",
     "nn",
+    "propagation_gather",
     "reference",
     "set_backend",
     "temporal_shift",

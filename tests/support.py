@@ -62,13 +62,18 @@ def interpreted(backend: str, device: str) -> bool:
 
 def with_layout(t: torch.Tensor, layout: str) -> torch.Tensor:
     """The same values as ``t`` (N, C, H, W), stored "contiguous", "channels_last" or
-    "strided" (a view into a larger buffer with gaps in every dimension)."""
+    "strided" (a view into a larger buffer with gaps in every dimension; the gaps hold NaN,
+    or the largest value of an integer or bool dtype)."""
     if layout == "contiguous":
         return t.contiguous()
     if layout == "channels_last":
         return t.contiguous(memory_format=torch.channels_last)
     n, c, h, w = t.shape
-    base = torch.full((n, 2 * c, h + 2, 2 * w), float("nan"), dtype=t.dtype, device=t.device)
+    if t.is_floating_point():
+        gap = float("nan")
+    else:
+        gap = True if t.dtype == torch.bool else torch.iinfo(t.dtype).max
+    base = torch.full((n, 2 * c, h + 2, 2 * w), gap, dtype=t.dtype, device=t.device)
     view = base[:, ::2, 1 : h + 1, ::2]
     view.copy_(t)
     return view

@@ -257,17 +257,6 @@ inline void check_convlstm_cell_backward_args(const Tensor& grad_h, const Tensor
                   "grad_c_new must have the dtype of c (of gates when c is None)");
 }
 
-// torch's is_contiguous(memory_format=torch.channels_last) of a 4-d tensor.
-inline bool is_channels_last_contiguous(const Tensor& t) {
-  int64_t expected = 1;
-  for (const int64_t d : {1, 3, 2, 0}) {
-    if (t.size(d) == 1) continue;
-    if (t.stride(d) != expected) return false;
-    expected *= t.size(d);
-  }
-  return true;
-}
-
 // (h_new, c_new): h_new (N, Ch, H, W) in gates' dtype, channels_last when the gates are
 // (and are not also contiguous), else contiguous; c_new like c, or like h_new without c.
 // fused_inpaint/ops/convlstm_cell.py allocates the same for the fake and Triton kernels.

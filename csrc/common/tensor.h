@@ -78,6 +78,17 @@ inline void check_same_device(const Tensor& t, const char* name, const Tensor& r
                   name, " must be on the same device as ", ref_name);
 }
 
+// torch's is_contiguous(memory_format=torch.channels_last) of a 4-d tensor.
+inline bool is_channels_last_contiguous(const Tensor& t) {
+  int64_t expected = 1;
+  for (const int64_t d : {1, 3, 2, 0}) {
+    if (t.size(d) == 1) continue;
+    if (t.stride(d) != expected) return false;
+    expected *= t.size(d);
+  }
+  return true;
+}
+
 inline bool is_half_precision(ScalarType t) {
   return t == ScalarType::Half || t == ScalarType::BFloat16;
 }

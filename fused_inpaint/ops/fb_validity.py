@@ -24,20 +24,29 @@ OPS = define_kernel_op(
 )
 
 
-def _hole_indicator(name: str, mask, flow_fw: torch.Tensor) -> torch.Tensor | None:
-    """A hole mask (N, 1, H, W) as uint8 storage (nonzero = hole), checked against the flow."""
-    if mask is None:
-        return None
-    check_tensor(name, mask, "(N, 1, H, W)", 4, floating=False)
-    n, _, h, w = flow_fw.shape
-    check_sizes(name, mask, "(N, 1, H, W)", {0: n, 1: 1, 2: h, 3: w})
-    check_same_device(name, mask, "flow_fw", flow_fw)
+def hole_bytes(mask: torch.Tensor) -> torch.Tensor:
+    """A hole mask of any dtype (nonzero = hole) as uint8 storage, detached."""
     mask = mask.detach()
     if mask.dtype == torch.uint8:
         return mask
     if mask.dtype != torch.bool:
         mask = mask != 0
     return mask.view(torch.uint8)
+
+
+def hole_indicator(name: str, mask, like_name: str, like: torch.Tensor) -> torch.Tensor:
+    """A hole mask (N, 1, H, W) as uint8 storage (nonzero = hole), checked against the
+    N, H and W of ``like`` (a flow)."""
+    check_tensor(name, mask, "(N, 1, H, W)", 4, floating=False)
+    n, _, h, w = like.shape
+    check_sizes(name, mask, "(N, 1, H, W)", {0: n, 1: 1, 2: h, 3: w})
+    check_same_device(name, mask, like_name, like)
+    return hole_bytes(mask)
+
+
+def _source_holes(mask, flow_fw: torch.Tensor) -> torch.Tensor | None:
+    """source_mask's holes as uint8 storage, or None without a mask."""
+    return None if mask is None else hole_indicator("source_mask", mask, "flow_fw", flow_fw)
 
 
 def fb_validity(
@@ -84,8 +93,8 @@ def fb_validity(
         mask_t, mask_t1 = source_mask
     else:  # a single mask holds the holes of frame t+1; with both=True it applies to neither
         mask_t, mask_t1 = None, None if both else source_mask
-    holes_t1 = _hole_indicator("source_mask", mask_t1, flow_fw)
-    holes_t = _hole_indicator("source_mask", mask_t, flow_fw) if both else None
+    holes_t1 = _source_holes(mask_t1, flow_fw)
+    holes_t = _source_holes(mask_t, flow_fw) if both else None
 
     backend = _backend.resolve("fb_validity", flow_fw)
     if backend == "torch":
