@@ -58,41 +58,38 @@ struct PropagationGather {
     // product and sum is rounded on its own (no fused multiply-add on the GPU), so each
     // backend computes the reference's weights and colours bit for bit.
     coord_t w[4] = {};
-    int64_t col[4] = {}, row[4] = {};
+    const scalar_t* tap[4] = {};  // channel 0 of each tap that weighs
     coord_t weight = 0;
     if (source >= 0 && k >= 0 && k < frames_in_chunk) {
       // A position is a sample point: pixel 0 moved by it.
       const AxisTaps<coord_t> tx = mx.taps(0, coord_t(src_pos.at(n, 0, py, px)), kBilinear, kZeros);
       const AxisTaps<coord_t> ty = my.taps(0, coord_t(src_pos.at(n, 1, py, px)), kBilinear, kZeros);
-      FI_UNROLL for (int tap = 0; tap < 4; ++tap) {
-        const int dx = tap & 1, dy = tap >> 1;
-        col[tap] = tx.i0 + dx;
-        row[tap] = ty.i0 + dy;
+      FI_UNROLL for (int i = 0; i < 4; ++i) {
+        const int dx = i & 1, dy = i >> 1;
+        const int64_t col = tx.i0 + dx, row = ty.i0 + dy;
         if ((dx ? tx.in1 : tx.in0) && (dy ? ty.in1 : ty.in0)) {
-          w[tap] = fi_mul_rn(dx ? tx.w1 : coord_t(1) - tx.w1, dy ? ty.w1 : coord_t(1) - ty.w1);
-          if (w[tap] > coord_t(0) && holes.at(n, k, 0, row[tap], col[tap]) != 0) w[tap] = 0;
+          w[i] = fi_mul_rn(dx ? tx.w1 : coord_t(1) - tx.w1, dy ? ty.w1 : coord_t(1) - ty.w1);
+          if (w[i] > coord_t(0) && holes.at(n, k, 0, row, col) != 0) w[i] = 0;
+          if (w[i] > coord_t(0)) tap[i] = &frames.at(n, k, 0, row, col);
         }
-        weight = fi_add_rn(weight, w[tap]);
+        weight = fi_add_rn(weight, w[i]);
       }
     }
     const bool ok = weight > coord_t(1e-3);  // out of the chunk, weight stays 0
     valid.at(n, 0, py, px) = ok;
+    const int64_t channel_stride = frames.stride[2];
     for_channel_chunks(0, channels, [&](auto count, int64_t c0) {
       constexpr int kCount = decltype(count)::value;
       coord_t value[kCount][4] = {};
       // A tap of weight 0 is never read: it adds nothing, whatever its pixel holds.
       FI_UNROLL for (int j = 0; j < kCount; ++j) {
-        FI_UNROLL for (int tap = 0; tap < 4; ++tap) {
-          if (ok && w[tap] > coord_t(0)) {
-            value[j][tap] = coord_t(frames.at(n, k, c0 + j, row[tap], col[tap]));
-          }
+        FI_UNROLL for (int i = 0; i < 4; ++i) {
+          if (ok && tap[i] != nullptr) value[j][i] = coord_t(tap[i][(c0 + j) * channel_stride]);
         }
       }
       FI_UNROLL for (int j = 0; j < kCount; ++j) {
         coord_t total = 0;
-        FI_UNROLL for (int tap = 0; tap < 4; ++tap) {
-          total = fi_add_rn(total, fi_mul_rn(w[tap], value[j][tap]));
-        }
+        FI_UNROLL for (int i = 0; i < 4; ++i) total = fi_add_rn(total, fi_mul_rn(w[i], value[j][i]));
         image.at(n, c0 + j, py, px) = scalar_t(ok ? total / weight : coord_t(0));
       }
     });
