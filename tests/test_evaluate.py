@@ -56,8 +56,6 @@ class Recorder:
     """An inpainter stand-in that fills each hole with a flat gray alternating between the
     FLICKER levels (a flickering output) and keeps what it was given."""
 
-    device, dtype, window = torch.device("cpu"), torch.float32, (0, 0)
-
     def __init__(self):
         self.calls: list[tuple[np.ndarray, np.ndarray]] = []
 
@@ -69,9 +67,11 @@ class Recorder:
 
 @pytest.fixture(scope="module")
 def evaluation() -> quality.Evaluation:
-    """Two in-memory clips, two masks, the flickering stand-in as the network."""
+    """Two in-memory clips, two kinds of hole, two masks each, the flickering stand-in."""
     clips = {"pan": translating_clip(), "pan2": translating_clip(seed=1)}
-    return quality.evaluate(Recorder(), clips, seeds=(3, 4))
+    return quality.evaluate(
+        {"flicker": Recorder()}, clips, seeds=(3, 4), kinds=("moving", "static")
+    )
 
 
 def test_psnr_inf_for_identical_and_known_value_for_known_mse():
@@ -154,95 +154,150 @@ def test_telea_fills_the_hole_in_rgb_and_keeps_the_rest_exactly():
 
 
 def test_evaluate_rows_and_what_the_methods_see(evaluation):
-    assert [(row.clip, row.method) for row in evaluation.rows] == [
-        ("pan", "Telea"),
-        ("pan", "network"),
-        ("pan2", "Telea"),
-        ("pan2", "network"),
+    assert [(row.clip, row.holes, row.method) for row in evaluation.rows] == [
+        (clip, kind, method)
+        for clip in ("pan", "pan2")
+        for kind in ("moving", "static")
+        for method in ("Telea", "flicker")
     ]
     assert [clip.name for clip in evaluation.clips] == ["pan", "pan2"]
-    assert evaluation.seeds == (3, 4) and evaluation.device == "cpu"
+    assert evaluation.seeds == (3, 4) and list(evaluation.methods) == ["Telea", "flicker"]
     for clip in evaluation.clips:
         assert (clip.frames, clip.height, clip.width) == (LENGTH, HEIGHT, WIDTH)
         assert 0.01 < clip.hole_fraction < 0.3 and clip.truth_warp_error < 10
-    by_key = {(row.clip, row.method): row for row in evaluation.rows}
+    by_key = {(row.clip, row.holes, row.method): row for row in evaluation.rows}
     for clip in ("pan", "pan2"):
-        telea, flicker = by_key[clip, "Telea"], by_key[clip, "network"]
-        # Flat fills in turn: their difference squared wherever a hole pixel lands in a hole.
-        jump = (FLICKER[1] - FLICKER[0]) ** 2
-        assert flicker.warp_error == pytest.approx(jump, rel=1e-4) and telea.warp_error < jump / 2
-        assert telea.psnr_frame > telea.psnr_hole and telea.ssim_frame > telea.ssim_hole
-        assert flicker.fps > 0 and telea.fps > 0
-    comparison = evaluation.comparisons["pan"]
+        for kind in ("moving", "static"):
+            telea, flicker = by_key[clip, kind, "Telea"], by_key[clip, kind, "flicker"]
+            # Flat fills in turn: their difference squared wherever a hole pixel lands in a
+            # hole.
+            jump = (FLICKER[1] - FLICKER[0]) ** 2
+            assert flicker.warp_error == pytest.approx(jump, rel=1e-4)
+            assert telea.warp_error < jump / 2
+            assert telea.psnr_frame > telea.psnr_hole and telea.ssim_frame > telea.ssim_hole
+            assert flicker.fps > 0 and telea.fps > 0
+    assert list(evaluation.comparisons) == [
+        "pan-moving",
+        "pan-static",
+        "pan2-moving",
+        "pan2-static",
+    ]
+    comparison = evaluation.comparisons["pan-moving"]
     assert comparison.shape == (HEIGHT, 4 * WIDTH + 3 * demo.GUTTER, 3)
     truth_panel = comparison[:, 3 * (WIDTH + demo.GUTTER) :]
     np.testing.assert_array_equal(truth_panel, translating_clip()[LENGTH // 2])
 
 
+def test_static_holes_stay_and_tracking_holes_follow_the_motion():
+    clip = translating_clip()
+    flow, trusted = quality.truth_motion(clip)
+    static = quality.make_holes("static", flow, trusted, 5)
+    assert static.any() and (static == static[0]).all()
+    moving = quality.make_holes("moving", flow, trusted, 5)
+    assert not (moving == moving[0]).all()
+    tracking = quality.make_holes("tracking", flow, trusted, 5)
+    tops = [np.flatnonzero(hole.any(axis=1))[0] for hole in tracking]
+    lefts = [np.flatnonzero(hole.any(axis=0))[0] for hole in tracking]
+    # The texture moves by -STEP a frame, and so does the rectangle until a border stops it.
+    dx, dy = STEP
+    assert lefts == [max(lefts[0] - dx * t, 0) for t in range(LENGTH)]
+    assert tops == [max(tops[0] - dy * t, 0) for t in range(LENGTH)] and tops[-1] > 0
+    sizes = {(hole.any(axis=1).sum(), hole.any(axis=0).sum()) for hole in tracking}
+    assert len(sizes) == 1 and tracking.sum(axis=(1, 2)).min() == np.prod(sizes.pop())
+    np.testing.assert_array_equal(tracking, quality.make_holes("tracking", flow, trusted, 5))
+    with pytest.raises(ValueError, match="hole kinds are moving, static, tracking"):
+        quality.make_holes("square", flow, trusted, 5)
+
+
 def test_methods_never_see_the_hole_and_masks_follow_the_seeds():
     recorder = Recorder()
     clip = translating_clip()
-    quality.evaluate(recorder, {"pan": clip}, seeds=(7, 8))
+    quality.evaluate({"flicker": recorder}, {"pan": clip}, seeds=(7, 8), kinds=("moving",))
     timed = recorder.calls[1:]  # after the warm-up
     assert len(timed) == 2 and not np.array_equal(timed[0][1], timed[1][1])
     for frames, holes in recorder.calls:
         assert holes.any() and not frames[holes].any()
         np.testing.assert_array_equal(frames[~holes], clip[: len(frames)][~holes])
     again = Recorder()
-    quality.evaluate(again, {"pan": clip}, seeds=(7, 8))
+    quality.evaluate({"flicker": again}, {"pan": clip}, seeds=(7, 8), kinds=("moving",))
     np.testing.assert_array_equal(again.calls[1][1], timed[0][1])
 
 
-def test_evaluate_the_network(tmp_path):
+def test_evaluate_the_pipeline(tmp_path):
     weights = tmp_path / "weights.safetensors"
     save_network(SlimInpaintNet(), weights)
-    inpainter = Inpainter(weights, device="cpu", window=(1, 0))
-    result = quality.evaluate(inpainter, {"pan": translating_clip(4)}, seeds=(0,), weights=weights)
-    network = result.rows[1]
-    assert network.method == "network" and result.window == (1, 0)
-    assert result.weights == str(weights) and result.dtype == "float32"
+    inpainter = Inpainter(weights, device="cpu", mode="online")
+    result = quality.evaluate(
+        {"online/dis": inpainter}, {"pan": translating_clip(4)}, seeds=(0,), kinds=("moving",)
+    )
+    online = result.rows[1]
+    assert online.method == "online/dis"
+    text = result.methods["online/dis"]
+    assert "mode='online'" in text and "flow='dis'" in text and str(weights) in text
+    assert "float32" in text and "cpu" in text
     # Pixels outside the hole come back exactly, so the frame scores beat the hole's.
-    assert math.isfinite(network.psnr_hole) and network.psnr_frame > network.psnr_hole + 5
-    assert network.ssim_frame > network.ssim_hole
+    assert math.isfinite(online.psnr_hole) and online.psnr_frame > online.psnr_hole + 5
+    assert online.ssim_frame > online.ssim_hole
 
 
-def test_average_rows_are_the_mean_over_clips(evaluation):
+def test_average_rows_are_the_mean_over_clips_and_holes(evaluation):
     averages = quality.averages(evaluation.rows)
-    assert [(row.clip, row.method) for row in averages] == [
-        ("average", "Telea"),
-        ("average", "network"),
+    assert [(row.clip, row.holes, row.method) for row in averages] == [
+        ("average", "all", "Telea"),
+        ("average", "all", "flicker"),
     ]
     telea = [row.psnr_hole for row in evaluation.rows if row.method == "Telea"]
-    assert averages[0].psnr_hole == pytest.approx(sum(telea) / 2)
+    assert averages[0].psnr_hole == pytest.approx(sum(telea) / 4)
+    by_kind = quality.averages(evaluation.rows, by_kind=True)
+    assert [(row.holes, row.method) for row in by_kind] == [
+        ("moving", "Telea"),
+        ("moving", "flicker"),
+        ("static", "Telea"),
+        ("static", "flicker"),
+    ]
+    moving = [r.psnr_hole for r in evaluation.rows if r.method == "Telea" and r.holes == "moving"]
+    assert by_kind[0].psnr_hole == pytest.approx(sum(moving) / 2)
 
 
 def test_evaluate_rejects_unusable_clips():
     with pytest.raises(ValueError, match="warping error needs 2"):
-        quality.evaluate(Recorder(), {"one": translating_clip()[:1]})
+        quality.evaluate({"flicker": Recorder()}, {"one": translating_clip()[:1]})
     with pytest.raises(ValueError, match="uint8"):
-        quality.evaluate(Recorder(), {"floats": translating_clip().astype(np.float32)})
+        quality.evaluate({"flicker": Recorder()}, {"floats": translating_clip().astype(np.float32)})
+    with pytest.raises(ValueError, match="hole kinds are"):
+        quality.evaluate({"flicker": Recorder()}, {"pan": translating_clip()}, kinds=("square",))
 
 
 def test_report_has_the_rows_the_setup_and_the_images(evaluation, tmp_path):
     path = tmp_path / "results" / "quality.md"
     written = quality.write_report(evaluation, path)
     folder = tmp_path / "results" / "quality"
-    assert written == [path, folder / "pan.png", folder / "pan2.png"]
+    names = ["pan-moving", "pan-static", "pan2-moving", "pan2-static"]
+    assert written == [path, *(folder / f"{name}.png" for name in names)]
     assert sorted(p.name for p in (tmp_path / "results").iterdir()) == ["quality", "quality.md"]
-    assert sorted(p.name for p in folder.iterdir()) == ["pan.png", "pan2.png"]
+    assert sorted(p.name for p in folder.iterdir()) == [f"{name}.png" for name in names]
     np.testing.assert_array_equal(
-        np.asarray(Image.open(folder / "pan.png")), evaluation.comparisons["pan"]
+        np.asarray(Image.open(folder / "pan-moving.png")), evaluation.comparisons["pan-moving"]
     )
     text = path.read_text()
     rows = [line for line in text.splitlines() if line.startswith("| pan ")]
-    row = evaluation.rows[0]
+    telea, flicker = evaluation.rows[:2]
     assert rows[1] == (
-        f"| pan | Telea | {row.psnr_hole:.2f} | {row.ssim_hole:.4f} | {row.psnr_frame:.2f} | "
-        f"{row.ssim_frame:.4f} | {row.warp_error:.1f} | {row.fps:.1f} |"
+        f"| pan | moving | Telea | {telea.psnr_hole:.2f} | +0.00 | {telea.ssim_hole:.4f} | "
+        f"{telea.psnr_frame:.2f} | {telea.ssim_frame:.4f} | {telea.warp_error:.1f} | "
+        f"{telea.fps:.1f} |"
+    )
+    versus = flicker.psnr_hole - telea.psnr_hole
+    assert rows[2].startswith(
+        f"| pan | moving | flicker | {flicker.psnr_hole:.2f} | {versus:+.2f} |"
     )
     assert "| pan | in memory | 8 | 64x48 |" in rows[0]
-    assert text.count("| average |") == 2 and "seeds 3, 4" in text and "on cpu" in text
-    assert "pooled over every hole pixel" in text and "![pan](quality/pan.png)" in text
+    assert text.count("| moving |") == 2 + 4 and "seeds 3, 4" in text
+    assert "- **Telea**: OpenCV Telea" in text and "- **flicker**: Recorder" in text
+    assert (
+        "pooled over every hole pixel" in text and "![pan-moving](quality/pan-moving.png)" in text
+    )
+    assert "Telea | flicker | ground truth" in text
 
 
 def test_report_replaces_the_old_one_only_when_complete(evaluation, tmp_path, monkeypatch):
@@ -292,14 +347,19 @@ def test_cli_eval_end_to_end(tmp_path, capsys):
     save_network(SlimInpaintNet(), weights)
     out = tmp_path / "report" / "quality.md"
     args = ["--frames", "4", "--max-width", "96", "--seeds", "0", "--weights", str(weights)]
+    args += ["--modes", "online", "stream", "--flows", "dis", "--holes", "static", "tracking"]
     assert main(["eval", *args, "--device", "cpu", "--output", str(out)]) == 0
     printed = capsys.readouterr().out
+    for method in ("Telea", "online/dis", "stream/dis"):
+        assert f"| {method} |" in printed and f"| tracking | {method} |" in printed
+    assert "moving" not in printed and "network" not in printed.replace("network weights", "")
     for name in quality.CLIPS:
-        assert f"| {name} | Telea |" in printed and f"| {name} | network |" in printed
-        assert (out.parent / "quality" / f"{name}.png").is_file()
-    assert f"wrote {out}" in printed and "| average | network |" in printed
+        for kind in ("static", "tracking"):
+            assert (out.parent / "quality" / f"{name}-{kind}.png").is_file()
+    assert f"wrote {out}" in printed
     text = out.read_text()
     assert str(weights) in text and "96x40" in text and "96x78" in text
+    assert f"| {quality.CLIPS[0]} | static | stream/dis |" in text
 
 
 @pytest.fixture()

@@ -1,13 +1,11 @@
-"""The slim inpainting network and the Inpainter API (SPEC 5), on CPU."""
+"""The slim inpainting network (SPEC 5), its weights and its parts, on CPU."""
 
 from __future__ import annotations
 
 import warnings
 
-import numpy as np
 import pytest
 import torch
-from torch._dynamo.utils import counters
 
 import fused_inpaint as fi
 from fused_inpaint.models import DEFAULT_WEIGHTS, SlimInpaintNet, load_network, save_network
@@ -17,143 +15,8 @@ from fused_inpaint.ops import fb_validity
 from fused_inpaint.pipeline import Inpainter
 
 
-def make_clip(t: int, h: int, w: int, seed: int = 0):
-    """Frames (T, H, W, 3) uint8 and masks (T, H, W) bool with a moving hole."""
-    rng = np.random.default_rng(seed)
-    frames = rng.integers(0, 256, (t, h, w, 3), dtype=np.uint8)
-    masks = np.zeros((t, h, w), dtype=bool)
-    for i in range(t):
-        top, left = 2 + i % max(1, h - 8), 3 + (2 * i) % max(1, w - 10)
-        masks[i, top : top + 5, left : left + 7] = True
-    return frames, masks
-
-
-@pytest.fixture(scope="module")
-def inpainter():
-    torch.manual_seed(0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return Inpainter(device="cpu")
-
-
 def test_parameter_budget():
     assert sum(p.numel() for p in SlimInpaintNet().parameters()) <= 4_000_000
-
-
-@pytest.mark.parametrize("size", [(17, 23), (24, 32), (9, 41)])
-def test_any_size_and_exact_known_pixels(inpainter, size):
-    frames, masks = make_clip(4, *size)
-    out = inpainter(frames, masks)
-    assert out.shape == frames.shape and out.dtype == np.uint8
-    assert np.array_equal(out[~masks], frames[~masks])
-    assert not np.array_equal(out[masks], frames[masks])  # the holes were filled
-
-
-def test_streaming_equals_whole_clip_and_static_mask(inpainter):
-    frames, masks = make_clip(6, 16, 24)
-    whole = inpainter(frames, masks)
-    streamed = np.stack(list(inpainter.stream(iter(frames), iter(masks))))
-    assert np.array_equal(whole, streamed)
-    static = inpainter(frames, masks[0])
-    assert np.array_equal(static, inpainter(frames, np.broadcast_to(masks[0], masks.shape)))
-    torch_frames = inpainter(torch.from_numpy(frames), torch.from_numpy(masks))
-    assert np.array_equal(torch_frames, whole)
-
-
-def test_streaming_latency_is_the_future_window(inpainter):
-    frames, masks = make_clip(7, 16, 16)
-    read = []
-
-    def source():
-        for i, frame in enumerate(frames):
-            read.append(i)
-            yield frame
-
-    for index, _ in enumerate(inpainter.stream(source(), masks)):
-        future = inpainter.window[1]
-        assert len(read) <= index + future + 1  # bounded latency, bounded memory
-    assert index == len(frames) - 1
-
-
-def test_read_only_and_flipped_frames(inpainter):
-    frames, masks = make_clip(3, 16, 24)
-    expected = inpainter(frames, masks)
-    read_only = np.frombuffer(frames.tobytes(), dtype=np.uint8).reshape(frames.shape)
-    flipped = frames[..., ::-1].copy()[..., ::-1]  # the same values, negative strides
-    with warnings.catch_warnings():
-        warnings.filterwarnings("error", message=".*not writable")
-        assert np.array_equal(inpainter(read_only, masks), expected)
-    assert np.array_equal(inpainter(flipped, masks), expected)
-
-
-def compiled_copy(inpainter: Inpainter) -> Inpainter:
-    """An Inpainter with ``compile=True`` and the same device, dtype, window and weights."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        compiled = Inpainter(
-            device=inpainter.device, dtype=inpainter.dtype, window=inpainter.window, compile=True
-        )
-    compiled.network.load_state_dict(inpainter.network.state_dict())
-    return compiled
-
-
-def test_compiled_matches_eager(inpainter):
-    """The per-frame work through torch.compile: inductor alone on CPU (no CUDA graphs)."""
-    torch.compiler.reset()
-    compiled = compiled_copy(inpainter)
-    frames, masks = make_clip(3, 24, 32)
-    graphs = counters["stats"]["unique_graphs"]
-    whole = compiled(frames, masks)
-    streamed = np.stack(list(compiled.stream(iter(frames), iter(masks))))
-    # The encoder, the flows, the first step (no memory yet) and every later step; the
-    # second clip compiles nothing more.
-    assert counters["stats"]["unique_graphs"] - graphs == 4
-    assert np.array_equal(whole, streamed)
-    assert np.abs(whole.astype(int) - inpainter(frames, masks)).max() <= 1
-
-
-@pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
-def test_cuda_graphs_match_eager():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        # float32: inductor's fused kernels round float16 differently from eager's
-        eager = Inpainter(device="cuda", dtype=torch.float32)
-    graphed = compiled_copy(eager)
-    frames, masks = make_clip(6, 48, 64)
-    expected = eager(frames, masks).astype(int)
-    skips = counters["inductor"]["cudagraph_skips"]
-    for _ in range(3):  # warm-up, recording, then replays of the recorded graphs
-        out = graphed(frames, masks)
-        assert np.array_equal(out[~masks], frames[~masks])
-        assert np.abs(out - expected).max() <= 2
-    assert counters["inductor"]["cudagraph_skips"] == skips  # every graph ran as a CUDA graph
-
-
-@pytest.mark.parametrize("window", [(0, 0), (0, 1), (1, 0), (3, 2)])
-def test_windows(window):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        inpainter = Inpainter(device="cpu", window=window)
-    frames, masks = make_clip(3, 16, 16)
-    out = inpainter(frames, masks)
-    assert out.shape == frames.shape and np.array_equal(out[~masks], frames[~masks])
-
-
-def test_backends_agree():
-    frames, masks = make_clip(3, 16, 24)
-    torch.manual_seed(1)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        inpainter = Inpainter(device="cpu")
-    outputs = {}
-    backends = [b for b, s in fi.available_backends().items() if s.available and b != "cuda"]
-    for backend in backends:
-        with fi.use_backend(backend):
-            outputs[backend] = inpainter(frames, masks).astype(int)
-    for backend, out in outputs.items():
-        # uint8 outputs of float32 networks: at most one level apart.
-        assert np.abs(out - outputs["torch"]).max() <= 1, backend
 
 
 def test_weights_round_trip(tmp_path):
@@ -183,27 +46,11 @@ def test_shipped_weights_load_by_default():
         warnings.simplefilter("error")
         network = Inpainter(device="cpu").network
     shipped = load_network(DEFAULT_WEIGHTS)
-    assert network.config == shipped.config
+    assert (network.width, network.fold_div) == (shipped.width, shipped.fold_div)
     for (name, a), (_, b) in zip(
         network.state_dict().items(), shipped.state_dict().items(), strict=True
     ):
         assert torch.equal(a, b), name
-
-
-def test_bad_inputs_are_named(inpainter):
-    frames, masks = make_clip(3, 16, 16)
-    with pytest.raises(ValueError, match="frame 0 must be uint8"):
-        inpainter(frames.astype(np.float32), masks)
-    with pytest.raises(ValueError, match="mask 0 must have the frames' size"):
-        inpainter(frames, masks[:, :8])
-    with pytest.raises(ValueError, match="fewer masks than frames"):
-        inpainter(frames, masks[:2])
-    with pytest.raises(ValueError, match="more masks than frames"):
-        inpainter(frames[:2], masks)
-    with pytest.raises(ValueError, match="frame 1 has size"):
-        inpainter([frames[0], frames[1, :8]], masks[0])
-    with pytest.raises(ValueError, match="dtype must be"):
-        Inpainter(device="cpu", dtype=torch.float64)
 
 
 def test_training_step_backpropagates():

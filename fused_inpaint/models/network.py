@@ -188,11 +188,16 @@ class SlimInpaintNet(nn.Module):
         half = self.stem_half(full)
         return FrameFeatures(image, hole, full, half, self.flow_features(half))
 
-    def pair_flows(self, a: FrameFeatures, b: FrameFeatures) -> PairFlows:
-        """Forward and backward flow between adjacent frames, and where each is trusted."""
+    def flows(self, a: FrameFeatures, b: FrameFeatures) -> tuple[torch.Tensor, torch.Tensor]:
+        """Forward (a to b, on a's grid) and backward flow between adjacent frames."""
         pair_a = torch.cat([a.flow_features, b.flow_features])
         pair_b = torch.cat([b.flow_features, a.flow_features])
         forward, backward = self.flow_head(pair_a, pair_b).chunk(2)
+        return forward, backward
+
+    def pair_flows(self, a: FrameFeatures, b: FrameFeatures) -> PairFlows:
+        """Forward and backward flow between adjacent frames, and where each is trusted."""
+        forward, backward = self.flows(a, b)
         valid_forward, valid_backward = fb_validity(
             forward.detach(), backward.detach(), source_mask=(a.hole, b.hole), both=True
         )

@@ -1,0 +1,199 @@
+"""``Inpainter``: propagation, then the network for what no frame sees (SPEC 5).
+
+Frames are uint8 (H, W, 3) RGB, masks (H, W) with nonzero = hole, as numpy arrays or
+torch tensors. Pixels outside the mask come back exactly as given; memory holds the
+schedule's frames (a chunk, or the lookahead and the reach of the past), never the video.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+
+import numpy as np
+import torch
+
+from fused_inpaint.models import SlimInpaintNet, load_network
+from fused_inpaint.pipeline.filler import NetworkFiller
+from fused_inpaint.pipeline.flow import (
+    DIS_PRESETS,
+    SOURCES,
+    DISFlow,
+    FlowSource,
+    FrameInput,
+    NetworkFlow,
+)
+from fused_inpaint.pipeline.propagation import Propagation, Schedule
+
+ArrayLike = np.ndarray | torch.Tensor
+MODES = ("offline", "stream", "online")
+DEFAULT_CHUNK, DEFAULT_OVERLAP = 60, 20  # offline
+DEFAULT_LOOKAHEAD = 4  # stream
+DEFAULT_MAX_AGE = 30
+
+
+def _as_uint8_frame(frame: ArrayLike, index: int) -> np.ndarray:
+    frame = frame.cpu().numpy() if isinstance(frame, torch.Tensor) else np.asarray(frame)
+    if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+        raise ValueError(
+            f"frame {index} must be uint8 of shape (H, W, 3), got {frame.dtype} {frame.shape}"
+        )
+    return frame
+
+
+def _as_hole(mask: ArrayLike, index: int, size: tuple[int, int]) -> np.ndarray:
+    mask = mask.cpu().numpy() if isinstance(mask, torch.Tensor) else np.asarray(mask)
+    if mask.ndim == 3 and mask.shape[2] in (1, 3):  # an image file read as (H, W, C)
+        mask = mask.max(axis=2)
+    if mask.shape != size:
+        raise ValueError(f"mask {index} must have the frames' size {size}, got {mask.shape}")
+    return mask != 0
+
+
+def _count(name: str, value, minimum: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def schedule(mode: str, chunk: int, overlap: int, lookahead: int, max_age: int) -> Schedule:
+    """The propagation schedule of ``mode``: "offline" (chunks of ``chunk`` frames, each
+    overlapping the next by ``overlap``), "stream" (``lookahead`` frames of latency) or
+    "online" (no latency, the forward sweep only)."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
+    _count("max_age", max_age, 1)
+    if mode == "offline":
+        _count("chunk", chunk, 2)
+        _count("overlap", overlap, 0)
+        if overlap >= chunk:
+            raise ValueError(f"overlap must be smaller than chunk ({chunk}), got {overlap}")
+        return Schedule(block=chunk - overlap, lookahead=overlap, max_age=max_age)
+    if mode == "stream":
+        return Schedule(block=1, lookahead=_count("lookahead", lookahead, 0), max_age=max_age)
+    return Schedule(block=1, lookahead=0, max_age=max_age, backward=False)
+
+
+class Inpainter:
+    """Removes the masked regions of a video.
+
+    Each hole pixel takes the real value that the nearest frame in time shows of it,
+    carried along the optical flow (``flow``: "dis", OpenCV's DIS on CPU threads,
+    "network", the network's flow head, or a ``FlowSource`` object); the network fills
+    what no frame shows.
+
+    ``mode``: "offline" (default; the clip in chunks of ``chunk`` frames overlapping by
+    ``overlap``), "stream" (``lookahead`` frames of latency) or "online" (no latency, the
+    past only). ``max_age``: the farthest, in frames, a value is carried. ``weights``: a
+    safetensors file (default: the shipped ones). ``device``: default CUDA when available;
+    ``dtype``: default float16 on CUDA, float32 on CPU. ``dis_preset``: "ultrafast",
+    "fast" or "medium"; ``threads``: DIS pairs computed at once. ``compile``: the network
+    through ``torch.compile`` (CUDA graphs on CUDA; each new crop size compiles once).
+
+    ``inpainter(frames, masks)`` inpaints a clip: frames (T, H, W, 3) uint8 (or a list),
+    masks (T, H, W) or one static (H, W) mask. ``inpainter.stream(frames, masks)`` yields
+    the same frames one by one, at most ``latency`` frames behind its input.
+    """
+
+    def __init__(
+        self,
+        weights: str | os.PathLike | None = None,
+        device: str | torch.device | None = None,
+        dtype: torch.dtype | None = None,
+        *,
+        mode: str = "offline",
+        flow: str | FlowSource = "dis",
+        chunk: int = DEFAULT_CHUNK,
+        overlap: int = DEFAULT_OVERLAP,
+        lookahead: int = DEFAULT_LOOKAHEAD,
+        max_age: int = DEFAULT_MAX_AGE,
+        dis_preset: str = "medium",
+        threads: int | None = None,
+        compile: bool = False,
+    ) -> None:
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        if dtype is None:
+            dtype = torch.float16 if self.device.type == "cuda" else torch.float32
+        if dtype not in (torch.float16, torch.bfloat16, torch.float32):
+            raise ValueError(f"dtype must be float16, bfloat16 or float32, got {dtype}")
+        if self.device.type == "cpu" and dtype != torch.float32:
+            raise ValueError(f"dtype {dtype} is for GPUs; on the CPU use float32")
+        if isinstance(flow, str) and flow not in SOURCES:
+            raise ValueError(f"flow must be one of {', '.join(SOURCES)}; got {flow!r}")
+        if not isinstance(flow, str) and not callable(getattr(flow, "pair", None)):
+            raise TypeError(f"flow must be {' or '.join(SOURCES)} or a FlowSource, got {flow!r}")
+        if dis_preset not in DIS_PRESETS:
+            raise ValueError(
+                f"dis_preset must be one of {', '.join(DIS_PRESETS)}; got {dis_preset!r}"
+            )
+        self.dtype, self.mode, self.flow, self.weights = dtype, mode, flow, weights
+        self.schedule = schedule(mode, chunk, overlap, lookahead, max_age)
+        self.network: SlimInpaintNet = load_network(weights).to(self.device, dtype).eval()
+        self.network.set_window(0, 0)  # the filler runs it on single frames
+        self.filler = NetworkFiller(self.network, dtype, compile)
+        self._dis_options = (dis_preset, threads)
+
+    @property
+    def latency(self) -> int:
+        """Frames read ahead of the frame ``stream`` yields next."""
+        return self.schedule.block + self.schedule.lookahead - 1
+
+    def _flow_source(self) -> FlowSource:
+        if not isinstance(self.flow, str):
+            return self.flow
+        if self.flow == "network":
+            return NetworkFlow(self.network, self.dtype)
+        preset, threads = self._dis_options
+        return DISFlow(self.device, preset, threads)
+
+    def __call__(self, frames, masks) -> np.ndarray:
+        """Inpaints a whole clip: returns (T, H, W, 3) uint8."""
+        output = list(self.stream(frames, masks))
+        if not output:
+            raise ValueError("frames is empty: there is no frame to inpaint")
+        return np.stack(output)
+
+    def _inputs(self, frames: Iterable[ArrayLike], masks) -> Iterator[FrameInput]:
+        """Checks and converts each (frame, mask) pair."""
+        static = isinstance(masks, (np.ndarray, torch.Tensor)) and masks.ndim == 2
+        mask_iter = None if static else iter(masks)
+        size = None
+        index = -1
+        for index, frame in enumerate(frames):
+            frame = _as_uint8_frame(frame, index)
+            if size is None:
+                size = frame.shape[:2]
+            elif frame.shape[:2] != size:
+                raise ValueError(f"frame {index} has size {frame.shape[:2]}, the first {size}")
+            try:
+                mask = masks if static else next(mask_iter)
+            except StopIteration:
+                raise ValueError(f"fewer masks than frames: no mask for frame {index}") from None
+            hole = _as_hole(mask, index, size)
+            # torch tensors must be writable and have positive strides: read-only buffers
+            # and flipped views (BGR to RGB) are copied.
+            rgb = np.require(frame, requirements=("C", "W"))
+            image = torch.from_numpy(rgb).to(self.device).permute(2, 0, 1)[None]
+            hole_t = torch.from_numpy(hole).to(self.device)[None, None]
+            yield FrameInput(frame, hole, image.to(self.dtype), hole_t)
+        if index >= 0 and not static and next(mask_iter, None) is not None:
+            raise ValueError(f"more masks than frames ({index + 1})")
+
+    @torch.inference_mode()
+    def stream(self, frames: Iterable[ArrayLike], masks) -> Iterator[np.ndarray]:
+        """Yields each inpainted frame (H, W, 3) uint8, at most ``latency`` frames after the
+        frame it completes has been read. ``masks``: one (H, W) mask for every frame, or an
+        iterable of per-frame masks."""
+        source = self._flow_source()
+        try:
+            for done in Propagation(source, self.schedule).run(self._inputs(frames, masks)):
+                frame = done.frame
+                image = done.image
+                remaining = frame.hole_t & ~done.reached
+                if remaining.any():
+                    image = self.filler(image, remaining)
+                filled = image[0].float().round().clamp(0, 255).to(torch.uint8)
+                filled = filled.permute(1, 2, 0).cpu().numpy()
+                yield np.where(frame.hole[..., None], filled, frame.rgb)
+        finally:
+            source.close()

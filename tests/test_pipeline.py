@@ -1,0 +1,304 @@
+"""The inpainting pipeline (SPEC 5): flow sources, propagation, modes, and the Inpainter."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch._dynamo.utils import counters
+
+import fused_inpaint as fi
+from fused_inpaint.pipeline import MODES, SOURCES, Inpainter, resolved
+from fused_inpaint.pipeline.flow import DISFlow, affine_fit, complete_flow
+from fused_inpaint.pipeline.propagation import Propagation, Schedule
+
+# Every mode and flow source, the classical flow's cheapest preset.
+SETUPS = [
+    pytest.param(dict(mode=mode, flow=flow), id=f"{mode}-{flow}")
+    for mode in MODES
+    for flow in SOURCES
+]
+
+
+def make_clip(t: int, h: int, w: int, seed: int = 0):
+    """Frames (T, H, W, 3) uint8 and masks (T, H, W) bool with a moving hole."""
+    rng = np.random.default_rng(seed)
+    frames = rng.integers(0, 256, (t, h, w, 3), dtype=np.uint8)
+    masks = np.zeros((t, h, w), dtype=bool)
+    for i in range(t):
+        top, left = 2 + i % max(1, h - 8), 3 + (2 * i) % max(1, w - 10)
+        masks[i, top : top + 5, left : left + 7] = True
+    return frames, masks
+
+
+def inpainter(**kw) -> Inpainter:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return Inpainter(device="cpu", **kw)
+
+
+class ExactFlow:
+    """A flow source that hands out given flows: pair t gets (forward[t], backward[t])."""
+
+    name = "exact"
+
+    def __init__(self, forward: torch.Tensor, backward: torch.Tensor):
+        self.forward, self.backward = forward, backward  # (T - 1, 2, H, W) each
+        self.calls = 0
+
+    def pair(self, a, b):
+        t = self.calls
+        self.calls += 1
+        return resolved((self.forward[t : t + 1], self.backward[t : t + 1]))
+
+    def close(self) -> None:
+        self.calls = 0
+
+
+def translating(length: int, h: int, w: int, dx: int, seed: int = 0):
+    """A smooth random texture moving ``dx`` pixels right per frame: frames (T, H, W, 3)
+    uint8 and the exact flows (forward +dx, backward -dx), (T - 1, 2, H, W) each."""
+    generator = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(1, 3, h // 3 + 2, (w + dx * length) // 3 + 2, generator=generator)
+    texture = F.interpolate(coarse, size=(h, w + dx * length), mode="bicubic")
+    texture = (texture[0].permute(1, 2, 0) * 255).round().clamp(0, 255).to(torch.uint8).numpy()
+    start = dx * length
+    frames = np.stack([texture[:, start - dx * t :][:, :w] for t in range(length)])
+    forward = torch.zeros(length - 1, 2, h, w)
+    forward[:, 0] = dx
+    return frames, forward, -forward
+
+
+@pytest.mark.parametrize("setup", SETUPS)
+@pytest.mark.parametrize("size", [(17, 23), (9, 41)])
+def test_any_size_and_exact_known_pixels(setup, size):
+    frames, masks = make_clip(5, *size)
+    out = inpainter(**setup)(frames, masks)
+    assert out.shape == frames.shape and out.dtype == np.uint8
+    assert np.array_equal(out[~masks], frames[~masks])
+    assert not np.array_equal(out[masks], frames[masks])  # the holes were filled
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_streaming_equals_whole_clip_and_static_mask(mode):
+    model = inpainter(mode=mode, chunk=4, overlap=1, lookahead=2)
+    frames, masks = make_clip(9, 16, 24)
+    whole = model(frames, masks)
+    streamed = np.stack(list(model.stream(iter(frames), iter(masks))))
+    assert np.array_equal(whole, streamed)
+    static = model(frames, masks[0])
+    assert np.array_equal(static, model(frames, np.broadcast_to(masks[0], masks.shape)))
+    assert np.array_equal(model(torch.from_numpy(frames), torch.from_numpy(masks)), whole)
+
+
+@pytest.mark.parametrize(
+    "options,latency",
+    [
+        (dict(mode="online"), 0),
+        (dict(mode="stream", lookahead=3), 3),
+        (dict(mode="offline", chunk=5, overlap=2), 4),
+    ],
+)
+def test_latency_is_bounded(options, latency):
+    model = inpainter(**options)
+    assert model.latency == latency
+    frames, masks = make_clip(11, 16, 16)
+    read = []
+
+    def source():
+        for i, frame in enumerate(frames):
+            read.append(i)
+            yield frame
+
+    for index, _ in enumerate(model.stream(source(), masks)):
+        assert len(read) <= index + latency + 1  # bounded latency, bounded memory
+    assert index == len(frames) - 1
+
+
+def test_a_pixel_seen_k_frames_away_is_recovered_exactly():
+    """Exact, consistent flows: every hidden pixel that some frame within reach shows comes
+    back exactly, from the nearest such frame, in every mode."""
+    length, h, w, dx = 12, 10, 40, 2
+    frames, forward, backward = translating(length, h, w, dx)
+    masks = np.zeros((length, h, w), dtype=bool)
+    masks[:, 2:8, 15:27] = True  # static: a pixel 12 columns deep is seen 6 frames away
+    for options in (dict(mode="offline", chunk=12, overlap=4), dict(mode="stream", lookahead=6)):
+        out = inpainter(flow=ExactFlow(forward, backward), max_age=6, **options)(frames, masks)
+        assert np.array_equal(out, frames), options
+    # Online: only the past; from frame 6 on every hidden pixel has been seen.
+    out = inpainter(flow=ExactFlow(forward, backward), mode="online", max_age=6)(frames, masks)
+    assert np.array_equal(out[6:], frames[6:])
+    assert not np.array_equal(out[:6], frames[:6])
+
+
+def test_max_age_caps_the_reach():
+    length, h, w, dx = 12, 10, 40, 2
+    frames, forward, backward = translating(length, h, w, dx)
+    masks = np.zeros((length, h, w), dtype=bool)
+    masks[:, 2:8, 15:27] = True
+    source = ExactFlow(forward, backward)
+    schedule = Schedule(block=12, lookahead=0, max_age=2)
+    model = inpainter()
+    done = list(Propagation(source, schedule).run(model._inputs(frames, masks)))
+    for item in done:
+        t = item.index
+        reached = item.reached[0, 0].numpy() & masks[t]
+        # At most two frames each way, 2 pixels a frame: the past shows the hole's left
+        # columns, the future its right ones.
+        expected = np.zeros(w, dtype=bool)
+        expected[15 : 15 + dx * min(2, t)] = True
+        expected[27 - dx * min(2, length - 1 - t) : 27] = True
+        assert np.array_equal(reached[2:8], np.broadcast_to(expected, (6, w))), t
+        assert not reached[:2].any() and not reached[8:].any()
+
+
+def test_the_nearer_frame_wins_and_a_tie_averages():
+    """Zero motion, a 6-pixel hole moving right 4 pixels a frame, each frame one flat
+    level: a pixel takes the level of the nearest frame that shows it, the mean on a tie."""
+    length, h, w = 5, 6, 24
+    frames = np.stack([np.full((h, w, 3), 40 * t, dtype=np.uint8) for t in range(length)])
+    masks = np.zeros((length, h, w), dtype=bool)
+    for t in range(length):
+        masks[t, :, 4 * t : 4 * t + 6] = True
+    zeros = torch.zeros(length - 1, 2, h, w)
+    out = inpainter(flow=ExactFlow(zeros, zeros), mode="offline")(frames, masks)
+    # Frame 2's hole, columns 8..13: 8, 9 shown by frames 0 and 3, 10, 11 by frames 1 and
+    # 3 (a tie), 12, 13 by frames 1 and 4.
+    assert (out[2, :, 8:10] == 120).all()
+    assert (out[2, :, 10:12] == 80).all()  # (40 + 120) / 2
+    assert (out[2, :, 12:14] == 40).all()
+
+
+def test_nothing_is_carried_through_inconsistent_flow():
+    length, h, w = 4, 8, 20
+    frames, forward, _ = translating(length, h, w, 3)
+    masks = np.zeros((length, h, w), dtype=bool)
+    masks[:, 2:6, 6:14] = True
+    source = ExactFlow(forward, forward)  # the backward flow does not undo the forward one
+    schedule = Schedule(block=length, lookahead=0, max_age=10)
+    done = list(Propagation(source, schedule).run(inpainter()._inputs(frames, masks)))
+    assert len(done) == length
+    for item in done:
+        assert not (item.reached[0, 0].numpy() & masks[item.index]).any()
+
+
+def test_affine_motion_is_completed_exactly():
+    """A camera's zoom and pan: the flow inside the hole comes back from the flow around."""
+    h, w = 20, 30
+    ys, xs = torch.meshgrid(torch.arange(h).float(), torch.arange(w).float(), indexing="ij")
+    flow = torch.stack([0.05 * xs - 0.02 * ys + 1.5, 0.01 * xs + 0.05 * ys - 2.0])[None]
+    hole = torch.zeros(1, 1, h, w, dtype=torch.bool)
+    hole[..., 5:14, 8:20] = True
+    torch.testing.assert_close(affine_fit(flow, ~hole), flow, atol=1e-4, rtol=0)
+    garbage = torch.where(hole, 100.0, flow)
+    torch.testing.assert_close(complete_flow(garbage, hole), flow, atol=1e-4, rtol=0)
+    # Far from the hole the flow is the estimate itself.
+    bumpy = flow + torch.randn_like(flow)
+    completed = complete_flow(bumpy, hole)
+    torch.testing.assert_close(completed[..., :, :2], bumpy[..., :, :2])
+
+
+def test_dis_recovers_a_translation():
+    frames, _, _ = translating(2, 48, 64, 3)
+    masks = np.zeros((2, 48, 64), dtype=bool)
+    masks[:, 20:30, 25:40] = True
+    model = inpainter()
+    a, b = model._inputs(frames, masks)
+    source = DISFlow(torch.device("cpu"), "medium", threads=2)
+    forward, backward = source.pair(a, b).result()
+    source.close()
+    assert forward.shape == backward.shape == (1, 2, 48, 64)
+    inner = (..., slice(8, -8), slice(8, -8))  # away from the borders the texture left
+    assert (forward[inner][:, 0] - 3).abs().median() < 0.1
+    assert (backward[inner][:, 0] + 3).abs().median() < 0.1
+    assert forward[inner][:, 1].abs().median() < 0.1
+
+
+def test_read_only_and_flipped_frames():
+    frames, masks = make_clip(3, 16, 24)
+    model = inpainter()
+    expected = model(frames, masks)
+    read_only = np.frombuffer(frames.tobytes(), dtype=np.uint8).reshape(frames.shape)
+    flipped = frames[..., ::-1].copy()[..., ::-1]  # the same values, negative strides
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*not writable")
+        assert np.array_equal(model(read_only, masks), expected)
+    assert np.array_equal(model(flipped, masks), expected)
+
+
+def test_compiled_filler_matches_eager():
+    """The network through torch.compile: inductor alone on CPU (no CUDA graphs)."""
+    torch.compiler.reset()
+    frames, masks = make_clip(3, 24, 32)
+    model, compiled = inpainter(mode="online"), inpainter(mode="online", compile=True)
+    graphs = counters["stats"]["unique_graphs"]
+    whole = compiled(frames, masks)
+    streamed = np.stack(list(compiled.stream(iter(frames), iter(masks))))
+    # One crop size (the whole 24x32 frame): one graph, compiled once for both clips.
+    assert counters["stats"]["unique_graphs"] - graphs == 1
+    assert np.array_equal(whole, streamed)
+    assert np.abs(whole.astype(int) - model(frames, masks)).max() <= 1
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_graphs_match_eager():
+    # float32: inductor's fused kernels round float16 differently from eager's
+    eager = Inpainter(device="cuda", dtype=torch.float32, flow="network")
+    graphed = Inpainter(device="cuda", dtype=torch.float32, flow="network", compile=True)
+    frames, masks = make_clip(6, 48, 64)
+    expected = eager(frames, masks).astype(int)
+    skips = counters["inductor"]["cudagraph_skips"]
+    for _ in range(3):  # warm-up, recording, then replays of the recorded graphs
+        out = graphed(frames, masks)
+        assert np.array_equal(out[~masks], frames[~masks])
+        assert np.abs(out - expected).max() <= 2
+    assert counters["inductor"]["cudagraph_skips"] == skips  # every graph ran as a CUDA graph
+
+
+def test_backends_agree():
+    frames, masks = make_clip(4, 16, 24)
+    model = inpainter()
+    outputs = {}
+    backends = [b for b, s in fi.available_backends().items() if s.available and b != "cuda"]
+    for backend in backends:
+        with fi.use_backend(backend):
+            outputs[backend] = model(frames, masks).astype(int)
+    for backend, out in outputs.items():
+        # uint8 outputs of float32 networks: at most one level apart.
+        assert np.abs(out - outputs["torch"]).max() <= 1, backend
+
+
+def test_bad_inputs_are_named():
+    frames, masks = make_clip(3, 16, 16)
+    model = inpainter()
+    with pytest.raises(ValueError, match="frame 0 must be uint8"):
+        model(frames.astype(np.float32), masks)
+    with pytest.raises(ValueError, match="mask 0 must have the frames' size"):
+        model(frames, masks[:, :8])
+    with pytest.raises(ValueError, match="fewer masks than frames"):
+        model(frames, masks[:2])
+    with pytest.raises(ValueError, match="more masks than frames"):
+        model(frames[:2], masks)
+    with pytest.raises(ValueError, match="frame 1 has size"):
+        model([frames[0], frames[1, :8]], masks[0])
+    with pytest.raises(ValueError, match="frames is empty"):
+        model([], masks)
+    for options, message in [
+        (dict(dtype=torch.float64), "dtype must be"),
+        (dict(dtype=torch.float16), "on the CPU use float32"),
+        (dict(mode="batch"), "mode must be one of offline, stream, online"),
+        (dict(flow="raft"), "flow must be one of dis, network"),
+        (dict(flow=object()), "flow must be dis or network or a FlowSource"),
+        (dict(chunk=1), "chunk must be an integer >= 2"),
+        (dict(chunk=4, overlap=4), "overlap must be smaller than chunk"),
+        (dict(mode="stream", lookahead=-1), "lookahead must be an integer >= 0"),
+        (dict(max_age=0), "max_age must be an integer >= 1"),
+        (dict(dis_preset="slow"), "dis_preset must be one of"),
+        (dict(threads=0), "threads must be an integer >= 1"),
+    ]:
+        with pytest.raises((ValueError, TypeError), match=message):
+            inpainter(**options)(frames, masks)
