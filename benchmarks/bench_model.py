@@ -1,14 +1,15 @@
-"""Model benchmark: frames/s and peak GPU memory of the streaming Inpainter, with and
-without CUDA graphs.
+"""Pipeline benchmark: frames/s and peak GPU memory of the Inpainter in each mode and with
+each flow source.
 
 GPU:  python benchmarks/bench_model.py [--quick] [--out DIR]   (or: fused-inpaint bench)
-      streams frames one by one (batch 1) through ``fused_inpaint.Inpainter`` in float16
-      at 432x240, 854x480, 1280x720 and 1920x1080, with the fused ops (backend "auto") and
-      with the pure-PyTorch reference ops (backend "torch"), each uncompiled and with
-      ``compile=True`` (torch.compile replayed as CUDA graphs); prints the table and
-      writes DIR/<device>/model.md (DIR: benchmarks/results by default).
+      streams a panning texture under a moving hole (batch 1) through
+      ``fused_inpaint.Inpainter`` in float16 at 432x240, 854x480 and 1920x1080: offline,
+      stream and online mode with DIS flow, offline and online with the network's flow,
+      offline DIS with the pure-PyTorch reference ops, and online with the network's flow
+      under CUDA graphs; prints the table and writes DIR/<device>/model.md
+      (DIR: benchmarks/results by default).
 CPU:  python -m pytest benchmarks --benchmark-only
-      a few tiny frames through the Inpainter on the cpu and torch backends.
+      a few small frames through the Inpainter on the cpu and torch backends.
 """
 
 from __future__ import annotations
@@ -22,93 +23,95 @@ from pathlib import Path
 import common
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 import fused_inpaint
 from fused_inpaint.models import DEFAULT_WEIGHTS
 from fused_inpaint.pipeline import Inpainter
 
 NAME = "model"
-RESOLUTIONS = [(240, 432), (480, 854), (720, 1280), (1080, 1920)]  # (H, W)
-BACKENDS = ("auto", "torch")
+RESOLUTIONS = [(240, 432), (480, 854), (1080, 1920)]  # (H, W)
+# (mode, flow, backend, CUDA graphs)
+SETUPS = [
+    ("offline", "dis", "auto", False),
+    ("stream", "dis", "auto", False),
+    ("online", "dis", "auto", False),
+    ("offline", "network", "auto", False),
+    ("online", "network", "auto", False),
+    ("offline", "dis", "torch", False),
+    ("online", "network", "auto", True),
+]
 DTYPE = torch.float16
-WARMUP_FRAMES = 10  # a compiled Inpainter compiles all its graphs in these
-CHECKPOINTS = (30, 120)  # output frames after which time and peak memory are read
-POOL = 8  # distinct random frames and masks, cycled through the stream
-AGREEMENT_FRAMES = 8
-CPU_SIZE, CPU_FRAMES = (64, 96), 4
+WARMUP_FRAMES = 12
+# Output frames after which time and peak memory are read: both after the schedules'
+# memory is full (offline holds max_age + chunk + 1 = 91 frames).
+CHECKPOINTS = (120, 360)
+PAN = 2  # pixels per frame
+CPU_SIZE, CPU_FRAMES = (64, 96), 6
 
 NOTES = [
-    "streaming, batch 1: `Inpainter(dtype=float16).stream(frames, masks)` yields each "
-    "inpainted frame as a uint8 numpy array; the time covers the whole step (upload, "
-    "encoder, flows, alignment, memory, decoder, compositing, download), wall clock",
-    "frames: random uint8 RGB, with per-frame masks (a random rectangle of 1/9 of the "
-    f"frame), {POOL} of each cycled; {WARMUP_FRAMES} warm-up frames first",
+    "batch 1: `Inpainter(dtype=float16, mode=..., flow=...).stream(frames, masks)` yields "
+    "each inpainted frame as a uint8 numpy array; the time covers everything per frame "
+    "(upload, DIS on CPU threads or the flow head, flow completion, both sweeps, gather, "
+    "the network on what is left, download), wall clock, default schedules (offline: "
+    "chunks of 60 frames overlapping by 20; stream: lookahead 8; max_age 30)",
+    f"frames: a smooth random texture panning {PAN} pixels a frame, a moving elliptic hole "
+    f"(`demo.moving_mask`) of about 8% of the frame; {WARMUP_FRAMES} warm-up frames first",
     f"frames/s: steady state, between output frames {CHECKPOINTS[0]} and {CHECKPOINTS[1]} "
-    f"of one stream; peak memory: `torch.cuda.max_memory_allocated()` since the stream "
+    "of one stream; peak memory: `torch.cuda.max_memory_allocated()` since the stream "
     f"began, read after output frame {CHECKPOINTS[0]} and after {CHECKPOINTS[1]}: equal "
     "figures mean memory does not grow with video length; peak reserved: "
-    "`torch.cuda.max_memory_reserved()` after the last, the caching allocator's whole "
-    "holding, the CUDA graphs' private memory pool included (its blocks count as "
-    "allocated only while a replay's tensors are alive); the allocator's cache is emptied "
-    "between the warm-up and the stream",
+    "`torch.cuda.max_memory_reserved()` after the last",
     "auto: the fused ops on the fastest available backend for CUDA tensors; torch: every "
-    "op as the pure-PyTorch reference composite. Convolutions are cuDNN in both",
-    "CUDA graphs: `Inpainter(compile=True)` runs the encoder, the flow head and the step "
-    '(alignment, memory, decoder) through `torch.compile(mode="reduce-overhead", '
-    "dynamic=False, fullgraph=True)`: inductor kernels replayed as CUDA graph trees, one "
-    "graph each for the encoder, the pair flows, the first step (no memory yet) and every "
-    "later step. The upload, the window bookkeeping, the copies of each call's results out "
-    "of the graphs' memory pool (the next replay reuses it) and the download stay eager. "
-    "Without CUDA graphs the same network runs uncompiled; vs eager: frames/s against "
-    "that row",
-    f"warm-up (s): wall time of the {WARMUP_FRAMES} warm-up frames, not part of frames/s; "
-    "with CUDA graphs it is mostly compile time (torch.compile of the four graphs, then "
-    "their recording), paid again for every new frame size and backend",
-    f"note: each row's output on a fixed {AGREEMENT_FRAMES}-frame clip against the "
-    "uncompiled auto row's, in uint8 levels",
-    "every row without CUDA graphs is measured before any row with them, so a run cut "
-    "short keeps the figures that need no compilation",
+    "op as the pure-PyTorch reference. DIS runs on min(CPU count, 8) threads",
+    "CUDA graphs: `Inpainter(compile=True)`: the network (the flow head's encoder and "
+    'pair flows are not compiled) through `torch.compile(mode="reduce-overhead")`, one '
+    "graph per crop size; warm-up (s) is mostly its compile time",
 ]
 
 
-def synthetic_clip(height: int, width: int, count: int, seed: int = 0):
-    """``count`` frames (H, W, 3) uint8 and masks (H, W) bool, cycled from a small pool."""
-    rng = np.random.default_rng(seed)
-    frames = [rng.integers(0, 256, (height, width, 3), dtype=np.uint8) for _ in range(POOL)]
-    masks = []
-    for _ in range(POOL):
-        mask = np.zeros((height, width), dtype=bool)
-        top, left = rng.integers(0, height - height // 3), rng.integers(0, width - width // 3)
-        mask[top : top + height // 3, left : left + width // 3] = True
-        masks.append(mask)
-    return (
-        itertools.islice(itertools.cycle(frames), count),
-        itertools.islice(itertools.cycle(masks), count),
-    )
+def panning_clip(height: int, width: int, count: int, seed: int = 0):
+    """``count`` frames (H, W, 3) uint8 of a smooth texture panning left, and masks (H, W)
+    bool of a blob crossing the frame, generated one at a time."""
+    generator = torch.Generator().manual_seed(seed)
+    span = width + PAN * count
+    coarse = torch.rand(1, 3, height // 16 + 2, span // 16 + 2, generator=generator)
+    texture = F.interpolate(coarse, size=(height, span), mode="bicubic", align_corners=True)
+    texture = (texture[0].permute(1, 2, 0).clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+    y, x = np.ogrid[:height, :width]
+
+    def mask(t: int) -> np.ndarray:
+        progress = (t % 60) / 59
+        cx, cy = width * (0.25 + 0.5 * progress), height * 0.5
+        return ((x - cx) / (0.12 * width)) ** 2 + ((y - cy) / (0.2 * height)) ** 2 < 1
+
+    frames = (texture[:, PAN * t : PAN * t + width] for t in range(count))
+    return frames, (mask(t) for t in range(count))
 
 
-def make_inpainter(device: str, dtype: torch.dtype, compile: bool = False) -> Inpainter:
+def make_inpainter(setup: tuple, device: str, dtype: torch.dtype) -> Inpainter:
     """An Inpainter with the shipped weights, or else the same random ones every time."""
+    mode, flow, _, graphs = setup
     torch.manual_seed(0)
     with warnings.catch_warnings():  # untrained weights time the same as trained ones
         warnings.simplefilter("ignore")
-        return Inpainter(device=device, dtype=dtype, compile=compile)
+        return Inpainter(device=device, dtype=dtype, mode=mode, flow=flow, compile=graphs)
 
 
 def measure_stream(inpainter: Inpainter, height: int, width: int) -> dict:
     """Warms up, then streams CHECKPOINTS[-1] frames: the warm-up time, frames/s and peak
     MiB allocated at each checkpoint, peak MiB reserved at the last."""
     start = time.perf_counter()
-    for _ in inpainter.stream(*synthetic_clip(height, width, WARMUP_FRAMES)):
+    for _ in inpainter.stream(*panning_clip(height, width, WARMUP_FRAMES)):
         pass
     torch.cuda.synchronize()
     warmup_s = time.perf_counter() - start
     torch.cuda.empty_cache()
     torch.cuda.reset_peak_memory_stats()
     marks = {}
-    outputs = inpainter.stream(*synthetic_clip(height, width, CHECKPOINTS[-1], seed=1))
+    outputs = inpainter.stream(*panning_clip(height, width, CHECKPOINTS[-1], seed=1))
     for index, _ in enumerate(outputs, start=1):
-        if index in CHECKPOINTS:  # the output is on the host: its step has finished
+        if index in CHECKPOINTS:  # the output is on the host: its frame has finished
             marks[index] = (time.perf_counter(), torch.cuda.max_memory_allocated() / 2**20)
     (t0, _), (t1, _) = marks[CHECKPOINTS[0]], marks[CHECKPOINTS[-1]]
     return {
@@ -119,34 +122,19 @@ def measure_stream(inpainter: Inpainter, height: int, width: int) -> dict:
     }
 
 
-def agreement_clip(inpainter: Inpainter, height: int, width: int) -> np.ndarray:
-    """The inpainted fixed clip (AGREEMENT_FRAMES, H, W, 3), as int16 to subtract."""
-    clip = synthetic_clip(height, width, AGREEMENT_FRAMES, seed=2)
-    return np.stack(list(inpainter.stream(*clip))).astype(np.int16)
-
-
-def agreement(output: np.ndarray, reference: np.ndarray) -> str:
-    difference = np.abs(output - reference)
-    return f"vs uncompiled auto: max |diff| {difference.max()}, mean {difference.mean():.3f}"
-
-
 def label(row: dict) -> str:
     height, width = row["size"]
-    return f"{width}x{height} {row['backend']}" + (" + CUDA graphs" if row["graphs"] else "")
+    mode, flow, backend, graphs = row["setup"]
+    return f"{width}x{height} {mode} {flow} {backend}" + (" + CUDA graphs" if graphs else "")
 
 
-def measure_case(inpainters: dict, case: tuple) -> dict:
-    """One row: ``case`` = (with CUDA graphs, (H, W), backend), on ``inpainters[graphs]``."""
-    graphs, (height, width), backend = case
-    row = {"size": (height, width), "backend": backend, "graphs": graphs, "note": ""}
+def measure_case(case: tuple) -> dict:
+    """One row: ``case`` = ((H, W), setup)."""
+    (height, width), setup = case
+    row = {"size": (height, width), "setup": setup, "note": ""}
     try:
-        with fused_inpaint.use_backend(backend):
-            row.update(measure_stream(inpainters[graphs], height, width))
-            output = agreement_clip(inpainters[graphs], height, width)
-        if graphs or backend != "auto":
-            with fused_inpaint.use_backend("auto"):
-                reference = agreement_clip(inpainters[False], height, width)
-            row["note"] = agreement(output, reference)
+        with fused_inpaint.use_backend(setup[2]):
+            row.update(measure_stream(make_inpainter(setup, "cuda", DTYPE), height, width))
         peaks = ", ".join(f"{mib:.0f}" for mib in row["peak_mib"])
         print(f"{label(row)}: {row['fps']:.1f} frames/s, peak MiB {peaks}", flush=True)
     except Exception as error:  # a failing case is a row of the table, not a crash
@@ -156,15 +144,13 @@ def measure_case(inpainters: dict, case: tuple) -> dict:
     return row
 
 
-def figures(row: dict, eager_fps: float | None) -> list[str]:
+def figures(row: dict) -> list[str]:
     """The row's measured cells, or dashes where it did not run."""
     if "fps" not in row:
-        return ["—"] * (5 + len(CHECKPOINTS))
-    speedup = f"{row['fps'] / eager_fps:.2f}x" if eager_fps else "—"
+        return ["—"] * (4 + len(CHECKPOINTS))
     return [
         f"{row['fps']:.1f}",
         f"{1e3 / row['fps']:.2f}",
-        speedup,
         *(f"{mib:.0f}" for mib in row["peak_mib"]),
         f"{row['reserved_mib']:.0f}",
         f"{row['warmup_s']:.1f}",
@@ -172,55 +158,44 @@ def figures(row: dict, eager_fps: float | None) -> list[str]:
 
 
 def markdown_table(rows: list[dict]) -> str:
-    """One line per case, by resolution, then without and with CUDA graphs, then backend."""
+    """One line per case, by resolution, then in the order of SETUPS."""
     peaks = " | ".join(f"peak MiB after {c} frames" for c in CHECKPOINTS)
     lines = [
-        f"| resolution | backend | CUDA graphs | frames/s | ms/frame | vs eager | {peaks} "
+        f"| resolution | mode | flow | backend | CUDA graphs | frames/s | ms/frame | {peaks} "
         "| peak MiB reserved | warm-up (s) | note |",
-        "|---|---|---|--:|--:|--:|" + "--:|" * len(CHECKPOINTS) + "--:|--:|---|",
+        "|---|---|---|---|---|--:|--:|" + "--:|" * len(CHECKPOINTS) + "--:|--:|---|",
     ]
-    eager = {(r["size"], r["backend"]): r.get("fps") for r in rows if not r["graphs"]}
-    order = {backend: i for i, backend in enumerate(BACKENDS)}
-    for row in sorted(rows, key=lambda r: (r["size"], r["graphs"], order[r["backend"]])):
+    for row in sorted(rows, key=lambda r: (r["size"], SETUPS.index(r["setup"]))):
         height, width = row["size"]
-        cells = [f"{width}x{height}", row["backend"], "yes" if row["graphs"] else "no"]
-        cells += figures(row, eager.get((row["size"], row["backend"])))
-        cells.append(row["note"])
-        lines.append(common.table_line(cells))
+        mode, flow, backend, graphs = row["setup"]
+        cells = [f"{width}x{height}", mode, flow, backend, "yes" if graphs else "no"]
+        lines.append(common.table_line([*cells, *figures(row), row["note"]]))
     return "\n".join(lines)
 
 
-def report(env: common.Environment, window: tuple, rows: list[dict]) -> str:
+def report(env: common.Environment, rows: list[dict]) -> str:
     weights = "shipped" if DEFAULT_WEIGHTS.exists() else "randomly initialised (none shipped)"
     backends = "; ".join(f"{k}: {v}" for k, v in fused_inpaint.available_backends().items())
-    facts = [
-        f"network: `SlimInpaintNet`, window (past, future) = {window}, float16; weights {weights}",
-        f"backends: {backends}",
-    ]
+    facts = [f"network: `SlimInpaintNet`, float16; weights {weights}", f"backends: {backends}"]
     return common.header(NAME, env, facts, NOTES) + "\n\n" + markdown_table(rows) + "\n"
 
 
 def run_gpu(resolutions: list[tuple[int, int]], out_dir: Path) -> None:
     env = common.environment()
     print(env.device, flush=True)
-    inpainters = {graphs: make_inpainter("cuda", DTYPE, graphs) for graphs in (False, True)}
     rows: list[dict] = []
-
-    def measure(case: tuple) -> None:
-        rows.append(measure_case(inpainters, case))
-
-    def render() -> str:
-        return report(env, inpainters[False].window, rows)
-
-    cases = itertools.product((False, True), resolutions, BACKENDS)
-    common.measure_and_write(NAME, env, out_dir, cases, measure, render)
+    cases = itertools.product(resolutions, SETUPS)
+    common.measure_and_write(
+        NAME, env, out_dir, cases, lambda case: rows.append(measure_case(case)),
+        lambda: report(env, rows),
+    )  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
-    return common.gpu_main(argv, NAME, "model GPU benchmark", RESOLUTIONS, run_gpu)
+    return common.gpu_main(argv, NAME, "pipeline GPU benchmark", RESOLUTIONS, run_gpu)
 
 
-# CPU figures (pytest-benchmark): a few tiny frames, cpu backend vs torch reference backend.
+# CPU figures (pytest-benchmark): a few small frames, cpu backend vs torch reference backend.
 
 
 def on_backend(name: str):
@@ -236,13 +211,15 @@ def on_backend(name: str):
 def pytest_generate_tests(metafunc):
     impls = common.cpu_implementations(on_backend)
     common.parametrize_implementations(metafunc, "cpu_impl", impls)
+    if "mode" in metafunc.fixturenames:
+        metafunc.parametrize("mode", ["offline", "online"])
 
 
-def test_cpu_stream(benchmark, cpu_impl):
-    inpainter = make_inpainter("cpu", torch.float32)
+def test_cpu_stream(benchmark, cpu_impl, mode):
+    inpainter = make_inpainter((mode, "dis", None, False), "cpu", torch.float32)
     height, width = CPU_SIZE
-    frames, masks = map(list, synthetic_clip(height, width, CPU_FRAMES))
-    benchmark.group = f"{NAME} stream {width}x{height}, {CPU_FRAMES} frames, float32"
+    frames, masks = map(list, panning_clip(height, width, CPU_FRAMES))
+    benchmark.group = f"{NAME} {mode} {width}x{height}, {CPU_FRAMES} frames, float32"
     benchmark.extra_info["frames"] = CPU_FRAMES
     benchmark(cpu_impl, inpainter, frames, masks)
 
