@@ -4,8 +4,9 @@ Any machine:  python benchmarks/bench_flow.py [--quick] [--out DIR]
       pairs of frames per second through ``pipeline.flow.DISFlow`` (both directions of a
       pair, the hole filled before and the flow completed after, as the pipeline runs it)
       at 432x240, 854x480 and 1920x1080, for each preset and 1, 2, 4, ... threads up to
-      the CPU count; prints the table and writes DIR/<machine>/dis_flow.md, <machine>
-      being the CUDA device where there is one (the GPU check's machine), else the CPU.
+      the CPU count; prints the table and writes DIR/<device>/dis_flow.md, <device> being
+      the CUDA device where there is one (the GPU check's machine), else "cpu-" and the
+      CPU's model.
 CPU:  python -m pytest benchmarks --benchmark-only
       one small pair on one thread, per preset.
 """
@@ -13,10 +14,8 @@ CPU:  python -m pytest benchmarks --benchmark-only
 from __future__ import annotations
 
 import argparse
-import datetime
+import itertools
 import os
-import platform
-import re
 import sys
 import time
 from pathlib import Path
@@ -70,52 +69,39 @@ def pairs_per_second(preset: str, threads: int, frames: list[FrameInput]) -> flo
         source.close()
 
 
-def machine() -> str:
-    """The CUDA device's name where there is one, else the CPU's."""
-    if torch.cuda.is_available():
-        return torch.cuda.get_device_name()
-    model = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        names = re.findall(r"^model name\s*:\s*(.+)$", cpuinfo.read_text(), re.MULTILINE)
-        model = names[0] if names else model
-    return model
+NOTES = [
+    f"pairs/s: frame pairs through `DISFlow.pair` (DIS forward and backward on the grayscale "
+    f"frames with their holes filled by pull-push, both flows completed in the hole), {PAIRS} "
+    "pairs queued at once after one warm-up pair per thread",
+    "frames: a smooth texture panning 2 pixels a frame under a moving elliptic hole of about "
+    "8% of the frame",
+]
 
 
-def run(resolutions: list[tuple[int, int]], out_dir: Path) -> Path:
-    name = machine()
-    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
-    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+def run(resolutions: list[tuple[int, int]], out_dir: Path) -> None:
+    env = common.environment()
     counts = thread_counts()
+    facts = [
+        f"{os.cpu_count()} CPUs, OpenCV {cv2.__version__}; OpenCV's own threads "
+        f"(`cv2.getNumThreads()` = {cv2.getNumThreads()}) work inside each call"
+    ]
     heading = ["resolution", "preset", *(f"{n} thread{'s' if n > 1 else ''}" for n in counts)]
     lines = [common.table_line(heading), "|---|---|" + "--:|" * len(counts)]
-    path = out_dir / slug / f"{NAME}.md"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for height, width in resolutions:
+
+    def measure(case: tuple) -> None:
+        (height, width), preset = case
         frames = frame_inputs(height, width, 8)
-        for preset in DIS_PRESETS:
-            rates = []
-            for threads in counts:
-                rates.append(f"{pairs_per_second(preset, threads, frames):.1f}")
-                print(f"{width}x{height} {preset} {threads} threads: {rates[-1]} pairs/s")
-            lines.append(common.table_line([f"{width}x{height}", preset, *rates]))
-            text = (
-                f"""# {NAME} on {name}
+        rates = []
+        for threads in counts:
+            rates.append(f"{pairs_per_second(preset, threads, frames):.1f}")
+            print(f"{width}x{height} {preset} {threads} threads: {rates[-1]} pairs/s")
+        lines.append(common.table_line([f"{width}x{height}", preset, *rates]))
 
-- {os.cpu_count()} CPUs; OpenCV {cv2.__version__}, torch {torch.__version__}; {date}
-- pairs/s: frame pairs through `DISFlow.pair` (DIS forward and backward on the grayscale
-  frames with their holes filled by pull-push, both flows completed in the hole), {PAIRS}
-  pairs queued at once after one warm-up pair per thread; frames: a smooth texture panning
-  2 pixels a frame under a moving elliptic hole of about 8% of the frame
-- OpenCV's own threads (`cv2.getNumThreads()` = {cv2.getNumThreads()}) work inside each call
+    def render() -> str:
+        return common.header(NAME, env, facts, NOTES) + "\n\n" + "\n".join(lines) + "\n"
 
-"""
-                + "\n".join(lines)
-                + "\n"
-            )
-            path.write_text(text)  # after every row: a run cut short keeps what it measured
-    print(text)
-    return path
+    cases = itertools.product(resolutions, DIS_PRESETS)
+    common.measure_and_write(NAME, env, out_dir, cases, measure, render)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -123,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="the smallest resolution only")
     parser.add_argument("--out", type=Path, default=common.RESULTS_DIR, help="results root")
     args = parser.parse_args(argv)
-    print(f"wrote {run(RESOLUTIONS[:1] if args.quick else RESOLUTIONS, args.out)}")
+    run(RESOLUTIONS[:1] if args.quick else RESOLUTIONS, args.out)
     return 0
 
 

@@ -1,20 +1,23 @@
 """Pipeline benchmark: frames/s and peak GPU memory of the Inpainter in each mode and with
 each flow source.
 
-GPU:  python benchmarks/bench_model.py [--quick] [--out DIR]   (or: fused-inpaint bench)
+Script: python benchmarks/bench_model.py [--quick] [--out DIR]   (or: fused-inpaint bench)
       streams a panning texture under a moving hole (batch 1) through
-      ``fused_inpaint.Inpainter`` in float16 at 432x240, 854x480 and 1920x1080: offline,
-      stream and online mode with DIS flow, offline and online with the network's flow,
-      offline DIS with the pure-PyTorch reference ops, and online with the network's flow
-      under CUDA graphs; prints the table and writes DIR/<device>/model.md
-      (DIR: benchmarks/results by default).
-CPU:  python -m pytest benchmarks --benchmark-only
+      ``fused_inpaint.Inpainter``: on a GPU in float16 at 432x240, 854x480 and 1920x1080,
+      offline, stream and online mode with DIS flow, offline and online with the
+      network's flow, offline DIS with the pure-PyTorch reference ops, and online with the
+      network's flow under CUDA graphs; without a GPU the uncompiled setups in float32 at
+      432x240 on the CPU. Prints the table and writes DIR/<device>/model.md (DIR:
+      benchmarks/results by default; <device> the GPU, or "cpu-" and the CPU's model).
+pytest: python -m pytest benchmarks --benchmark-only
       a few small frames through the Inpainter on the cpu and torch backends.
 """
 
 from __future__ import annotations
 
+import argparse
 import itertools
+import resource
 import sys
 import time
 import warnings
@@ -47,6 +50,7 @@ WARMUP_FRAMES = 12
 # memory is full (offline holds max_age + chunk + 1 = 91 frames).
 CHECKPOINTS = (120, 360)
 PAN = 2  # pixels per frame
+CPU_CHECKPOINTS = (100, 160)
 CPU_SIZE, CPU_FRAMES = (64, 96), 6
 
 NOTES = [
@@ -68,6 +72,11 @@ NOTES = [
     'pair flows are not compiled) through `torch.compile(mode="reduce-overhead")`, one '
     "graph per crop size; warm-up (s) is mostly its compile time",
 ]
+CPU_NOTE = (
+    f"frames/s: steady state, between output frames {CPU_CHECKPOINTS[0]} and "
+    f"{CPU_CHECKPOINTS[1]} of one stream; peak RSS: the process's peak resident memory "
+    "(`ru_maxrss`) at each checkpoint"
+)
 
 
 def panning_clip(height: int, width: int, count: int, seed: int = 0):
@@ -98,27 +107,35 @@ def make_inpainter(setup: tuple, device: str, dtype: torch.dtype) -> Inpainter:
         return Inpainter(device=device, dtype=dtype, mode=mode, flow=flow, compile=graphs)
 
 
-def measure_stream(inpainter: Inpainter, height: int, width: int) -> dict:
-    """Warms up, then streams CHECKPOINTS[-1] frames: the warm-up time, frames/s and peak
-    MiB allocated at each checkpoint, peak MiB reserved at the last."""
+def peak_mib(cuda: bool) -> float:
+    """Peak MiB allocated on the GPU since the last reset, or the process's peak RSS."""
+    if cuda:
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10  # KiB on Linux
+
+
+def measure_stream(inpainter: Inpainter, height: int, width: int, checkpoints: tuple) -> dict:
+    """Warms up, then streams ``checkpoints[-1]`` frames: the warm-up time, frames/s and
+    peak MiB at each checkpoint, peak MiB reserved at the last (GPU)."""
+    cuda = inpainter.device.type == "cuda"
     start = time.perf_counter()
     for _ in inpainter.stream(*panning_clip(height, width, WARMUP_FRAMES)):
         pass
-    torch.cuda.synchronize()
     warmup_s = time.perf_counter() - start
-    torch.cuda.empty_cache()
-    torch.cuda.reset_peak_memory_stats()
+    if cuda:
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
     marks = {}
-    outputs = inpainter.stream(*panning_clip(height, width, CHECKPOINTS[-1], seed=1))
+    outputs = inpainter.stream(*panning_clip(height, width, checkpoints[-1], seed=1))
     for index, _ in enumerate(outputs, start=1):
-        if index in CHECKPOINTS:  # the output is on the host: its frame has finished
-            marks[index] = (time.perf_counter(), torch.cuda.max_memory_allocated() / 2**20)
-    (t0, _), (t1, _) = marks[CHECKPOINTS[0]], marks[CHECKPOINTS[-1]]
+        if index in checkpoints:  # the output is on the host: its frame has finished
+            marks[index] = (time.perf_counter(), peak_mib(cuda))
+    (t0, _), (t1, _) = marks[checkpoints[0]], marks[checkpoints[-1]]
     return {
         "warmup_s": warmup_s,
-        "fps": (CHECKPOINTS[-1] - CHECKPOINTS[0]) / (t1 - t0),
-        "peak_mib": [marks[c][1] for c in CHECKPOINTS],
-        "reserved_mib": torch.cuda.max_memory_reserved() / 2**20,
+        "fps": (checkpoints[-1] - checkpoints[0]) / (t1 - t0),
+        "peak_mib": [marks[c][1] for c in checkpoints],
+        "reserved_mib": torch.cuda.max_memory_reserved() / 2**20 if cuda else None,
     }
 
 
@@ -128,18 +145,20 @@ def label(row: dict) -> str:
     return f"{width}x{height} {mode} {flow} {backend}" + (" + CUDA graphs" if graphs else "")
 
 
-def measure_case(case: tuple) -> dict:
+def measure_case(case: tuple, device: str, dtype: torch.dtype, checkpoints: tuple) -> dict:
     """One row: ``case`` = ((H, W), setup)."""
     (height, width), setup = case
     row = {"size": (height, width), "setup": setup, "note": ""}
     try:
         with fused_inpaint.use_backend(setup[2]):
-            row.update(measure_stream(make_inpainter(setup, "cuda", DTYPE), height, width))
+            inpainter = make_inpainter(setup, device, dtype)
+            row.update(measure_stream(inpainter, height, width, checkpoints))
         peaks = ", ".join(f"{mib:.0f}" for mib in row["peak_mib"])
         print(f"{label(row)}: {row['fps']:.1f} frames/s, peak MiB {peaks}", flush=True)
     except Exception as error:  # a failing case is a row of the table, not a crash
         row["note"] = common.failure(error)
-        torch.cuda.empty_cache()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
         print(f"{label(row)}: {row['note']}", flush=True)
     return row
 
@@ -152,18 +171,18 @@ def figures(row: dict) -> list[str]:
         f"{row['fps']:.1f}",
         f"{1e3 / row['fps']:.2f}",
         *(f"{mib:.0f}" for mib in row["peak_mib"]),
-        f"{row['reserved_mib']:.0f}",
+        "—" if row["reserved_mib"] is None else f"{row['reserved_mib']:.0f}",
         f"{row['warmup_s']:.1f}",
     ]
 
 
-def markdown_table(rows: list[dict]) -> str:
+def markdown_table(rows: list[dict], checkpoints: tuple, memory: str) -> str:
     """One line per case, by resolution, then in the order of SETUPS."""
-    peaks = " | ".join(f"peak MiB after {c} frames" for c in CHECKPOINTS)
+    peaks = " | ".join(f"{memory} after {c} frames" for c in checkpoints)
     lines = [
         f"| resolution | mode | flow | backend | CUDA graphs | frames/s | ms/frame | {peaks} "
         "| peak MiB reserved | warm-up (s) | note |",
-        "|---|---|---|---|---|--:|--:|" + "--:|" * len(CHECKPOINTS) + "--:|--:|---|",
+        "|---|---|---|---|---|--:|--:|" + "--:|" * len(checkpoints) + "--:|--:|---|",
     ]
     for row in sorted(rows, key=lambda r: (r["size"], SETUPS.index(r["setup"]))):
         height, width = row["size"]
@@ -173,26 +192,41 @@ def markdown_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def report(env: common.Environment, rows: list[dict]) -> str:
+def report(env: common.Environment, rows: list[dict], checkpoints: tuple, cuda: bool) -> str:
     weights = "shipped" if DEFAULT_WEIGHTS.exists() else "randomly initialised (none shipped)"
     backends = "; ".join(f"{k}: {v}" for k, v in fused_inpaint.available_backends().items())
-    facts = [f"network: `SlimInpaintNet`, float16; weights {weights}", f"backends: {backends}"]
-    return common.header(NAME, env, facts, NOTES) + "\n\n" + markdown_table(rows) + "\n"
+    dtype = "float16" if cuda else "float32"
+    facts = [f"network: `SlimInpaintNet`, {dtype}; weights {weights}", f"backends: {backends}"]
+    notes = NOTES if cuda else [*NOTES[:2], CPU_NOTE, NOTES[3]]
+    memory = "peak MiB" if cuda else "peak RSS MiB"
+    table = markdown_table(rows, checkpoints, memory)
+    return common.header(NAME, env, facts, notes) + "\n\n" + table + "\n"
 
 
-def run_gpu(resolutions: list[tuple[int, int]], out_dir: Path) -> None:
+def run(resolutions: list[tuple[int, int]], out_dir: Path) -> None:
+    """Every setup at each resolution on the GPU; without one, the CPU's share."""
+    cuda = torch.cuda.is_available()
     env = common.environment()
     print(env.device, flush=True)
+    setups = SETUPS if cuda else [s for s in SETUPS if not s[3]]
+    checkpoints = CHECKPOINTS if cuda else CPU_CHECKPOINTS
+    device, dtype = ("cuda", DTYPE) if cuda else ("cpu", torch.float32)
     rows: list[dict] = []
-    cases = itertools.product(resolutions, SETUPS)
     common.measure_and_write(
-        NAME, env, out_dir, cases, lambda case: rows.append(measure_case(case)),
-        lambda: report(env, rows),
+        NAME, env, out_dir, itertools.product(resolutions, setups),
+        lambda case: rows.append(measure_case(case, device, dtype, checkpoints)),
+        lambda: report(env, rows, checkpoints, cuda),
     )  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
-    return common.gpu_main(argv, NAME, "pipeline GPU benchmark", RESOLUTIONS, run_gpu)
+    parser = argparse.ArgumentParser(description="pipeline benchmark")
+    parser.add_argument("--quick", action="store_true", help="the smallest resolution only")
+    parser.add_argument("--out", type=Path, default=common.RESULTS_DIR, help="results root")
+    args = parser.parse_args(argv)
+    resolutions = RESOLUTIONS if torch.cuda.is_available() else RESOLUTIONS[:1]
+    run(resolutions[:1] if args.quick else resolutions, args.out)
+    return 0
 
 
 # CPU figures (pytest-benchmark): a few small frames, cpu backend vs torch reference backend.

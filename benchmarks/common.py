@@ -14,6 +14,8 @@ import argparse
 import datetime
 import itertools
 import math
+import os
+import platform
 import re
 import sys
 from collections.abc import Callable, Iterable, Sequence
@@ -55,9 +57,24 @@ class Environment:
         return re.sub(r"[^a-z0-9]+", "-", self.device.lower()).strip("-")
 
 
+def cpu_name() -> str:
+    """The CPU's model name (from /proc/cpuinfo where there is one)."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        names = re.findall(r"^model name\s*:\s*(.+)$", cpuinfo.read_text(), re.MULTILINE)
+        if names:
+            return names[0].strip()
+    return platform.processor() or platform.machine()
+
+
 def environment() -> Environment:
-    """Describes the current CUDA device, torch, triton and CUDA versions, and the UTC date."""
-    major, minor = torch.cuda.get_device_capability()
+    """Describes the current CUDA device (else the CPU), torch, triton and CUDA versions,
+    and the UTC date."""
+    if torch.cuda.is_available():
+        major, minor = torch.cuda.get_device_capability()
+        device, capability = torch.cuda.get_device_name(), f"sm_{major}{minor}"
+    else:
+        device, capability = f"CPU {cpu_name()}", f"{os.cpu_count()} cores"
     try:
         import triton
 
@@ -65,8 +82,8 @@ def environment() -> Environment:
     except ImportError:
         triton_version = "not installed"
     return Environment(
-        device=torch.cuda.get_device_name(),
-        capability=f"sm_{major}{minor}",
+        device=device,
+        capability=capability,
         torch=torch.__version__,
         triton=triton_version,
         cuda=str(torch.version.cuda),
