@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 HALF_PRECISION = (torch.float16, torch.bfloat16)
@@ -46,6 +48,14 @@ def check_choice(name: str, value, choices) -> None:
     if value not in choices:
         options = ", ".join(repr(c) for c in choices)
         raise ValueError(f"{name} must be one of {options}; got {value!r}")
+
+
+def check_non_negative(name: str, value) -> None:
+    """A finite real number >= 0 (an op's threshold or weight)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise TypeError(f"{name} must be a float, got {type(value).__name__}")
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"{name} must be finite and >= 0, got {value}")
 
 
 def check_bool(name: str, value) -> None:

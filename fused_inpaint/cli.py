@@ -13,6 +13,7 @@ a non-zero exit status; an output is either complete or absent.
 from __future__ import annotations
 
 import argparse
+import math
 import signal
 import subprocess
 import sys
@@ -27,9 +28,9 @@ import torch
 from safetensors import SafetensorError
 from tqdm import tqdm
 
+from fused_inpaint import __version__, io
 from fused_inpaint import demo as demo_clip
 from fused_inpaint import evaluate as quality
-from fused_inpaint import io
 from fused_inpaint import train as training
 from fused_inpaint.pipeline import MODES, SOURCES, Inpainter
 from fused_inpaint.pipeline import inpainter as inpainting
@@ -119,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG, description="Video inpainting with fused CUDA/Triton kernels."
     )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser(
@@ -143,6 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--fps",
         type=float,
         help="frame rate of a video output (default: the input's; 25 for a frame folder)",
+    )
+    run.add_argument(
+        "--overwrite", action="store_true", help="replace OUTPUT if it exists (never the input)"
     )
     _add_pipeline_options(run)
 
@@ -228,14 +233,19 @@ def _device(name: str | None) -> torch.device | None:
         device = torch.device(name)
     except RuntimeError:
         raise UsageError(f"unknown device {name!r}") from None
+    if device.type not in ("cpu", "cuda"):
+        raise UsageError(f"--device {name}: fused-inpaint runs on cpu or cuda")
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError(f"device {name}: no CUDA device is available")
+        raise UsageError(f"--device {name}: no CUDA device is available")
     return device
 
 
 def make_inpainter(args: argparse.Namespace, mode: str, flow: str) -> Inpainter:
-    """The Inpainter the options ask for; its warnings are shown as one line each."""
+    """The Inpainter the options ask for."""
     device = _device(args.device)
+    on_cpu = (device or torch.device("cuda" if torch.cuda.is_available() else "cpu")).type
+    if on_cpu == "cpu" and args.dtype not in (None, "float32"):
+        raise UsageError(f"--dtype {args.dtype} is for GPUs: on the CPU the network runs float32")
     if args.weights is not None and not args.weights.is_file():
         raise UsageError(f"weights file not found: {args.weights}")
     defaults = inpainting.DEFAULT_CHUNK, inpainting.DEFAULT_OVERLAP, inpainting.DEFAULT_LOOKAHEAD
@@ -247,16 +257,11 @@ def make_inpainter(args: argparse.Namespace, mode: str, flow: str) -> Inpainter:
     inpainting.schedule(mode, chunk, overlap, lookahead, args.max_age)
     options = dict(mode=mode, flow=flow, chunk=chunk, overlap=overlap, lookahead=lookahead)
     options.update(max_age=args.max_age, dis_preset=args.dis_preset, threads=args.threads)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            inpainter = Inpainter(args.weights, device, DTYPES.get(args.dtype), **options)
-        except (OSError, ValueError, RuntimeError, SafetensorError) as error:
-            what = f"weights {args.weights}" if args.weights else "the network"
-            raise UsageError(f"cannot load {what}: {_one_line(error)}") from None
-    for warning in caught:
-        print(f"{PROG}: warning: {warning.message}", file=sys.stderr)
-    return inpainter
+    try:
+        return Inpainter(args.weights, device, DTYPES.get(args.dtype), **options)
+    except (OSError, ValueError, RuntimeError, SafetensorError) as error:
+        what = f"weights {args.weights}" if args.weights else "the network"
+        raise UsageError(f"cannot load {what}: {_one_line(error)}") from None
 
 
 def with_progress(frames: Iterable[np.ndarray], total: int | None, label: str):
@@ -269,7 +274,31 @@ def _size_text(size: tuple[int, int]) -> str:
     return f"{size[1]}x{size[0]}"
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and a.samefile(b)
+    except OSError:
+        return False
+
+
+def _check_output(args: argparse.Namespace) -> None:
+    """The output is never an input; an existing one is replaced only with --overwrite."""
+    for name, path in (("INPUT", args.input), ("--mask", args.mask)):
+        if _same_file(args.output, path) or args.output.absolute() == path.absolute():
+            raise UsageError(
+                f"cannot write {args.output}: it is the {name}, which is never replaced"
+            )
+    existing = args.output.exists() and not (
+        args.output.is_dir() and not any(args.output.iterdir())
+    )
+    if existing and not args.overwrite:
+        raise UsageError(f"{args.output} exists: add --overwrite to replace it")
+
+
 def run_command(args: argparse.Namespace) -> int:
+    if args.fps is not None and not (math.isfinite(args.fps) and args.fps > 0):
+        raise UsageError(f"--fps must be a finite number > 0, got {args.fps:g}")
+    _check_output(args)
     frames = io.open_frames(args.input)
     masks = io.Masks(args.mask, dilate=args.dilate)
     if masks.size != frames.size:
@@ -277,13 +306,14 @@ def run_command(args: argparse.Namespace) -> int:
             f"mask {args.mask} is {_size_text(masks.size)} but the frames of {args.input} "
             f"are {_size_text(frames.size)}"
         )
-    if None not in (masks.count, frames.count) and masks.count != frames.count:
+    mask_count, frame_count = masks.count, frames.count
+    if None in (mask_count, frame_count):  # videos: their headers' counts, checked early
+        mask_count, frame_count = masks.estimated_count, frames.estimated_count
+    if None not in (mask_count, frame_count) and mask_count != frame_count:
         raise UsageError(
-            f"{masks.count} masks in {args.mask} for {frames.count} frames in {args.input}"
+            f"{mask_count} masks in {args.mask} for {frame_count} frames in {args.input}"
         )
-    if args.fps is not None and args.fps <= 0:
-        raise UsageError(f"--fps must be > 0, got {args.fps:g}")
-    writer = io.open_writer(args.output, args.fps or frames.fps)
+    writer = io.open_writer(args.output, args.fps or frames.fps, args.overwrite)
     inpainter = make_inpainter(args, args.mode, args.flow)
     start = time.perf_counter()
     with writer:
@@ -389,6 +419,10 @@ def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"{PROG}: warning: {_one_line(message)}", file=sys.stderr)
+
+
 def _one_line(error: BaseException) -> str:
     return " ".join(str(error).split()) or type(error).__name__
 
@@ -404,7 +438,10 @@ def main(argv: list[str] | None = None) -> int:
     # A terminated run unwinds like an interrupted one, so no partial output stays behind.
     previous = signal.signal(signal.SIGTERM, _interrupt) if in_main_thread else None
     try:
-        return COMMANDS[args.command](args)
+        with warnings.catch_warnings():
+            warnings.simplefilter("default")  # each warning once, as one line
+            warnings.showwarning = _show_warning
+            return COMMANDS[args.command](args)
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130

@@ -511,16 +511,21 @@ Input with the hole in red | {panels} | ground truth (first seed).
 
 
 def check_output(path: str | os.PathLike) -> None:
-    """Raises ValueError unless a report can be written at ``path``: a .md file whose
-    nearest existing folder is writable. Creates nothing."""
+    """Raises ValueError unless a report can be written at ``path``: a .md file in an
+    existing, writable folder (as ``fused-inpaint run`` asks of its output). Creates
+    nothing."""
     path = Path(path)
     if path.suffix != ".md":
         raise ValueError(f"cannot write {path}: the report is a Markdown file ending in .md")
     if path.is_dir():
         raise ValueError(f"cannot write {path}: it is a folder")
-    existing = next(folder for folder in path.absolute().parents if folder.exists())
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise ValueError(f"cannot write {path}: {existing} is not a writable folder")
+    folder = path.absolute().parent
+    if not folder.exists():
+        raise ValueError(f"cannot write {path}: folder {path.parent} does not exist")
+    if not folder.is_dir():
+        raise ValueError(f"cannot write {path}: {path.parent} is not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ValueError(f"cannot write {path}: {path.parent} is not a writable folder")
 
 
 def write_report(evaluation: Evaluation, path: str | os.PathLike = REPORT) -> list[Path]:
@@ -529,7 +534,7 @@ def write_report(evaluation: Evaluation, path: str | os.PathLike = REPORT) -> li
     path = Path(path)
     check_output(path)
     folder = path.with_suffix("")
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(exist_ok=True)
     images = [folder / f"{name}.png" for name in evaluation.comparisons]
     for image, comparison in zip(images, evaluation.comparisons.values(), strict=True):
         io.write_png(image, comparison)

@@ -9,15 +9,18 @@ frame), a folder of images, or a video. A mask image's pixel is a hole where any
 nonzero; a mask video is lossy-compressed, so there a hole is a level above 127.
 
 Outputs are atomic: frames go to a temporary name beside the destination, which is renamed
-into place only when the last frame is written, and removed on any failure.
+into place only when the last frame is written, and removed on any failure. An existing
+output is replaced only when the writer is told to ``overwrite`` it.
 """
 
 from __future__ import annotations
 
+import glob
 import os
 import re
 import secrets
 import shutil
+import warnings
 from collections.abc import Callable, Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -82,9 +85,20 @@ def image_size(path: Path) -> tuple[int, int]:
         return image.height, image.width
 
 
+# Pillow modes of more than 8 bits a sample, and the full-scale value of each.
+HIGH_DEPTH_MODES = {"I;16": 65535, "I;16L": 65535, "I;16B": 65535, "I;16N": 65535, "I": 65535}
+
+
 def read_rgb(path: Path) -> np.ndarray:
-    """An image file as (H, W, 3) uint8 RGB; alpha is dropped."""
-    return np.array(_open_image(path).convert("RGB"))  # a writable copy, as torch wants
+    """An image file as (H, W, 3) uint8 RGB; alpha is dropped, and deeper samples (16-bit
+    grayscale, 32-bit integer, float in [0, 1]) are scaled to 8 bits rather than clipped."""
+    image = _open_image(path)
+    if image.mode in HIGH_DEPTH_MODES or image.mode == "F":
+        full_scale = HIGH_DEPTH_MODES.get(image.mode, 1.0)
+        levels = np.asarray(image, dtype=np.float64) * (255 / full_scale)
+        gray = np.clip(np.round(levels), 0, 255).astype(np.uint8)
+        return np.repeat(gray[..., None], 3, axis=2)
+    return np.array(image.convert("RGB"))  # a writable copy, as torch wants
 
 
 def read_hole(path: Path) -> np.ndarray:
@@ -97,6 +111,12 @@ def read_hole(path: Path) -> np.ndarray:
 
 def _ffmpeg_message(error: av.FFmpegError) -> str:
     return error.strerror or str(error)
+
+
+def _os_message(error: OSError) -> str:
+    """What went wrong, without the file name (an error names the hidden partial file,
+    the message the destination)."""
+    return error.strerror or type(error).__name__
 
 
 class VideoReader:
@@ -121,15 +141,23 @@ class VideoReader:
         self.count = None
 
     def __iter__(self) -> Iterator[np.ndarray]:
+        decoded = 0
         try:
             with av.open(str(self.path)) as container:
                 stream = container.streams.video[0]
                 stream.thread_type = "AUTO"
                 for frame in container.decode(stream):
+                    decoded += 1
                     yield frame.to_ndarray(format="rgb24")
         except av.FFmpegError as error:
             message = _ffmpeg_message(error)
             raise MediaError(f"cannot decode video {self.path}: {message}") from None
+        if self.estimated_count and decoded < self.estimated_count:
+            warnings.warn(
+                f"{self.path} ends after {decoded} frames, but its header says "
+                f"{self.estimated_count}: the file may be truncated",
+                stacklevel=2,
+            )
 
 
 class FrameFolder:
@@ -165,7 +193,8 @@ class Masks:
     """The masks of a clip from an image (static), an image folder or a video.
 
     ``static``: the (H, W) bool mask of every frame, or None for per-frame masks, which
-    ``per_frame()`` yields. ``size`` (H, W); ``count`` exact or None (static, or a video).
+    ``per_frame()`` yields. ``size`` (H, W); ``count`` exact or None (static, or a video);
+    ``estimated_count`` the count, or a video's stated one.
     Every hole is grown by ``dilate`` pixels.
     """
 
@@ -175,13 +204,13 @@ class Masks:
         self.static: np.ndarray | None = None
         self._video: VideoReader | None = None
         self._files: list[Path] = []
-        self.count = None
+        self.count = self.estimated_count = None
         if path.is_dir():
             self._files = list_images(path)
             if not self._files:
                 raise MediaError(f"mask folder {path} holds no images")
             self.size = image_size(self._files[0])
-            self.count = len(self._files)
+            self.count = self.estimated_count = len(self._files)
         elif not path.exists():
             raise MediaError(f"mask not found: {path}")
         elif path.suffix.lower() in IMAGE_EXTENSIONS:
@@ -189,7 +218,7 @@ class Masks:
             self.size = self.static.shape
         else:
             self._video = VideoReader(path)
-            self.size = self._video.size
+            self.size, self.estimated_count = self._video.size, self._video.estimated_count
 
     def per_frame(self) -> Iterator[np.ndarray]:
         """The per-frame (H, W) bool masks, dilated, read lazily."""
@@ -234,6 +263,34 @@ def _check_folder_of(path: Path) -> None:
         raise MediaError(f"cannot write {path}: folder {path.parent} does not exist")
 
 
+def leftover_partials(path: str | os.PathLike) -> list[Path]:
+    """Partial outputs for ``path`` that a killed run left beside it."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    return sorted(path.parent.glob(f".{glob.escape(path.name)}.*.partial"))
+
+
+def _check_replaceable(path: Path, overwrite: bool, what: str) -> None:
+    """An existing ``path`` may be replaced only when ``overwrite``; a folder never by a
+    file nor a file by a folder."""
+    if not path.exists():
+        return
+    if path.is_dir() != (what == "folder"):
+        raise MediaError(f"cannot write {path}: it is {'a folder' if path.is_dir() else 'a file'}")
+    if not overwrite:
+        kind = "a folder that is not empty" if path.is_dir() else "a file that exists"
+        raise MediaError(f"cannot write {path}: it is {kind}")
+
+
+def _warn_leftovers(path: Path) -> None:
+    for leftover in leftover_partials(path):
+        warnings.warn(
+            f"{leftover} is the partial output of a run that was killed: remove it",
+            stacklevel=3,
+        )
+
+
 class VideoWriter:
     """Writes (H, W, 3) uint8 frames to a video file at ``fps``, atomically.
 
@@ -243,14 +300,19 @@ class VideoWriter:
     manager: the file appears at ``path`` when the block ends without an error, else never.
     """
 
-    def __init__(self, path: str | os.PathLike, fps: Fraction | float | None = None):
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        fps: Fraction | float | None = None,
+        overwrite: bool = False,
+    ):
         self.path = Path(path)
         if self.path.suffix.lower() not in VIDEO_FORMATS:
             extensions = ", ".join(VIDEO_EXTENSIONS)
             raise MediaError(f"cannot write {self.path}: video extensions are {extensions}")
-        if self.path.is_dir():
-            raise MediaError(f"cannot write {self.path}: it is a folder")
+        _check_replaceable(self.path, overwrite, "video")
         _check_folder_of(self.path)
+        _warn_leftovers(self.path)
         self.format, self.codec, self.options = VIDEO_FORMATS[self.path.suffix.lower()]
         self.fps = Fraction(fps or DEFAULT_FPS).limit_denominator(1001)
         self.count = 0
@@ -288,8 +350,8 @@ class VideoWriter:
         try:
             for packet in self._stream.encode(frame):
                 self._container.mux(packet)
-        except av.FFmpegError as error:
-            raise MediaError(f"cannot write {self.path}: {_ffmpeg_message(error)}") from None
+        except (av.FFmpegError, OSError) as error:
+            raise MediaError(f"cannot write {self.path}: {_os_message(error)}") from None
 
     def __exit__(self, exc_type, exc, traceback) -> None:
         try:
@@ -297,8 +359,11 @@ class VideoWriter:
                 if self._stream is None:
                     raise MediaError(f"cannot write {self.path}: no frames to write")
                 self._encode(None)  # flushes the frames the encoder holds back
-                self._container.close()
-                os.replace(self._temp, self.path)
+                try:
+                    self._container.close()
+                    os.replace(self._temp, self.path)
+                except (av.FFmpegError, OSError) as error:
+                    raise MediaError(f"cannot write {self.path}: {_os_message(error)}") from None
         finally:
             if self._temp.exists():  # failed: close quietly, remove the partial file
                 try:
@@ -317,12 +382,13 @@ class PngFolderWriter:
     replaced.
     """
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, overwrite: bool = False):
         self.path = Path(path)
-        if self.path.is_file() or (self.path.is_dir() and any(self.path.iterdir())):
-            what = "a file" if self.path.is_file() else "a folder that is not empty"
-            raise MediaError(f"cannot write frames to {self.path}: it is {what}")
+        empty_folder = self.path.is_dir() and not any(self.path.iterdir())
+        if not empty_folder:
+            _check_replaceable(self.path, overwrite, "folder")
         _check_folder_of(self.path)
+        _warn_leftovers(self.path)
         self.count = 0
         self._temp: Path | None = None
 
@@ -336,8 +402,12 @@ class PngFolderWriter:
 
     def write(self, frame: np.ndarray) -> None:
         """Writes one (H, W, 3) uint8 RGB frame as the next PNG."""
-        # Lossless at every compression level; the fastest keeps up with the network.
-        Image.fromarray(frame).save(self._temp / f"{self.count:05d}.png", compress_level=1)
+        name = f"{self.count:05d}.png"
+        try:
+            # Lossless at every compression level; the fastest keeps up with the network.
+            Image.fromarray(frame).save(self._temp / name, compress_level=1)
+        except OSError as error:
+            raise MediaError(f"cannot write {self.path / name}: {_os_message(error)}") from None
         self.count += 1
 
     def __exit__(self, exc_type, exc, traceback) -> None:
@@ -345,14 +415,47 @@ class PngFolderWriter:
             if exc_type is None:
                 if self.count == 0:
                     raise MediaError(f"cannot write frames to {self.path}: no frames to write")
-                os.replace(self._temp, self.path)
+                self._replace()
         finally:
             shutil.rmtree(self._temp, ignore_errors=True)
 
+    def _replace(self) -> None:
+        """Renames the finished folder to ``path``; a folder already there (``overwrite``)
+        is moved aside first and removed once the new one is in place."""
+        aside = None
+        if self.path.is_dir() and any(self.path.iterdir()):
+            aside = _partial_name(self.path)
+            os.replace(self.path, aside)
+        try:
+            os.replace(self._temp, self.path)
+        except OSError:
+            if aside is not None:
+                os.replace(aside, self.path)
+            raise
+        if aside is not None:
+            shutil.rmtree(aside, ignore_errors=True)
 
-def open_writer(path: str | os.PathLike, fps: Fraction | float | None = None):
-    """A VideoWriter for a path with a video extension, else a PngFolderWriter."""
-    return VideoWriter(path, fps) if is_video_path(path) else PngFolderWriter(path)
+
+# Extensions of media files that are not video containers this module writes: an output
+# named so is refused rather than made a folder of PNGs.
+OTHER_MEDIA_EXTENSIONS = (*IMAGE_EXTENSIONS, ".gif", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv",
+                          ".ts", ".ogv", ".3gp", ".mxf", ".y4m")  # fmt: skip
+
+
+def open_writer(
+    path: str | os.PathLike, fps: Fraction | float | None = None, overwrite: bool = False
+):
+    """A VideoWriter for a path with a video extension, else a PngFolderWriter; an
+    existing output is replaced only when ``overwrite``."""
+    if is_video_path(path):
+        return VideoWriter(path, fps, overwrite)
+    suffix = Path(path).suffix.lower()
+    if suffix in OTHER_MEDIA_EXTENSIONS:
+        raise MediaError(
+            f"cannot write {path}: {suffix} is not a video format this writes "
+            f"({', '.join(VIDEO_EXTENSIONS)}); a folder of PNGs takes a name without one"
+        )
+    return PngFolderWriter(path, overwrite)
 
 
 def _write_atomically(path: str | os.PathLike, save: Callable[[Path], None]) -> None:

@@ -149,10 +149,10 @@ def error_cases(clip, tmp_path) -> dict[str, tuple[list, str]]:
         "missing mask": ([video, "--mask", tmp_path / "nope.png", "-o", out], "mask not found"),
         "mask size": ([video, "--mask", small_mask, "-o", out], "56x38 but the frames"),
         "mask count": ([clip["frame_dir"], "--mask", short_masks, "-o", out], "7 masks"),
-        "mask count, streamed": ([video, "--mask", short_video, "-o", out], "fewer masks"),
+        "mask count, videos": ([video, "--mask", short_video, "-o", out], "1 masks"),
         "output folder missing": ([video, "--mask", masks, "-o", tmp_path / "no/out.mp4"], "exist"),
         "output under a file": ([video, "--mask", masks, "-o", tmp_path / "file/o"], "exist"),
-        "output folder not empty": ([video, "--mask", masks, "-o", tmp_path / "full"], "not empty"),
+        "output folder not empty": ([video, "--mask", masks, "-o", tmp_path / "full"], "exists"),
         "overlap": ([video, "--mask", masks, "-o", out, "--chunk=4", "--overlap=4"], "chunk"),
         "bad weights": (
             [video, "--mask", masks, "-o", out, "--weights", tmp_path / "file"],

@@ -269,6 +269,7 @@ def test_evaluate_rejects_unusable_clips():
 
 
 def test_report_has_the_rows_the_setup_and_the_images(evaluation, tmp_path):
+    (tmp_path / "results").mkdir()
     path = tmp_path / "results" / "quality.md"
     written = quality.write_report(evaluation, path)
     folder = tmp_path / "results" / "quality"
@@ -323,12 +324,13 @@ def test_check_output_refuses_what_cannot_be_written(tmp_path):
     for path, message in [
         (tmp_path / "quality.txt", "ending in .md"),
         (tmp_path / "folder.md", "it is a folder"),
-        (tmp_path / "file" / "quality.md", "not a writable folder"),
-        (tmp_path / "file" / "deeper" / "quality.md", "not a writable folder"),
+        (tmp_path / "file" / "quality.md", "is not a folder"),
+        (tmp_path / "file" / "deeper" / "quality.md", "does not exist"),
+        (tmp_path / "new" / "quality.md", "folder .*new does not exist"),
     ]:
         with pytest.raises(ValueError, match=message):
             quality.check_output(path)
-    quality.check_output(tmp_path / "new" / "deeper" / "quality.md")
+    quality.check_output(tmp_path / "quality.md")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "folder.md"]
 
 
@@ -345,6 +347,7 @@ def test_load_real_clips():
 def test_cli_eval_end_to_end(tmp_path, capsys):
     weights = tmp_path / "weights.safetensors"
     save_network(SlimInpaintNet(), weights)
+    (tmp_path / "report").mkdir()
     out = tmp_path / "report" / "quality.md"
     args = ["--frames", "4", "--max-width", "96", "--seeds", "0", "--weights", str(weights)]
     args += ["--modes", "online", "stream", "--flows", "dis", "--holes", "static", "tracking"]
@@ -367,11 +370,12 @@ def cli_errors(tmp_path) -> dict[str, tuple[list[str], str]]:
     """name -> (eval arguments, expected text of the one error line)."""
     (tmp_path / "file").write_text("x")
     (tmp_path / "bad.safetensors").write_text("not weights")
-    report = str(tmp_path / "out" / "quality.md")
+    report = str(tmp_path / "quality.md")
     return {
         "missing weights": (["--weights", str(tmp_path / "nope"), "-o", report], "not found"),
         "bad weights": (["--weights", str(tmp_path / "bad.safetensors"), "-o", report], "load"),
-        "output under a file": (["-o", str(tmp_path / "file" / "quality.md")], "writable"),
+        "output under a file": (["-o", str(tmp_path / "file" / "quality.md")], "not a folder"),
+        "output folder missing": (["-o", str(tmp_path / "new" / "q.md")], "does not exist"),
         "output not markdown": (["-o", str(tmp_path / "quality.html")], ".md"),
         "unknown clip": (["--clips", "nope", "-o", report], "no clip 'nope'"),
         "one frame": (["--frames", "1", "-o", report], "needs 2"),

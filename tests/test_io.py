@@ -116,6 +116,24 @@ def test_png_folder_output_replaces_only_an_empty_folder(tmp_path):
     assert [p.name for p in (tmp_path / "empty").iterdir()] == ["00000.png"]
     with pytest.raises(io.MediaError, match="not empty"):
         io.PngFolderWriter(tmp_path / "empty")
+    # Told to overwrite, a finished folder takes the old one's place; the old one goes.
+    with io.PngFolderWriter(tmp_path / "empty", overwrite=True) as writer:
+        for frame in random_frames(count=2):
+            writer.write(frame)
+    assert sorted(p.name for p in (tmp_path / "empty").iterdir()) == ["00000.png", "00001.png"]
+    assert [p.name for p in tmp_path.iterdir()] == ["empty"]
+
+
+def test_an_existing_video_is_replaced_only_when_told(tmp_path):
+    path = tmp_path / "out.mp4"
+    path.write_text("old")
+    with pytest.raises(io.MediaError, match="a file that exists"):
+        io.VideoWriter(path)
+    with io.VideoWriter(path, overwrite=True) as writer:
+        writer.write(random_frames(count=1)[0])
+    assert len(list(io.open_frames(path))) == 1
+    with pytest.raises(io.MediaError, match="it is a file"):
+        io.PngFolderWriter(path, overwrite=True)
 
 
 def test_unwritable_destinations(tmp_path):

@@ -5,7 +5,13 @@ from __future__ import annotations
 import torch
 
 from fused_inpaint import _backend, reference
-from fused_inpaint._checks import check_bool, check_same_device, check_sizes, check_tensor
+from fused_inpaint._checks import (
+    check_bool,
+    check_non_negative,
+    check_same_device,
+    check_sizes,
+    check_tensor,
+)
 from fused_inpaint.ops._registry import define_kernel_op
 
 MASK_DTYPES = (torch.bool, torch.uint8, torch.float16, torch.bfloat16, torch.float32, torch.float64)
@@ -80,9 +86,8 @@ def fb_validity(
         raise TypeError(
             f"flow_bw must have the dtype of flow_fw ({flow_fw.dtype}), got {flow_bw.dtype}"
         )
-    for name, value in (("alpha", alpha), ("beta", beta)):
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
-            raise TypeError(f"{name} must be a float, got {type(value).__name__}")
+    check_non_negative("alpha", alpha)
+    check_non_negative("beta", beta)
     check_bool("check_bounds", check_bounds)
     check_bool("both", both)
     if dtype is not None and dtype not in MASK_DTYPES:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 from fused_inpaint import _backend, reference
-from fused_inpaint._checks import check_same_device, check_sizes, check_tensor
+from fused_inpaint._checks import check_non_negative, check_same_device, check_sizes, check_tensor
 from fused_inpaint.ops._registry import define_kernel_op
 from fused_inpaint.ops.fb_validity import hole_indicator
 
@@ -57,13 +55,6 @@ def check_state(
             raise TypeError(f"{name} must be {dtype}, got {t.dtype}")
 
 
-def _check_threshold(name: str, value) -> None:
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
-        raise TypeError(f"{name} must be a float, got {type(value).__name__}")
-    if not (math.isfinite(value) and value >= 0):
-        raise ValueError(f"{name} must be finite and >= 0, got {value}")
-
-
 def flow_propagate(
     hole: torch.Tensor,
     flow_to: torch.Tensor,
@@ -99,8 +90,8 @@ def flow_propagate(
     hole = hole_indicator("hole", hole, "flow_to", flow_to)
     check_state("src_frame", src_frame, "src_pos", src_pos, "flow_to", flow_to)
     check_frame_index("t", t)
-    _check_threshold("alpha", alpha)
-    _check_threshold("beta", beta)
+    check_non_negative("alpha", alpha)
+    check_non_negative("beta", beta)
     if max_age is not None:
         if not isinstance(max_age, int) or isinstance(max_age, bool):
             raise TypeError(f"max_age must be an int or None, got {type(max_age).__name__}")

@@ -8,6 +8,7 @@ schedule's frames (a chunk, or the lookahead and the reach of the past), never t
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterable, Iterator
 
 import numpy as np
@@ -32,8 +33,16 @@ DEFAULT_LOOKAHEAD = 4  # stream
 DEFAULT_MAX_AGE = 30
 
 
+def _as_array(value: ArrayLike, name: str) -> np.ndarray:
+    if isinstance(value, torch.Tensor):
+        if value.is_meta:
+            raise ValueError(f"{name} is a meta tensor: it holds no values")
+        return value.detach().cpu().numpy()
+    return np.asarray(value)
+
+
 def _as_uint8_frame(frame: ArrayLike, index: int) -> np.ndarray:
-    frame = frame.cpu().numpy() if isinstance(frame, torch.Tensor) else np.asarray(frame)
+    frame = _as_array(frame, f"frame {index}")
     if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
         raise ValueError(
             f"frame {index} must be uint8 of shape (H, W, 3), got {frame.dtype} {frame.shape}"
@@ -42,11 +51,13 @@ def _as_uint8_frame(frame: ArrayLike, index: int) -> np.ndarray:
 
 
 def _as_hole(mask: ArrayLike, index: int, size: tuple[int, int]) -> np.ndarray:
-    mask = mask.cpu().numpy() if isinstance(mask, torch.Tensor) else np.asarray(mask)
+    mask = _as_array(mask, f"mask {index}")
     if mask.ndim == 3 and mask.shape[2] in (1, 3):  # an image file read as (H, W, C)
         mask = mask.max(axis=2)
     if mask.shape != size:
         raise ValueError(f"mask {index} must have the frames' size {size}, got {mask.shape}")
+    if mask.dtype.kind == "f" and np.isnan(mask).any():
+        raise ValueError(f"mask {index} holds NaN: a mask is nonzero for a hole, zero elsewhere")
     return mask != 0
 
 
@@ -112,6 +123,10 @@ class Inpainter:
         compile: bool = False,
     ) -> None:
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        if self.device.type not in ("cpu", "cuda"):
+            raise ValueError(f"device must be cpu or cuda, got {self.device}")
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device {self.device}: no CUDA device is available")
         if dtype is None:
             dtype = torch.float16 if self.device.type == "cuda" else torch.float32
         if dtype not in (torch.float16, torch.bfloat16, torch.float32):
@@ -185,10 +200,12 @@ class Inpainter:
         frame it completes has been read. ``masks``: one (H, W) mask for every frame, or an
         iterable of per-frame masks."""
         source = self._flow_source()
+        anything_known, done = False, None
         try:
             for done in Propagation(source, self.schedule).run(self._inputs(frames, masks)):
                 frame = done.frame
                 image = done.image
+                anything_known = anything_known or not frame.hole.all()
                 remaining = frame.hole_t & ~done.reached
                 if remaining.any():
                     image = self.filler(image, remaining)
@@ -197,3 +214,8 @@ class Inpainter:
                 yield np.where(frame.hole[..., None], filled, frame.rgb)
         finally:
             source.close()
+        if not anything_known and done is not None:
+            warnings.warn(
+                "the masks cover every pixel of every frame: there was nothing to fill from",
+                stacklevel=2,
+            )
