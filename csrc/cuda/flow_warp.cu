@@ -14,6 +14,11 @@
 namespace fused_inpaint {
 namespace {
 
+// Unbounded, ptxas gave the backward 147 registers a thread (168 in float64): one block of
+// 256 threads per SM. Bounded for two blocks it takes 76-78 (104 in float64) without
+// spilling, so three blocks fit (two in float64); three as the bound spilled in float64.
+constexpr int kBackwardMinBlocksPerSM = 2;
+
 // The whole backward of one pixel: flow gradient summed over channels, the feature
 // gradient scattered with atomics.
 template <typename Backward, typename acc_t>
@@ -80,8 +85,8 @@ std::tuple<Tensor, Tensor> flow_warp_backward_cuda(const Tensor& grad_out, const
                 view4<flow_t>(grad_flow),       channels,
                 WarpGeometry<typename Op::coord_t>::make(height, width, mode, padding_mode,
                                                          align_corners)};
-    launch_per_pixel(FlowWarpBackwardAtomic<Op, acc_t>{op}, n_batch, height, width, x,
-                     "flow_warp backward");
+    launch_per_pixel<kBackwardMinBlocksPerSM>(FlowWarpBackwardAtomic<Op, acc_t>{op}, n_batch,
+                                              height, width, x, "flow_warp backward");
   });
   if (half) torch::stable::copy_(grad_x, accum);
   return {grad_x, grad_flow};

@@ -40,7 +40,8 @@ inline void check_launch(const char* kernel) {
 // One thread per pixel of an (N, H, W) grid: op.pixel(n, y, x). Neighbouring threads take
 // neighbouring pixels of a row, so loads and stores along x coalesce.
 template <typename Op>
-__global__ void per_pixel_kernel(const Op op, int64_t height, int64_t width, int64_t pixels) {
+__device__ __forceinline__ void for_each_pixel(const Op& op, int64_t height, int64_t width,
+                                               int64_t pixels) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < pixels;
        i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t px = i % width, row = i / width;
@@ -49,12 +50,33 @@ __global__ void per_pixel_kernel(const Op op, int64_t height, int64_t width, int
 }
 
 template <typename Op>
+__global__ void per_pixel_kernel(const Op op, int64_t height, int64_t width, int64_t pixels) {
+  for_each_pixel(op, height, width, pixels);
+}
+
+// The same under __launch_bounds__, which caps the registers per thread so that
+// kMinBlocksPerSM blocks fit on an SM. Opt-in per kernel: any bound, even (256, 1), changes
+// what ptxas allocates, and most kernels here came out with more registers under one.
+template <int kMinBlocksPerSM, typename Op>
+__global__ void __launch_bounds__(kThreadsPerBlock, kMinBlocksPerSM)
+    bounded_per_pixel_kernel(const Op op, int64_t height, int64_t width, int64_t pixels) {
+  for_each_pixel(op, height, width, pixels);
+}
+
+// kMinBlocksPerSM = 0: no launch bounds.
+template <int kMinBlocksPerSM = 0, typename Op>
 void launch_per_pixel(const Op& op, int64_t n_batch, int64_t height, int64_t width,
                       const Tensor& like, const char* name) {
   const int64_t pixels = n_batch * height * width;
   if (pixels == 0) return;
-  per_pixel_kernel<<<grid_for(pixels), kThreadsPerBlock, 0, current_stream(like)>>>(
-      op, height, width, pixels);
+  const unsigned blocks = grid_for(pixels);
+  const cudaStream_t stream = current_stream(like);
+  if constexpr (kMinBlocksPerSM == 0) {
+    per_pixel_kernel<<<blocks, kThreadsPerBlock, 0, stream>>>(op, height, width, pixels);
+  } else {
+    bounded_per_pixel_kernel<kMinBlocksPerSM>
+        <<<blocks, kThreadsPerBlock, 0, stream>>>(op, height, width, pixels);
+  }
   check_launch(name);
 }
 
