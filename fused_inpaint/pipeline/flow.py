@@ -5,8 +5,9 @@
   releases the GIL), so on a GPU machine they overlap the GPU work.
 - ``NetworkFlow``: the inpainting network's own light flow head, on the device.
 
-Either way the flow inside the (dilated) hole, where the estimate only guesses, is
-completed from the known flow around it by the pull-push fill (``complete_flow``).
+Either way the flow where the estimate only guesses (in the dilated hole, and where it
+points into the other frame's hole) is completed from the flow around it
+(``complete_flow``).
 A source (``FlowSource``) has ``pair(a, b)``, which returns a
 ``concurrent.futures.Future`` of the (forward, backward) flows of two adjacent frames,
 each (1, 2, H, W) float32 on the pipeline's device, and ``close()``.
@@ -26,6 +27,7 @@ import torch.nn.functional as F
 
 from fused_inpaint.models import SIZE_MULTIPLE, SlimInpaintNet
 from fused_inpaint.models.network import smooth_fill
+from fused_inpaint.ops import flow_warp
 
 SOURCES = ("dis", "network")
 DIS_PRESETS = ("ultrafast", "fast", "medium")
@@ -97,16 +99,21 @@ def affine_fit(flow: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
     return (coefficients.transpose(1, 2) @ basis).reshape(n, 2, h, w).to(flow.dtype)
 
 
-def complete_flow(flow: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
-    """flow: (N, 2, H, W); hole: (N, 1, H, W) bool on flow's grid. The flow with the
-    hole and COMPLETION_MARGIN pixels around it filled from the flow around them: the
-    frame's affine motion (a camera's pan, zoom or roll, exact for it) plus the rest
-    filled smoothly by pull-push."""
-    hole = dilate(hole, COMPLETION_MARGIN)
-    if not hole.any():
+def complete_flow(
+    flow: torch.Tensor, hole: torch.Tensor, target_hole: torch.Tensor
+) -> torch.Tensor:
+    """flow: (N, 2, H, W) from a frame to another; hole, target_hole: (N, 1, H, W) bool,
+    the holes of the two frames. The flow where it is only a guess is replaced by the flow
+    around it: in the hole (grown by COMPLETION_MARGIN), where the estimate matched the
+    fill rather than the scene, and where it points into the other frame's hole, whose
+    pixels it could not match. The replacement is the frame's affine motion (a camera's
+    pan, zoom or roll, exact for it) plus the rest filled smoothly by pull-push."""
+    target = dilate(target_hole, COMPLETION_MARGIN).to(flow.dtype)
+    guessed = dilate(hole, COMPLETION_MARGIN) | (flow_warp(target, flow) > 0)
+    if not guessed.any():
         return flow
-    motion = affine_fit(flow, ~hole)
-    return motion + smooth_fill(flow - motion, hole)
+    motion = affine_fit(flow, ~guessed)
+    return motion + smooth_fill(flow - motion, guessed)
 
 
 class DISFlow:
@@ -159,11 +166,13 @@ class DISFlow:
             for f in (a, b)
         )
         flows = []
-        for (x, y), frame in (((gray_a, gray_b), a), ((gray_b, gray_a), b)):
-            flow = dis.calc(x, y, None)[:height, :width]
-            flow = torch.from_numpy(flow).permute(2, 0, 1)[None]
-            hole = torch.from_numpy(frame.hole)[None, None]
-            flows.append(complete_flow(flow, hole).to(self.device, non_blocking=True))
+        hole_a, hole_b = (torch.from_numpy(f.hole)[None, None] for f in (a, b))
+        for x, y, hole, target in (
+            (gray_a, gray_b, hole_a, hole_b),
+            (gray_b, gray_a, hole_b, hole_a),
+        ):
+            flow = torch.from_numpy(dis.calc(x, y, None)[:height, :width]).permute(2, 0, 1)[None]
+            flows.append(complete_flow(flow, hole, target).to(self.device, non_blocking=True))
         return flows[0], flows[1]
 
     def pair(self, a: FrameInput, b: FrameInput) -> Future:
@@ -199,8 +208,8 @@ class NetworkFlow:
         features_a = self._features(a)
         forward, backward = self.network.flows(features_a, self._features(b))
         h, w = a.hole.shape
-        forward = complete_flow(forward[..., :h, :w].float(), a.hole_t)
-        backward = complete_flow(backward[..., :h, :w].float(), b.hole_t)
+        forward = complete_flow(forward[..., :h, :w].float(), a.hole_t, b.hole_t)
+        backward = complete_flow(backward[..., :h, :w].float(), b.hole_t, a.hole_t)
         return resolved((forward, backward))
 
     def close(self) -> None:

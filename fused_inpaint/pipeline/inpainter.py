@@ -29,7 +29,7 @@ from fused_inpaint.pipeline.propagation import Propagation, Schedule
 ArrayLike = np.ndarray | torch.Tensor
 MODES = ("offline", "stream", "online")
 DEFAULT_CHUNK, DEFAULT_OVERLAP = 60, 20  # offline
-DEFAULT_LOOKAHEAD = 4  # stream
+DEFAULT_LOOKAHEAD = 8  # stream
 DEFAULT_MAX_AGE = 30
 
 
