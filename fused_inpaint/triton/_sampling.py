@@ -9,6 +9,8 @@ TRITON_INTERPRET=1: no libdevice, no half-precision arithmetic, no half-precisio
 import triton
 import triton.language as tl
 
+from fused_inpaint.triton._math import divide
+
 BILINEAR: tl.constexpr = tl.constexpr(0)
 NEAREST: tl.constexpr = tl.constexpr(1)
 ZEROS: tl.constexpr = tl.constexpr(0)
@@ -37,12 +39,14 @@ def axis_scale_shift(size, ALIGN_CORNERS: tl.constexpr, COORD: tl.constexpr):
 
     align_corners=False is mmagic's: normalised by size-1, un-normalised by size.
     Computed in COORD from the integer size: a float kernel argument would be float32.
+    The scale is rounded as on the CPU, so that a sample exactly between two pixels picks
+    the same one in nearest mode.
     """
     if ALIGN_CORNERS:
         scale = tl.full([], 1.0, COORD)
         shift = tl.full([], 0.0, COORD)
     else:
-        scale = size.to(COORD) / tl.maximum(size - 1, 1).to(COORD)
+        scale = divide(size.to(COORD), tl.maximum(size - 1, 1).to(COORD))
         shift = tl.full([], 0.5, COORD)
     return scale, shift
 

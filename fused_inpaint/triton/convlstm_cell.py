@@ -5,8 +5,9 @@ Each program takes one image row (n, y) and a [BLOCK_C, BLOCK_W] tile of its cha
 columns, so its vector index math is multiply-adds on the tensors' strides, never a
 division. Every tensor goes in with its strides: non-contiguous, channels_last and
 expanded inputs are never copied. Arithmetic is in ACC (float32, float64 for float64
-gates) right after each load; tanh and sigmoid are written with tl.exp, so the
-interpreter runs them too.
+gates) right after each load; tanh and sigmoid are written with the CPU kernel's exp and
+divisions rounded to nearest, so the interpreter runs them too and the gradients agree
+with the other backends' to a few ulps.
 """
 
 import torch
@@ -15,6 +16,7 @@ import triton.language as tl
 
 from fused_inpaint._checks import HALF_PRECISION
 from fused_inpaint.ops.convlstm_cell import new_cell_grads, new_cell_outputs
+from fused_inpaint.triton._math import divide, exp_nonpositive
 
 NUM_WARPS = 4
 TILE = 1024  # elements per program
@@ -23,15 +25,15 @@ TILE = 1024  # elements per program
 @triton.jit
 def sigmoid(v):
     """1 / (1 + exp(-v)), with exp only of -|v|: no overflow, precise on both tails."""
-    e = tl.exp(-tl.abs(v))
-    r = 1.0 / (1.0 + e)
+    e = exp_nonpositive(-tl.abs(v))
+    r = divide(1.0, 1.0 + e)
     return tl.where(v >= 0, r, e * r)
 
 
 @triton.jit
 def tanh(v):
-    e = tl.exp(-2.0 * tl.abs(v))
-    t = (1.0 - e) / (1.0 + e)
+    e = exp_nonpositive(-2.0 * tl.abs(v))
+    t = divide(1.0 - e, 1.0 + e)
     return tl.where(v >= 0, t, -t)
 
 

@@ -14,6 +14,7 @@ import triton.language as tl
 
 from fused_inpaint.ops.propagation_gather import new_gather_outputs
 from fused_inpaint.triton._grid import row_segment
+from fused_inpaint.triton._math import divide
 from fused_inpaint.triton._sampling import BILINEAR, ZEROS, axis_taps
 
 BLOCK_W = 64
@@ -32,15 +33,6 @@ def kept_weight(holes_at, inside, wx, wy):
 def load_tap(at, lanes, w, COORD: tl.constexpr):
     """A tap's values [BLOCK_C, BLOCK_W]; a tap of weight 0 is never read."""
     return tl.load(at, mask=lanes & (w > 0.0)[None, :], other=0.0).to(COORD)
-
-
-@triton.jit
-def divide(a, b, COORD: tl.constexpr):
-    """a / b, rounded to nearest like the CPU's: Triton's float32 ``/`` is approximate."""
-    if COORD == tl.float32:
-        return tl.math.div_rn(a, b)
-    else:
-        return a / b
 
 
 @triton.jit(do_not_specialize=["T", "C", "H", "W", "t0"])
@@ -87,7 +79,7 @@ def propagation_gather_kernel(
         total += w01[None, :] * load_tap(at + f_w, lanes, w01, COORD)
         total += w10[None, :] * load_tap(at + f_h, lanes, w10, COORD)
         total += w11[None, :] * load_tap(at + f_h + f_w, lanes, w11, COORD)
-        renormalised = divide(total, tl.where(valid, weight, 1.0)[None, :], COORD)
+        renormalised = divide(total, tl.where(valid, weight, 1.0)[None, :])
         value = tl.where(valid[None, :], renormalised, 0.0).to(image_ptr.dtype.element_ty)
         tl.store(image_ptr + c * image_c + image_at, value, mask=(c < C) & in_row[None, :])
 

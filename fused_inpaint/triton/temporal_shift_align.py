@@ -12,6 +12,7 @@ import triton.language as tl
 
 from fused_inpaint._checks import HALF_PRECISION
 from fused_inpaint.triton._grid import row_segment
+from fused_inpaint.triton._math import divide
 from fused_inpaint.triton._sampling import (
     BILINEAR,
     ZEROS,
@@ -28,6 +29,12 @@ BLOCK_C = 8
 
 
 @triton.jit
+def flow_scales(H, W, Hf, Wf, COORD: tl.constexpr):
+    """(W / Wf, H / Hf): flow vectors to feature pixels, rounded as on the CPU."""
+    return divide(W.to(COORD), Wf.to(COORD)), divide(H.to(COORD), Hf.to(COORD))
+
+
+@triton.jit
 def alignment(
     flow_ptr, valid_ptr, n, k, row, col, in_row, H, W, Hf, Wf,
     f_n, f_k, f_c, f_h, f_w, v_n, v_k, v_h, v_w,
@@ -39,8 +46,7 @@ def alignment(
     fy = tl.minimum(row * Hf // H, Hf - 1)
     fx = tl.minimum(col * Wf // W, Wf - 1)
     flow_at = flow_ptr + n * f_n + k * f_k + fy * f_h + fx * f_w
-    scale_x = W.to(COORD) / Wf.to(COORD)
-    scale_y = H.to(COORD) / Hf.to(COORD)
+    scale_x, scale_y = flow_scales(H, W, Hf, Wf, COORD)
     dx = tl.load(flow_at, mask=in_row, other=0.0).to(COORD) * scale_x
     dy = tl.load(flow_at + f_c, mask=in_row, other=0.0).to(COORD) * scale_y
     qx = col.to(COORD) + dx
@@ -184,8 +190,7 @@ def backward_group(
         fx = tl.minimum(col * Wf // W, Wf - 1)
         grad_at = grad_flow_ptr + n * d_n + k * d_k + fy * d_h + fx * d_w
         used = in_row & (weight != 0.0)
-        scale_x = W.to(COORD) / Wf.to(COORD)
-        scale_y = H.to(COORD) / Hf.to(COORD)
+        scale_x, scale_y = flow_scales(H, W, Hf, Wf, COORD)
         tl.atomic_add(grad_at, sum_x * scale_x, mask=used, sem="relaxed")
         tl.atomic_add(grad_at + d_c, sum_y * scale_y, mask=used, sem="relaxed")
 
