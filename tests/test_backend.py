@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import fused_inpaint as fi
-from fused_inpaint import _backend
+from fused_inpaint import _backend, reference
 
 
 def test_set_and_use_backend():
@@ -66,3 +66,20 @@ def test_import_does_not_initialise_cuda():
     code = "import torch, fused_inpaint; print(torch.cuda.is_initialized())"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.stdout.strip() == "False", out.stderr
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two CUDA devices")
+def test_triton_runs_on_the_tensors_device():
+    """Triton launches on the current device; the launchers make it the tensors' own."""
+    x = torch.randn(2, 3, 5, 6, device="cuda:1", requires_grad=True)
+    flow = (torch.randn(2, 2, 5, 6, device="cuda:1") * 2).requires_grad_()
+    with torch.cuda.device(0), fi.use_backend("triton"):
+        out = fi.flow_warp(x, flow)
+        grads = torch.autograd.grad(out.sum(), (x, flow))
+        assert torch.cuda.current_device() == 0
+    expected = reference.flow_warp(x, flow)
+    expected_grads = torch.autograd.grad(expected.sum(), (x, flow))
+    torch.testing.assert_close(out, expected)
+    for g, e in zip(grads, expected_grads, strict=True):
+        torch.testing.assert_close(g, e)

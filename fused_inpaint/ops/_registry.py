@@ -19,13 +19,22 @@ VARIANTS = {"cpu": "", "cuda": "", "triton": "_triton"}
 
 def _register_triton(op_name: str, module: str, function: str) -> None:
     """Registers ``module.function`` for CPU and CUDA tensors, importing the Triton module on
-    first use so that importing the package never imports triton."""
+    first use so that importing the package never imports triton.
+
+    Triton launches on the current CUDA device: for CUDA tensors the launcher runs with the
+    device of its first argument (every op's main tensor) made current, which costs nothing
+    when it already is.
+    """
 
     def launch(*args):
         return getattr(importlib.import_module(module), function)(*args)
 
-    for key in ("CPU", "CUDA"):
-        LIB.impl(op_name, launch, key)
+    def launch_on_device(*args):
+        with torch.cuda.device(args[0].device):
+            return launch(*args)
+
+    LIB.impl(op_name, launch, "CPU")
+    LIB.impl(op_name, launch_on_device, "CUDA")
 
 
 def define_kernel_op(
