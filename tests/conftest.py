@@ -13,6 +13,12 @@ if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
 
+def pytest_collection_modifyitems(items):
+    """Tests marked ``long`` first, the rest in their order: then no xdist worker starts a
+    long one when the others are nearly done."""
+    items.sort(key=lambda item: item.get_closest_marker("long") is None)
+
+
 @pytest.fixture(autouse=True)
 def nan_poisoned_allocations():
     """Fill every fresh allocation (torch.empty*, also from C++) with NaN, so that an

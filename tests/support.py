@@ -9,6 +9,10 @@ from fused_inpaint import _backend
 
 HAS_GPU = torch.cuda.is_available()
 
+# The case of each op's test grid that runs in every dtype (dtype_cases), by device: on
+# the GPU the non-contiguous one of odd size.
+MAIN_CASE = {"cpu": "odd", "cuda": "strided"}
+
 # (data dtype, flow/mask dtype): flows may stay float32 under half-precision features.
 DTYPE_CASES = {
     "fp64": (torch.float64, torch.float64),
@@ -18,6 +22,8 @@ DTYPE_CASES = {
     "bf16": (torch.bfloat16, torch.bfloat16),
     "bf16-flow32": (torch.bfloat16, torch.float32),
 }
+# Those of ops whose floating inputs all share one dtype.
+ONE_DTYPE_CASES = [name for name, (dtype, flow_dtype) in DTYPE_CASES.items() if dtype == flow_dtype]
 
 
 def backend_params(op: str, backends=_backend.BACKENDS) -> list:
@@ -40,15 +46,27 @@ def backend_params(op: str, backends=_backend.BACKENDS) -> list:
     return params
 
 
+def sanitized_params(op: str, cases=DTYPE_CASES) -> list:
+    """pytest params, one per dtype case, of a test of ``op``'s CUDA kernels on extreme
+    inputs: marked ``gpu`` and ``sanitize`` (tools/gpu_check.sh runs those under
+    compute-sanitizer), skipped where they cannot run."""
+    reason = _backend._unavailable_reason("cuda", op, "cuda") if HAS_GPU else "no CUDA device"
+    marks = [pytest.mark.gpu, pytest.mark.sanitize]
+    if reason:
+        marks.append(pytest.mark.skip(reason=reason))
+    return [pytest.param(case, id=case, marks=marks) for case in cases]
+
+
 def dtype_cases(backend: str, device: str, every_dtype: bool = True) -> list[str]:
     """The dtype cases a backend supports on a device (the torch reference: fp32 and fp64).
 
-    Triton's interpreter is slow: with ``every_dtype=False`` it runs float32 only, so a
-    test grid covers every dtype on its main case and every other case in float32.
+    Triton's interpreter is slow, and on the GPU each dtype of each case is one more
+    kernel compile: there ``every_dtype=False`` runs float32 only, so a test grid covers
+    every dtype on its main case and every other case in float32.
     """
     if backend == "torch":
         return ["fp64", "fp32"]
-    if backend == "triton" and device == "cpu" and not every_dtype:
+    if not every_dtype and (backend == "triton" or device == "cuda"):
         return ["fp32"]
     supported = _backend.DTYPES[backend]
     return [name for name, (dtype, _) in DTYPE_CASES.items() if dtype in supported]

@@ -8,10 +8,12 @@ import torch
 from support import (
     DTYPE_CASES,
     HAS_GPU,
+    MAIN_CASE,
     assert_matches_reference,
     backend_params,
     dtype_cases,
     interpreted,
+    sanitized_params,
     with_layout,
 )
 
@@ -37,21 +39,32 @@ CASES = {
     "saturating": ((2, 3, 2, 5), "contiguous", "saturating", True),
     "saturating_no_state": ((1, 2, 3, 4), "strided", "saturating", False),
 }
+# The CUDA kernels' extreme inputs, besides the saturating cases of CASES: gates of +-1e30
+# and +-inf on a 1x1 frame, and no channels.
+EXTREMES = {
+    "pixel": ((1, 3, 1, 1), "contiguous", "infinite", True),
+    "no_channels": ((2, 0, 3, 4), "contiguous", "normal", True),
+}
 
 
 def make_gates(kind: str, n: int, ch: int, h: int, w: int) -> torch.Tensor:
-    """Float64 pre-activations (N, 4*Ch, H, W); "saturating": half of them at +-30 or beyond."""
+    """Float64 pre-activations (N, 4*Ch, H, W); "saturating": half of them at +-30 or beyond;
+    "infinite": half of them +-1e30 or +-inf."""
     gates = torch.randn(n, 4 * ch, h, w, dtype=torch.float64) * 2
-    if kind == "saturating":
+    if kind != "normal":
         far = torch.rand(gates.shape) < 0.5
         signs = torch.where(torch.rand(gates.shape) < 0.5, -1.0, 1.0).double()
-        gates = torch.where(far, signs * (30 + 10 * torch.rand(gates.shape).double()), gates)
+        if kind == "saturating":
+            magnitudes = 30 + 10 * torch.rand(gates.shape).double()
+        else:
+            magnitudes = torch.where(torch.rand(gates.shape) < 0.5, 1e30, float("inf")).double()
+        gates = torch.where(far, signs * magnitudes, gates)
     return gates
 
 
 def make_inputs(case: str, dtype_case: str, device: str):
     """(gates, c or None, grad_h, grad_c_new), in the case's layout and dtypes."""
-    (n, ch, h, w), layout, kind, with_c = CASES[case]
+    (n, ch, h, w), layout, kind, with_c = (CASES | EXTREMES)[case]
     dtype, cell_dtype = DTYPE_CASES[dtype_case]
     if not with_c:
         cell_dtype = dtype
@@ -82,24 +95,48 @@ def reference_outputs(gates, c, grad_h, grad_c_new):
     return results
 
 
+def check_against_reference(backend, device, case, dtype_case, inputs_device):
+    """The cell on ``backend`` with the case's inputs moved to ``device``, forward and
+    backward, against the reference on ``inputs_device``, in float64 and in the inputs'
+    precision."""
+    inputs = make_inputs(case, dtype_case, inputs_device)
+    gates, c, grad_h, grad_c_new = (None if t is None else t.to(device) for t in inputs)
+    gates.requires_grad_()
+    leaves = (gates,) if c is None else (gates, c.requires_grad_())
+    h_new, c_new = run(backend, gates, c)
+    grads = torch.autograd.grad((h_new, c_new), leaves, (grad_h, grad_c_new))
+    expected64, expected_lowp = reference_outputs(*inputs)
+    tag = f"{dtype_case} {case}"
+    assert h_new.dtype == gates.dtype and c_new.dtype == grad_c_new.dtype
+    names = ("h_new", "c_new", "grad_gates", "grad_c")
+    outputs = zip(names, (h_new, c_new, *grads), expected64, expected_lowp, strict=False)
+    for name, actual, e64, elp in outputs:  # no grad_c without c
+        assert_matches_reference(actual, e64, elp, f"{name} {tag}")
+
+
+def repeats_a_plain_case(case: str, dtype_case: str) -> bool:
+    """Without c, the float32-c dtype cases repeat the plain ones."""
+    with_c = (CASES | EXTREMES)[case][3]
+    return not with_c and DTYPE_CASES[dtype_case][1] != DTYPE_CASES[dtype_case][0]
+
+
 @pytest.mark.parametrize("backend,device", BACKENDS)
 @pytest.mark.parametrize("case", list(CASES))
 def test_forward_and_backward_match_reference(backend, device, case):
-    for dtype_case in dtype_cases(backend, device):
-        if not CASES[case][3] and DTYPE_CASES[dtype_case][1] != DTYPE_CASES[dtype_case][0]:
-            continue  # no c: the float32-c cases repeat the plain ones
-        gates, c, grad_h, grad_c_new = make_inputs(case, dtype_case, device)
-        gates.requires_grad_()
-        inputs = (gates,) if c is None else (gates, c.requires_grad_())
-        h_new, c_new = run(backend, gates, c)
-        grads = torch.autograd.grad((h_new, c_new), inputs, (grad_h, grad_c_new))
-        expected64, expected_lowp = reference_outputs(gates, c, grad_h, grad_c_new)
-        tag = f"{dtype_case} {case}"
-        assert h_new.dtype == gates.dtype and c_new.dtype == grad_c_new.dtype
-        names = ("h_new", "c_new", "grad_gates", "grad_c")
-        outputs = zip(names, (h_new, c_new, *grads), expected64, expected_lowp, strict=False)
-        for name, actual, e64, elp in outputs:  # no grad_c without c
-            assert_matches_reference(actual, e64, elp, f"{name} {tag}")
+    # Under the interpreter every case runs in every dtype, on the GPU the main one.
+    every_dtype = device == "cpu" or case == MAIN_CASE[device]
+    for dtype_case in dtype_cases(backend, device, every_dtype):
+        if not repeats_a_plain_case(case, dtype_case):
+            check_against_reference(backend, device, case, dtype_case, device)
+
+
+@pytest.mark.parametrize("dtype_case", sanitized_params("convlstm_cell"))
+def test_cuda_kernels_on_extreme_inputs(dtype_case):
+    """Forward and backward, with and without c, on the extreme cases. The reference runs on
+    the CPU: under compute-sanitizer, little but the kernels runs on the GPU."""
+    for case in ("saturating", "saturating_no_state", *EXTREMES):
+        if not repeats_a_plain_case(case, dtype_case):
+            check_against_reference("cuda", "cuda", case, dtype_case, "cpu")
 
 
 @pytest.mark.parametrize("backend,device", BACKENDS)

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 import torch.nn.functional as F
-from support import DTYPE_CASES, backend_params, dtype_cases, with_layout
+from support import (
+    DTYPE_CASES,
+    MAIN_CASE,
+    ONE_DTYPE_CASES,
+    backend_params,
+    dtype_cases,
+    sanitized_params,
+    with_layout,
+)
 
 import fused_inpaint as fi
 from fused_inpaint import reference
@@ -24,6 +34,8 @@ CASES = {
     "channels_last": (2, 8, 9, "consistent", "channels_last"),
     "strided": (2, 9, 7, "consistent", "strided"),
 }
+# The CUDA kernels' extreme inputs, besides those of CASES: NaN and inf on a 1x1 frame.
+EXTREMES = {"pixel": (1, 1, 1, "nonfinite", "contiguous")}
 # The share of pixels whose test value may land on the other side of a threshold
 # through float rounding; every such pixel must also lie within rounding of it.
 MAX_NEAR_THRESHOLD = 0.02
@@ -39,7 +51,7 @@ def smooth_flow(n: int, h: int, w: int, magnitude: float) -> torch.Tensor:
 def make_flows(case: str, dtype_case: str, device: str):
     """(flow_fw, flow_bw): roughly inverse flows, noisy enough that about half the pixels
     pass the test, plus the case's extremes."""
-    n, h, w, kind, layout = CASES[case]
+    n, h, w, kind, layout = (CASES | EXTREMES)[case]
     _, flow_dtype = DTYPE_CASES[dtype_case]
     fw = smooth_flow(n, h, w, 2.0)
     bw = -fw + torch.randn(n, 2, h, w, dtype=torch.float64) * 0.6
@@ -99,7 +111,7 @@ OPTIONS = [
 @pytest.mark.parametrize("case", list(CASES))
 def test_matches_reference(backend, device, options, holes, case):
     kw = {"alpha": 0.01, "beta": 0.5, **options}
-    for dtype_case in dtype_cases(backend, device, every_dtype=case == "odd"):
+    for dtype_case in dtype_cases(backend, device, every_dtype=case == MAIN_CASE[device]):
         if dtype_case.endswith("flow32"):
             continue  # a flow-only op: its dtype is the flow's
         fw, bw = make_flows(case, dtype_case, device)
@@ -116,6 +128,26 @@ def test_matches_reference(backend, device, options, holes, case):
         check_agreement(valid_fw, fw, bw, kw, source, f"{name} both/fw")
         check_agreement(valid_bw, bw, fw, kw, mask_t if holes else None, f"{name} both/bw")
         assert torch.equal(valid_fw, valid)
+
+
+@pytest.mark.parametrize("dtype_case", sanitized_params("fb_validity", ONE_DTYPE_CASES))
+def test_cuda_kernels_on_extreme_inputs(dtype_case):
+    """Every option and output dtype on the extreme cases, with the reference on the CPU:
+    under compute-sanitizer, little but the kernels runs on the GPU."""
+    cases = ["large_flow", "nonfinite", *EXTREMES]
+    for case, option, dtype in itertools.product(cases, OPTIONS, [None, torch.bool, torch.uint8]):
+        kw = {"alpha": 0.01, "beta": 0.5, **option.values[0]}
+        fw, bw = make_flows(case, dtype_case, "cpu")
+        mask_t, mask_t1 = make_hole(fw), make_hole(fw)
+        masks = (mask_t, mask_t1) if option.values[1] else (None, None)
+        on_gpu = [None if t is None else t.cuda() for t in (fw, bw, *masks)]
+        with fi.use_backend("cuda"):
+            valid_fw, valid_bw = fi.fb_validity(
+                *on_gpu[:2], source_mask=tuple(on_gpu[2:]), both=True, dtype=dtype, **kw
+            )
+        name = f"{dtype_case} {case} {option.id} {dtype}"
+        check_agreement(valid_fw, fw, bw, kw, masks[1], f"{name} fw")
+        check_agreement(valid_bw, bw, fw, kw, masks[0], f"{name} bw")
 
 
 @pytest.mark.parametrize("backend,device", BACKENDS)

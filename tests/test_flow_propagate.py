@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
-from support import backend_params, dtype_cases, with_layout
-from test_fb_validity import CASES, MAX_NEAR_THRESHOLD, NEAR, make_flows
+from support import (
+    MAIN_CASE,
+    ONE_DTYPE_CASES,
+    backend_params,
+    dtype_cases,
+    sanitized_params,
+    with_layout,
+)
+from test_fb_validity import CASES, EXTREMES, MAX_NEAR_THRESHOLD, NEAR, make_flows
 
 import fused_inpaint as fi
 from fused_inpaint import reference
@@ -36,7 +45,7 @@ def make_inputs(case: str, dtype_case: str, device):
     (about half the pixels pass the test, plus the case's extremes), 60% holes."""
     flow_to, flow_from = make_flows(case, dtype_case, device)
     n, _, h, w = flow_to.shape
-    layout = CASES[case][4]
+    layout = (CASES | EXTREMES)[case][4]
     hole = (torch.rand(n, 1, h, w) < 0.6).to(HOLE_DTYPES.get(case, torch.uint8))
     return (
         with_layout(hole.to(device), layout),
@@ -102,13 +111,24 @@ def check_state(actual, inputs, kw: dict, name: str) -> int:
 @pytest.mark.parametrize("options", OPTIONS)
 @pytest.mark.parametrize("case", list(CASES))
 def test_matches_reference(backend, device, options, case):
-    for dtype_case in dtype_cases(backend, device, every_dtype=case == "odd"):
+    for dtype_case in dtype_cases(backend, device, every_dtype=case == MAIN_CASE[device]):
         if dtype_case.endswith("flow32"):
             continue  # a flow-only op: its dtype is the flow's
         inputs = make_inputs(case, dtype_case, device)
         with fi.use_backend(backend):
             actual = fi.flow_propagate(*inputs, **options)
         check_state(actual, inputs, options, f"{dtype_case} {case}")
+
+
+@pytest.mark.parametrize("dtype_case", sanitized_params("flow_propagate", ONE_DTYPE_CASES))
+def test_cuda_kernel_on_extreme_inputs(dtype_case):
+    """Every option on fb_validity's extreme cases, with the reference on the CPU: under
+    compute-sanitizer, little but the kernel runs on the GPU."""
+    for case, options in itertools.product(["large_flow", "nonfinite", *EXTREMES], OPTIONS):
+        inputs = make_inputs(case, dtype_case, "cpu")
+        with fi.use_backend("cuda"):
+            actual = fi.flow_propagate(*(t.cuda() for t in inputs), **options.values[0])
+        check_state(actual, inputs, options.values[0], f"{dtype_case} {case} {options.id}")
 
 
 @pytest.mark.parametrize("backend,device", BACKENDS)

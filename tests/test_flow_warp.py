@@ -10,10 +10,12 @@ import torch.nn.functional as F
 from support import (
     DTYPE_CASES,
     HAS_GPU,
+    MAIN_CASE,
     assert_matches_reference,
     backend_params,
     dtype_cases,
     interpreted,
+    sanitized_params,
     with_layout,
 )
 
@@ -39,6 +41,12 @@ CASES = {
     "nonfinite": ((2, 3, 5, 6), "nonfinite", "contiguous"),
     "channels_last": ((2, 5, 6, 7), "small", "channels_last"),
     "strided": ((2, 3, 5, 7), "small", "strided"),
+}
+# The CUDA kernels' extreme inputs, besides those of CASES: NaN and inf flows on a 1x1
+# frame, flows past the frame (to 1e30) with no channels.
+EXTREMES = {
+    "pixel_nonfinite": ((1, 2, 1, 1), "nonfinite", "contiguous"),
+    "no_channels": ((2, 0, 4, 5), "large", "contiguous"),
 }
 
 
@@ -70,7 +78,7 @@ def make_flow(kind: str, n: int, h: int, w: int) -> torch.Tensor:
 
 
 def make_inputs(case: str, dtype_case: str, device: str):
-    shape, kind, layout = CASES[case]
+    shape, kind, layout = (CASES | EXTREMES)[case]
     dtype, flow_dtype = DTYPE_CASES[dtype_case]
     n, _, h, w = shape
     x = torch.randn(shape, dtype=torch.float64).to(device=device, dtype=dtype)
@@ -94,6 +102,22 @@ def reference_outputs(x, flow, grad_out, kw):
     return results
 
 
+def check_against_reference(backend, device, x, flow, kw, tag):
+    """flow_warp on ``backend`` with x and flow moved to ``device``, forward and backward,
+    against the reference on their own device, in float64 and in their precision."""
+    x_on, flow_on = (t.to(device).requires_grad_() for t in (x, flow))
+    out = run(backend, x_on, flow_on, **kw)
+    grad_out = torch.randn_like(out)
+    grads = torch.autograd.grad(out, (x_on, flow_on), grad_out)
+    expected64, expected_lowp = reference_outputs(x, flow, grad_out.to(x.device), kw)
+    assert out.dtype == x.dtype and grads[1].dtype == flow.dtype
+    names = ("out", "grad_x", "grad_flow")
+    for name, actual, e64, e_lp in zip(
+        names, (out, *grads), expected64, expected_lowp, strict=True
+    ):
+        assert_matches_reference(actual, e64, e_lp, f"{name} {tag}")
+
+
 @pytest.mark.parametrize("backend,device", BACKENDS)
 @pytest.mark.parametrize("mode,padding_mode,align_corners", MODES)
 @pytest.mark.parametrize("case", list(CASES))
@@ -101,19 +125,19 @@ def test_forward_and_backward_match_reference(
     backend, device, mode, padding_mode, align_corners, case
 ):
     kw = dict(mode=mode, padding_mode=padding_mode, align_corners=align_corners)
-    for dtype_case in dtype_cases(backend, device, every_dtype=case == "odd"):
+    for dtype_case in dtype_cases(backend, device, every_dtype=case == MAIN_CASE[device]):
         x, flow = make_inputs(case, dtype_case, device)
-        x.requires_grad_()
-        flow.requires_grad_()
-        out = run(backend, x, flow, **kw)
-        grad_out = torch.randn_like(out)
-        grad_x, grad_flow = torch.autograd.grad(out, (x, flow), grad_out)
-        (out64, gx64, gf64), (out_lp, gx_lp, gf_lp) = reference_outputs(x, flow, grad_out, kw)
-        tag = f"{dtype_case} {case}"
-        assert out.dtype == x.dtype and grad_flow.dtype == flow.dtype
-        assert_matches_reference(out, out64, out_lp, f"out {tag}")
-        assert_matches_reference(grad_x, gx64, gx_lp, f"grad_x {tag}")
-        assert_matches_reference(grad_flow, gf64, gf_lp, f"grad_flow {tag}")
+        check_against_reference(backend, device, x, flow, kw, f"{dtype_case} {case}")
+
+
+@pytest.mark.parametrize("dtype_case", sanitized_params("flow_warp"))
+def test_cuda_kernels_on_extreme_inputs(dtype_case):
+    """Forward and backward in every mode on the extreme cases. The reference runs on the
+    CPU: under compute-sanitizer, little but the kernels runs on the GPU."""
+    for case, mode in itertools.product(["large_flow", "nonfinite", *EXTREMES], MODES):
+        kw = dict(zip(("mode", "padding_mode", "align_corners"), mode.values, strict=True))
+        x, flow = make_inputs(case, dtype_case, "cpu")
+        check_against_reference("cuda", "cuda", x, flow, kw, f"{dtype_case} {case} {mode.id}")
 
 
 @pytest.mark.parametrize("backend,device", BACKENDS)

@@ -245,6 +245,7 @@ def test_compiled_filler_matches_eager():
 
 
 @pytest.mark.gpu
+@pytest.mark.long
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_cuda_graphs_match_eager():
     # float32: inductor's fused kernels round float16 differently from eager's

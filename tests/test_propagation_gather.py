@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 import torch
-from support import DTYPE_CASES, assert_matches_reference, backend_params, dtype_cases, with_layout
+from support import (
+    DTYPE_CASES,
+    MAIN_CASE,
+    ONE_DTYPE_CASES,
+    assert_matches_reference,
+    backend_params,
+    dtype_cases,
+    sanitized_params,
+    with_layout,
+)
 from test_fb_validity import MAX_NEAR_THRESHOLD
 from test_flow_propagate import make_state
 
@@ -26,6 +35,9 @@ CASES = {
     "channels_inner": ((2, 3, 5, 6, 7), "channels_last", 0),  # frames[:, 0] is not
     "strided": ((2, 3, 3, 5, 7), "strided", 3),
 }
+# The CUDA kernel's extreme inputs, besides a 1x1 frame and the NaN, inf and 1e30
+# positions of every case: no channels.
+EXTREMES = {"no_channels": ((2, 3, 0, 4, 5), "contiguous", 1)}
 # A hole mask may come in any dtype; each case uses one.
 HOLE_DTYPES = {"odd": torch.bool, "row": torch.uint8, "column": torch.float32}
 EPS32 = torch.finfo(torch.float32).eps
@@ -52,7 +64,7 @@ def make_positions(n: int, h: int, w: int) -> torch.Tensor:
 def make_inputs(case: str, dtype_case: str, device):
     """(frames, holes, src_frame, src_pos), t0: sources in, before and after the chunk and
     none; 30% holes, whose pixels hold NaN (a tap there must never be read)."""
-    shape, layout, t0 = CASES[case]
+    shape, layout, t0 = (CASES | EXTREMES)[case]
     n, length, _, h, w = shape
     frames = torch.randn(shape, dtype=torch.float64).to(DTYPE_CASES[dtype_case][0])
     holes = torch.rand(n, length, 1, h, w) < 0.3
@@ -129,12 +141,23 @@ def check_gather(actual, inputs, t0: int, name: str) -> int:
 @pytest.mark.parametrize("backend,device", BACKENDS)
 @pytest.mark.parametrize("case", list(CASES))
 def test_matches_reference(backend, device, case):
-    for dtype_case in dtype_cases(backend, device, every_dtype=case == "odd"):
+    for dtype_case in dtype_cases(backend, device, every_dtype=case == MAIN_CASE[device]):
         if dtype_case.endswith("flow32"):
             continue  # no flow: the dtype is the frames'
         inputs, t0 = make_inputs(case, dtype_case, device)
         with fi.use_backend(backend):
             actual = fi.propagation_gather(*inputs, t0=t0)
+        check_gather(actual, inputs, t0, f"{dtype_case} {case}")
+
+
+@pytest.mark.parametrize("dtype_case", sanitized_params("propagation_gather", ONE_DTYPE_CASES))
+def test_cuda_kernel_on_extreme_inputs(dtype_case):
+    """A 1x1 frame, channels past one chunk, no channels, with the reference on the CPU:
+    under compute-sanitizer, little but the kernel runs on the GPU."""
+    for case in ("pixel", "channels", *EXTREMES):
+        inputs, t0 = make_inputs(case, dtype_case, "cpu")
+        with fi.use_backend("cuda"):
+            actual = fi.propagation_gather(*(t.cuda() for t in inputs), t0=t0)
         check_gather(actual, inputs, t0, f"{dtype_case} {case}")
 
 

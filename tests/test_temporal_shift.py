@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 import torch
-from support import DTYPE_CASES, backend_params, dtype_cases, interpreted
+from support import (
+    DTYPE_CASES,
+    MAIN_CASE,
+    ONE_DTYPE_CASES,
+    backend_params,
+    dtype_cases,
+    interpreted,
+    sanitized_params,
+)
 
 import fused_inpaint as fi
 from fused_inpaint import reference
@@ -23,10 +31,16 @@ CASES = {
     "time_major": ((2, 4, 6, 3, 5), 3, "time_major"),
     "strided": ((2, 3, 6, 4, 5), 2, "strided"),
 }
+# The CUDA kernel's extreme inputs, besides one frame and fold 0 of CASES: 1x1 frames, no
+# channels.
+EXTREMES = {
+    "pixel": ((2, 3, 4, 1, 1), 2, "contiguous"),
+    "no_channels": ((2, 3, 0, 4, 5), 2, "contiguous"),
+}
 
 
 def make_input(case: str, dtype: torch.dtype, device: str) -> torch.Tensor:
-    (n, t, c, h, w), _, layout = CASES[case]
+    (n, t, c, h, w), _, layout = (CASES | EXTREMES)[case]
     if layout == "time_major":  # (T, N, ...) storage seen as (N, T, ...)
         return torch.randn(t, n, c, h, w, device=device).to(dtype).transpose(0, 1)
     if layout == "strided":
@@ -39,7 +53,7 @@ def make_input(case: str, dtype: torch.dtype, device: str) -> torch.Tensor:
 @pytest.mark.parametrize("case", list(CASES))
 def test_forward_and_backward_equal_reference(backend, device, case):
     fold_div = CASES[case][1]
-    for dtype_case in dtype_cases(backend, device, every_dtype=case == "odd"):
+    for dtype_case in dtype_cases(backend, device, every_dtype=case == MAIN_CASE[device]):
         x = make_input(case, DTYPE_CASES[dtype_case][0], device).requires_grad_()
         with fi.use_backend(backend):
             out = fi.temporal_shift(x, fold_div=fold_div)
@@ -51,6 +65,25 @@ def test_forward_and_backward_equal_reference(backend, device, case):
         # A shift only moves values: exact in every dtype.
         assert torch.equal(out, expected), dtype_case
         assert torch.equal(grad, expected_grad), dtype_case
+
+
+@pytest.mark.parametrize("dtype_case", sanitized_params("temporal_shift", ONE_DTYPE_CASES))
+def test_cuda_kernel_on_extreme_inputs(dtype_case):
+    """Both directions (the forward and the backward) on one frame, fold 0, 1x1 frames and
+    no channels, against the reference on the CPU."""
+    for case in ("one_frame", "fold_zero", *EXTREMES):
+        x = make_input(case, DTYPE_CASES[dtype_case][0], "cpu")
+        fold_div = (CASES | EXTREMES)[case][1]
+        x_cuda = x.cuda().requires_grad_()
+        with fi.use_backend("cuda"):
+            out = fi.temporal_shift(x_cuda, fold_div=fold_div)
+        grad_out = torch.randn_like(x)
+        (grad,) = torch.autograd.grad(out, x_cuda, grad_out.cuda())
+        ref_x = x.clone().requires_grad_()
+        expected = reference.temporal_shift(ref_x, fold_div=fold_div)
+        (expected_grad,) = torch.autograd.grad(expected, ref_x, grad_out)
+        assert torch.equal(out.cpu(), expected), f"{dtype_case} {case}"
+        assert torch.equal(grad.cpu(), expected_grad), f"{dtype_case} {case}"
 
 
 @pytest.mark.parametrize("backend,device", BACKENDS)

@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from support import DTYPE_CASES, assert_matches_reference, backend_params, dtype_cases, interpreted
+from support import (
+    DTYPE_CASES,
+    assert_matches_reference,
+    backend_params,
+    dtype_cases,
+    interpreted,
+    sanitized_params,
+)
 
 import fused_inpaint as fi
 from fused_inpaint import reference
@@ -27,6 +34,14 @@ CASES = {
     "nonfinite": ((1, 3, 6, 5, 6), 3, (5, 6), "nonfinite", "none", False),
     "time_major": ((2, 3, 6, 4, 5), 2, (8, 10), "small", "both", False),
 }
+# The CUDA kernels' extreme inputs, besides those of CASES: NaN, inf and 1e30 flows on a
+# 1x1 frame, and with no channels.
+EXTREMES = {
+    "pixel": ((1, 3, 4, 1, 1), 2, (1, 1), "extreme", "both", False),
+    "no_channels": ((2, 3, 0, 4, 5), 2, (8, 10), "extreme", "both", False),
+}
+# The case run in every dtype (support.MAIN_CASE): on the GPU the non-contiguous one.
+MAIN_CASE = {"cpu": "flow_2x", "cuda": "time_major"}
 
 
 def flow_dtype_cases(backend: str, device: str, every_dtype: bool = True) -> list[str]:
@@ -44,17 +59,20 @@ def make_flow(kind: str, shape) -> torch.Tensor:
     if kind == "large":
         far = torch.rand(flow.shape) < 0.3
         flow[far] = torch.randn(int(far.sum()), dtype=torch.float64) * 1e3
-    elif kind == "nonfinite":
+    elif kind in ("nonfinite", "extreme"):
         bad = torch.rand(flow.shape) < 0.25
-        flow[bad] = torch.tensor([float("nan"), float("inf"), -float("inf")], dtype=torch.float64)[
-            torch.randint(0, 3, (int(bad.sum()),))
+        values = [float("nan"), float("inf"), -float("inf")]
+        if kind == "extreme":
+            values += [1e30, -1e30]
+        flow[bad] = torch.tensor(values, dtype=torch.float64)[
+            torch.randint(0, len(values), (int(bad.sum()),))
         ]
     return flow
 
 
 def make_inputs(case: str, dtype_case: str, device: str):
     """(x, flow_fw, flow_bw, valid_fw, valid_bw) of a case; flow_fw is None when causal."""
-    (n, t, c, h, w), _, (hf, wf), kind, masks, causal = CASES[case]
+    (n, t, c, h, w), _, (hf, wf), kind, masks, causal = (CASES | EXTREMES)[case]
     dtype, flow_dtype = DTYPE_CASES[dtype_case]
     if case == "time_major":
         x = torch.randn(t, n, c, h, w, dtype=torch.float64).transpose(0, 1)
@@ -85,27 +103,48 @@ def reference_results(inputs, grad_out, kw, cast):
     return out, torch.autograd.grad(out, leaves, cast(grad_out), allow_unused=True)
 
 
+def check_against_reference(backend, device, case, dtype_case, inputs_device):
+    """The op on ``backend`` with the case's inputs moved to ``device``, forward and
+    backward, against the reference on ``inputs_device``, in float64 and in the inputs'
+    precision."""
+    _, fold_div, _, _, _, causal = (CASES | EXTREMES)[case]
+    kw = {"fold_div": fold_div, "causal": causal}
+    inputs = make_inputs(case, dtype_case, inputs_device)
+    on_device = [None if t is None else t.to(device) for t in inputs]
+    leaves = [t.requires_grad_() for t in on_device[:3] if t is not None]
+    out = run(backend, *on_device, **kw)
+    grad_out = torch.randn_like(out)
+    grads = torch.autograd.grad(out, leaves, grad_out, allow_unused=True)
+    grad_out = grad_out.to(inputs_device)
+    out64, grads64 = reference_results(inputs, grad_out, kw, lambda t: t.detach().double())
+    out_lp, grads_lp = reference_results(inputs, grad_out, kw, lambda t: t.detach().clone())
+    tag = f"{dtype_case} {case}"
+    assert out.dtype == inputs[0].dtype
+    assert_matches_reference(out, out64, out_lp, f"out {tag}")
+    for i, (g, g64, g_lp) in enumerate(zip(grads, grads64, grads_lp, strict=True)):
+        name = f"grad of input {i} {tag}"  # x, then the flows given
+        if g64 is None:  # t = 1: no flow is read
+            assert g is None or not g.any(), name
+            continue
+        assert_matches_reference(g, g64, g_lp, name)
+
+
 @pytest.mark.parametrize("backend,device", BACKENDS)
 @pytest.mark.parametrize("case", list(CASES))
 def test_forward_and_backward_match_reference(backend, device, case):
-    kw = {"fold_div": CASES[case][1], "causal": CASES[case][5]}
-    for dtype_case in flow_dtype_cases(backend, device, every_dtype=case == "flow_2x"):
-        inputs = make_inputs(case, dtype_case, device)
-        x, flow_fw, flow_bw, valid_fw, valid_bw = inputs
-        leaves = [t.requires_grad_() for t in (x, flow_fw, flow_bw) if t is not None]
-        out = run(backend, *inputs, **kw)
-        grad_out = torch.randn_like(out)
-        grads = torch.autograd.grad(out, leaves, grad_out, allow_unused=True)
-        out64, grads64 = reference_results(inputs, grad_out, kw, lambda t: t.detach().double())
-        out_lp, grads_lp = reference_results(inputs, grad_out, kw, lambda t: t.detach().clone())
-        assert out.dtype == x.dtype
-        assert_matches_reference(out, out64, out_lp, f"out {dtype_case}")
-        for i, (g, g64, g_lp) in enumerate(zip(grads, grads64, grads_lp, strict=True)):
-            name = f"grad of input {i} {dtype_case}"  # x, then the flows given
-            if g64 is None:  # t = 1: no flow is read
-                assert g is None or not g.any(), name
-                continue
-            assert_matches_reference(g, g64, g_lp, name)
+    for dtype_case in flow_dtype_cases(backend, device, every_dtype=case == MAIN_CASE[device]):
+        check_against_reference(backend, device, case, dtype_case, device)
+
+
+@pytest.mark.parametrize(
+    "dtype_case", sanitized_params("temporal_shift_align", flow_dtype_cases("cuda", "cuda"))
+)
+def test_cuda_kernels_on_extreme_inputs(dtype_case):
+    """Forward and backward, with and without masks and causal, on the extreme cases. The
+    reference runs on the CPU: under compute-sanitizer, little but the kernels runs on the
+    GPU."""
+    for case in ("large_flow", "nonfinite", "flow_1x1", "causal", *EXTREMES):
+        check_against_reference("cuda", "cuda", case, dtype_case, "cpu")
 
 
 @pytest.mark.parametrize("backend,device", BACKENDS)
