@@ -92,27 +92,13 @@ def _add_pipeline_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--flow", choices=SOURCES, default="dis", help="optical flow: OpenCV's DIS or the network's"
     )
-    parser.add_argument(
-        "--lookahead",
-        type=_non_negative,
-        default=inpainting.DEFAULT_LOOKAHEAD,
-        metavar="FRAMES",
-        help="stream mode's latency (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--chunk",
-        type=_positive,
-        default=inpainting.DEFAULT_CHUNK,
-        metavar="FRAMES",
-        help="offline mode's chunk (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--overlap",
-        type=_non_negative,
-        default=inpainting.DEFAULT_OVERLAP,
-        metavar="FRAMES",
-        help="offline mode's overlap of chunks (default: %(default)s)",
-    )
+    for name, kind, default, text in (
+        ("--lookahead", _non_negative, inpainting.DEFAULT_LOOKAHEAD, "stream mode's latency"),
+        ("--chunk", _positive, inpainting.DEFAULT_CHUNK, "offline mode's chunk"),
+        ("--overlap", _non_negative, inpainting.DEFAULT_OVERLAP, "offline mode's overlap"),
+    ):
+        help_text = f"{text} (default: %(default)s)"
+        parser.add_argument(name, type=kind, default=default, metavar="FRAMES", help=help_text)
     _add_model_options(parser)
 
 
