@@ -1,6 +1,6 @@
 """convlstm_cell and ConvLSTM benchmarks: fused kernels against eager PyTorch and torch.compile.
 
-GPU:  python benchmarks/bench_convlstm.py [--quick] [--out DIR]
+GPU:  python benchmarks/bench_convlstm.py [--quick] [--budget-s S] [--out DIR]
       1. the gate math alone: eager (split + 3 sigmoid + 2 tanh + mul/add), torch.compile of
          it, and fused_inpaint's triton and cuda backends, forward and forward+backward, as
          time, GB/s and fraction of the copy bandwidth;
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import common
@@ -94,7 +95,7 @@ def traffic(args: tuple, pass_: str) -> int:
     return 3 * gates_bytes + 7 * c_bytes
 
 
-def bench_gate_case(shape: tuple, dtype: str, impls: dict, checks: dict) -> list[common.Row]:
+def bench_gate_case(shape: tuple, dtype: str, impls: dict, checks: dict) -> Iterator[common.Row]:
     """Times every implementation, forward and forward+backward, on one shape and dtype."""
     sets = common.input_sets(lambda: make_inputs(shape, DTYPES[dtype]))
     return common.bench_passes(
@@ -108,11 +109,11 @@ def bench_gate_case(shape: tuple, dtype: str, impls: dict, checks: dict) -> list
     )
 
 
-def bench_gates(shape: tuple, impls: dict) -> list[common.Row]:
+def bench_gates(shape: tuple, impls: dict) -> Iterator[common.Row]:
     """The gate math on one shape: every dtype, pass and implementation."""
     inputs = make_inputs(shape, torch.float32)
     checks = common.check_against_eager(impls, (inputs["gates"], inputs["c"]), **CHECK)
-    return [row for dtype in DTYPES for row in bench_gate_case(shape, dtype, impls, checks)]
+    return (row for dtype in DTYPES for row in bench_gate_case(shape, dtype, impls, checks))
 
 
 # The whole sequence.
@@ -211,8 +212,7 @@ def sequence_runs(module: torch.nn.Module, x: torch.Tensor, graphed: bool) -> di
     return {"forward": forward_only, "forward+backward": forward_backward}
 
 
-def bench_sequence(cfg: dict) -> list[common.Row]:
-    rows = []
+def bench_sequence(cfg: dict) -> Iterator[common.Row]:
     label = "N={batch}, T={steps}, {in_channels}->{hidden}, {height}x{width}, k={kernel}".format(
         **cfg
     )
@@ -232,6 +232,8 @@ def bench_sequence(cfg: dict) -> list[common.Row]:
                 impl = name + (" + CUDA graph" if graphed else "")
                 if isinstance(module, str):
                     runs = f"unavailable: {module}"
+                elif common.budget_spent():  # capturing the graphs alone takes a while
+                    runs = common.NOT_MEASURED
                 else:
                     try:
                         runs = sequence_runs(module, x, graphed)
@@ -245,10 +247,9 @@ def bench_sequence(cfg: dict) -> list[common.Row]:
                         row = common.measure(label, dtype, pass_, impl, runs[pass_], args, 0)
                     row.note = "; ".join(filter(None, (note, row.note)))
                     common.print_row(row)
-                    rows.append(row)
+                    yield row
         del modules
         torch.cuda.empty_cache()
-    return rows
 
 
 def sequence_table(rows: list[common.Row]) -> str:
@@ -289,12 +290,15 @@ def run_gpu(shapes: list[tuple], out_dir: Path) -> None:
     gate_rows: list[common.Row] = []
     sequence_rows: list[common.Row] = []
 
-    def measure_part(part: tuple[str, dict | tuple]) -> None:
+    def measure_part(part: tuple[str, dict | tuple]) -> Iterator[None]:
         kind, case = part
         if kind == "sequence":
-            sequence_rows.extend(bench_sequence(case))
+            rows, measured = sequence_rows, bench_sequence(case)
         else:
-            gate_rows.extend(bench_gates(case, impls))
+            rows, measured = gate_rows, bench_gates(case, impls)
+        for row in measured:
+            rows.append(row)
+            yield
 
     def render() -> str:
         text = common.report("convlstm_cell", env, copy_gbps, GATE_NOTES, gate_rows)

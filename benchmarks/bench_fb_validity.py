@@ -1,6 +1,6 @@
 """fb_validity benchmarks: fused kernels against eager PyTorch and torch.compile.
 
-GPU:  python benchmarks/bench_fb_validity.py [--quick] [--out DIR]
+GPU:  python benchmarks/bench_fb_validity.py [--quick] [--budget-s S] [--out DIR]
       eager (ProPainter's fbConsistencyCheck composite, run once per direction), torch.compile
       of it and fused_inpaint's triton and cuda backends (both masks in one call, float32 and
       bool), forward only: the op is not differentiable. Prints the table and writes
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import common
@@ -147,24 +148,23 @@ def check_against_eager(shape: tuple, impls: dict) -> dict[str, str]:
     return notes
 
 
-def bench_case(shape: tuple, impls: dict, checks: dict) -> list[common.Row]:
+def bench_case(shape: tuple, impls: dict, checks: dict) -> Iterator[common.Row]:
     """Times every implementation on one shape."""
     arg_sets = common.input_sets(lambda: make_flows(shape))
     label = ", ".join(map(str, shape))
-    rows = []
     for name, (fn, dtype) in impls.items():
         num_bytes = common.nbytes(arg_sets[0]) + mask_bytes(shape, dtype)
         check = checks.get(name, "")
-        rows.append(common.measure(label, "fp32", PASS, name, fn, arg_sets, num_bytes, check))
-        common.print_row(rows[-1])
-    return rows
+        row = common.measure(label, "fp32", PASS, name, fn, arg_sets, num_bytes, check)
+        common.print_row(row)
+        yield row
 
 
 def run_gpu(shapes: list[tuple], out_dir: Path) -> None:
     """Measures every shape and implementation; writes and prints the table."""
     impls = gpu_implementations()
 
-    def bench_shape(shape: tuple) -> list[common.Row]:
+    def bench_shape(shape: tuple) -> Iterator[common.Row]:
         return bench_case(shape, impls, check_against_eager(shape, impls))
 
     common.measure_table(OP, NOTES, shapes, out_dir, bench_shape)

@@ -1,6 +1,6 @@
 """Flow source benchmark: throughput of the DIS flow source per thread count and preset.
 
-Any machine:  python benchmarks/bench_flow.py [--quick] [--out DIR]
+Any machine:  python benchmarks/bench_flow.py [--quick] [--budget-s S] [--out DIR]
       pairs of frames per second through ``pipeline.flow.DISFlow`` (both directions of a
       pair, the hole filled before and the flow completed after, as the pipeline runs it)
       at 432x240, 854x480 and 1920x1080, for each preset and 1, 2, 4, ... threads up to
@@ -106,9 +106,9 @@ def run(resolutions: list[tuple[int, int]], out_dir: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="DIS flow source throughput per thread count")
-    parser.add_argument("--quick", action="store_true", help="the smallest resolution only")
-    parser.add_argument("--out", type=Path, default=common.RESULTS_DIR, help="results root")
+    common.add_run_arguments(parser, "the smallest resolution only")
     args = parser.parse_args(argv)
+    common.configure(args.quick, args.budget_s)
     run(RESOLUTIONS[:1] if args.quick else RESOLUTIONS, args.out)
     return 0
 

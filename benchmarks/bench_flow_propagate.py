@@ -1,6 +1,6 @@
 """flow_propagate benchmarks: fused kernels against eager PyTorch and torch.compile.
 
-GPU:  python benchmarks/bench_flow_propagate.py [--quick] [--out DIR]
+GPU:  python benchmarks/bench_flow_propagate.py [--quick] [--budget-s S] [--out DIR]
       eager (a composite a user would write: ProPainter's consistency check, a bounds test
       and a nearest grid_sample of the neighbour's state), torch.compile of it and
       fused_inpaint's triton and cuda backends, forward only: the op has no gradients.
@@ -13,6 +13,7 @@ CPU:  python -m pytest benchmarks --benchmark-only
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import common
@@ -135,24 +136,23 @@ def check_against_eager(shape: tuple, impls: dict) -> dict[str, str]:
     return notes
 
 
-def bench_case(shape: tuple, impls: dict, checks: dict) -> list[common.Row]:
+def bench_case(shape: tuple, impls: dict, checks: dict) -> Iterator[common.Row]:
     """Times every implementation on one shape."""
     arg_sets = common.input_sets(lambda: make_inputs(shape))
     num_bytes = common.nbytes(arg_sets[0]) + output_bytes(shape)
     label = ", ".join(map(str, shape))
-    rows = []
     for name, fn in impls.items():
         check = checks.get(name, "")
-        rows.append(common.measure(label, "fp32", PASS, name, fn, arg_sets, num_bytes, check))
-        common.print_row(rows[-1])
-    return rows
+        row = common.measure(label, "fp32", PASS, name, fn, arg_sets, num_bytes, check)
+        common.print_row(row)
+        yield row
 
 
 def run_gpu(shapes: list[tuple], out_dir: Path) -> None:
     """Measures every shape and implementation; writes and prints the table."""
     impls = common.gpu_implementations(composite, fused)
 
-    def bench_shape(shape: tuple) -> list[common.Row]:
+    def bench_shape(shape: tuple) -> Iterator[common.Row]:
         return bench_case(shape, impls, check_against_eager(shape, impls))
 
     common.measure_table(OP, NOTES, shapes, out_dir, bench_shape)

@@ -1,6 +1,6 @@
 """flow_warp benchmarks: fused kernels against eager PyTorch and torch.compile.
 
-GPU:  python benchmarks/bench_flow_warp.py [--quick] [--out DIR]
+GPU:  python benchmarks/bench_flow_warp.py [--quick] [--budget-s S] [--out DIR]
       eager (the mmagic-style meshgrid + grid_sample composite), torch.compile of it and
       fused_inpaint's triton and cuda backends, forward and forward+backward; prints the
       table and writes DIR/<device>/flow_warp.md (DIR: benchmarks/results by default).
@@ -11,6 +11,7 @@ CPU:  python -m pytest benchmarks --benchmark-only
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import common
@@ -108,7 +109,7 @@ def traffic(args: tuple, pass_: str) -> int:
     return 5 * x_bytes + 3 * flow_bytes
 
 
-def bench_case(shape: tuple, dtype: str, impls: dict, checks: dict) -> list[common.Row]:
+def bench_case(shape: tuple, dtype: str, impls: dict, checks: dict) -> Iterator[common.Row]:
     """Times every implementation, forward and forward+backward, on one shape and dtype."""
     sets = common.input_sets(lambda: make_inputs(shape, DTYPES[dtype]))
     return common.bench_passes(
@@ -121,11 +122,11 @@ def bench_case(shape: tuple, dtype: str, impls: dict, checks: dict) -> list[comm
     )
 
 
-def bench_shape(shape: tuple, impls: dict) -> list[common.Row]:
+def bench_shape(shape: tuple, impls: dict) -> Iterator[common.Row]:
     """Every dtype, pass and implementation on one shape, after the float32 check."""
     inputs = make_inputs(shape, torch.float32)
     checks = common.check_against_eager(impls, (inputs["x"], inputs["flow"]), **CHECK)
-    return [row for dtype in DTYPES for row in bench_case(shape, dtype, impls, checks)]
+    return (row for dtype in DTYPES for row in bench_case(shape, dtype, impls, checks))
 
 
 def run_gpu(shapes: list[tuple], out_dir: Path) -> None:

@@ -1,7 +1,8 @@
 """Pipeline benchmark: frames/s and peak GPU memory of the Inpainter in each mode and with
 each flow source.
 
-Script: python benchmarks/bench_model.py [--quick] [--out DIR]   (or: fused-inpaint bench)
+Script: python benchmarks/bench_model.py [--quick] [--budget-s S] [--out DIR]
+      (or: fused-inpaint bench)
       streams a panning texture under a moving hole (batch 1) through
       ``fused_inpaint.Inpainter``: on a GPU in float16 at 432x240, 854x480 and 1920x1080,
       offline, stream and online mode with DIS flow, offline and online with the
@@ -221,9 +222,9 @@ def run(resolutions: list[tuple[int, int]], out_dir: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="pipeline benchmark")
-    parser.add_argument("--quick", action="store_true", help="the smallest resolution only")
-    parser.add_argument("--out", type=Path, default=common.RESULTS_DIR, help="results root")
+    common.add_run_arguments(parser, "the smallest resolution only")
     args = parser.parse_args(argv)
+    common.configure(args.quick, args.budget_s)
     resolutions = RESOLUTIONS if torch.cuda.is_available() else RESOLUTIONS[:1]
     run(resolutions[:1] if args.quick else resolutions, args.out)
     return 0

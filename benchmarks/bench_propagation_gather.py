@@ -1,6 +1,6 @@
 """propagation_gather benchmarks: fused kernels against eager PyTorch and torch.compile.
 
-GPU:  python benchmarks/bench_propagation_gather.py [--quick] [--out DIR]
+GPU:  python benchmarks/bench_propagation_gather.py [--quick] [--budget-s S] [--out DIR]
       eager (a composite a user would write: per frame of the chunk, a grid_sample of the
       frame with its holes zeroed and one of its known mask, renormalised where the state
       points at that frame), torch.compile of it and fused_inpaint's triton and cuda
@@ -13,6 +13,7 @@ CPU:  python -m pytest benchmarks --benchmark-only
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import common
@@ -143,26 +144,25 @@ def check_against_eager(shape: tuple, dtype: str, impls: dict) -> dict[str, str]
     return notes
 
 
-def bench_case(shape: tuple, dtype: str, impls: dict) -> list[common.Row]:
+def bench_case(shape: tuple, dtype: str, impls: dict) -> Iterator[common.Row]:
     """Times every implementation on one shape and dtype."""
     checks = check_against_eager(shape, dtype, impls)
     arg_sets = common.input_sets(lambda: make_inputs(shape, DTYPES[dtype]))
     num_bytes = minimal_bytes(shape, DTYPES[dtype])
     label = ", ".join(map(str, shape))
-    rows = []
     for name, fn in impls.items():
         check = checks.get(name, "")
-        rows.append(common.measure(label, dtype, PASS, name, fn, arg_sets, num_bytes, check))
-        common.print_row(rows[-1])
-    return rows
+        row = common.measure(label, dtype, PASS, name, fn, arg_sets, num_bytes, check)
+        common.print_row(row)
+        yield row
 
 
 def run_gpu(shapes: list[tuple], out_dir: Path) -> None:
     """Measures every shape, dtype and implementation; writes and prints the table."""
     impls = common.gpu_implementations(composite, fused)
 
-    def bench_shape(shape: tuple) -> list[common.Row]:
-        return [row for dtype in DTYPES for row in bench_case(shape, dtype, impls)]
+    def bench_shape(shape: tuple) -> Iterator[common.Row]:
+        return (row for dtype in DTYPES for row in bench_case(shape, dtype, impls))
 
     common.measure_table(OP, NOTES, shapes, out_dir, bench_shape)
 

@@ -1,7 +1,7 @@
 """temporal_shift_align and temporal_shift benchmarks: fused kernels against eager PyTorch and
 torch.compile.
 
-GPU:  python benchmarks/bench_shift_align.py [--quick] [--out DIR]
+GPU:  python benchmarks/bench_shift_align.py [--quick] [--budget-s S] [--out DIR]
       1. TSAM: eager (resize flows and masks + grid_sample of the shifted channel groups +
          blend + torch.cat), torch.compile of it and fused_inpaint's triton and cuda
          temporal_shift_align, forward and forward+backward;
@@ -15,7 +15,7 @@ CPU:  python -m pytest benchmarks --benchmark-only
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -266,7 +266,7 @@ def check_against_eager(op: Op, shape: tuple, impls: dict) -> dict[str, str]:
     return common.check_against_eager(impls, args, **op.check)
 
 
-def bench_case(op: Op, shape: tuple, dtype: str, impls: dict, checks: dict) -> list[common.Row]:
+def bench_case(op: Op, shape: tuple, dtype: str, impls: dict, checks: dict) -> Iterator[common.Row]:
     """Times every implementation, forward and forward+backward, on one shape and dtype."""
     sets = common.input_sets(lambda: op.make_inputs(shape, DTYPES[dtype], "cuda"))
     return common.bench_passes(
@@ -288,11 +288,13 @@ def run_gpu(shapes: list[tuple], out_dir: Path) -> None:
     impls = {op: common.gpu_implementations(op.composite, op.fused) for op in (TSAM, TSM)}
     rows: dict[Op, list[common.Row]] = {TSAM: [], TSM: []}
 
-    def measure_shape(shape: tuple) -> None:
+    def measure_shape(shape: tuple) -> Iterator[None]:
         for op, op_impls in impls.items():
             checks = check_against_eager(op, shape, op_impls)
             for dtype in DTYPES:
-                rows[op] += bench_case(op, shape, dtype, op_impls, checks)
+                for row in bench_case(op, shape, dtype, op_impls, checks):
+                    rows[op].append(row)
+                    yield
 
     def render() -> str:
         text = common.report(TSAM.name, env, copy_gbps, TSAM_NOTES, rows[TSAM])

@@ -6,6 +6,10 @@ after warm-up), random inputs rotated among copies larger than L2, achieved GB/s
 input read once, each output written once) and that as a fraction of the device-to-device
 copy bandwidth measured in the same run. CPU figures go through pytest-benchmark; the
 helpers for those are at the end.
+
+A run may be quick (fewer repetitions per figure) and have a time budget, after which it
+measures nothing more; each table is rewritten after every row, so a run cut short keeps
+what it measured.
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ import os
 import platform
 import re
 import sys
-from collections.abc import Callable, Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -34,10 +39,45 @@ ROTATION_BYTES = 256 * 2**20
 MAX_INPUT_SETS = 16
 COPY_BYTES = 512 * 2**20
 PASSES = ("forward", "forward+backward")
+# do_bench's warm-up and timing, in ms of runs of the timed function: full and --quick.
+TIMING = {"warmup": 25, "rep": 100}
+QUICK_TIMING = {"warmup": 10, "rep": 25}
+NOT_MEASURED = "not measured: time budget spent"
 
 T = TypeVar("T")
 # An implementation: a callable, or the reason it cannot run here.
 Implementation = Callable | str
+
+# This run's settings (configure): do_bench's timing, and the time.monotonic() after which
+# nothing more is measured.
+_timing = TIMING
+_deadline: float | None = None
+
+
+def configure(quick: bool, budget_s: float | None) -> None:
+    """Fewer repetitions per figure when ``quick``; nothing measured after ``budget_s``
+    seconds from now (None: no limit)."""
+    global _timing, _deadline
+    _timing = QUICK_TIMING if quick else TIMING
+    _deadline = None if budget_s is None else time.monotonic() + budget_s
+
+
+def budget_spent() -> bool:
+    return _deadline is not None and time.monotonic() >= _deadline
+
+
+def add_run_arguments(parser: argparse.ArgumentParser, quick_help: str) -> None:
+    """--quick, --budget-s and --out, the options of every benchmark script."""
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    parser.add_argument(
+        "--budget-s",
+        type=float,
+        default=None,
+        help="measure nothing more after this many seconds; the rest is noted as not measured",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=RESULTS_DIR, help="results root (default %(default)s)"
+    )
 
 
 @dataclass(frozen=True)
@@ -123,13 +163,13 @@ def input_sets(make: Callable[[], T], min_bytes: int = ROTATION_BYTES) -> list[T
 def time_gpu(fn: Callable, arg_sets: Sequence[tuple]) -> float:
     """Median CUDA time in ms of ``fn(*args)``, ``args`` cycling through ``arg_sets``.
 
-    do_bench runs ``fn`` once (compilation, autotuning), warms up for 25 ms, then times
-    each run between CUDA events, flushing L2 before each one.
+    do_bench runs ``fn`` once (compilation, autotuning), warms up (TIMING), then times each
+    run between CUDA events, flushing L2 before each one.
     """
     from triton.testing import do_bench
 
     rotation = itertools.cycle(arg_sets)
-    return do_bench(lambda: fn(*next(rotation)), return_mode="median")
+    return do_bench(lambda: fn(*next(rotation)), return_mode="median", **_timing)
 
 
 def measure_copy_bandwidth(size: int = COPY_BYTES) -> float:
@@ -238,11 +278,13 @@ def measure(
     num_bytes: int,
     check: str = "",
 ) -> Row:
-    """Times ``fn`` over ``arg_sets`` into a Row; an unavailable or failing ``fn`` gets a
-    note, after ``check`` (what a correctness check found)."""
+    """Times ``fn`` over ``arg_sets`` into a Row; an unavailable or failing ``fn``, or one
+    past the time budget, gets a note, after ``check`` (what a correctness check found)."""
     row = Row(shape, dtype, pass_, impl, num_bytes=num_bytes)
     if isinstance(fn, str):
         row.note = f"unavailable: {fn}"
+    elif budget_spent():
+        row.note = NOT_MEASURED
     else:
         try:
             row.ms = time_gpu(fn, arg_sets)
@@ -268,15 +310,14 @@ def bench_passes(
     backward: Callable[[Callable], Callable] = forward_backward,
     checks: dict[str, str] | None = None,
     prefix: str = "",
-) -> list[Row]:
+) -> Iterator[Row]:
     """Rows of every implementation, forward then forward+backward, on one case; each
-    printed as it is measured, after ``prefix``.
+    printed and yielded as it is measured, after ``prefix``.
 
     ``arg_sets(name, pass_)``: the rotated argument tuples; ``traffic(args, pass_)``: bytes
     moved by one call; ``backward(fn)``: fn as forward+backward; ``checks``: name -> note.
     """
     checks = checks or {}
-    rows = []
     for pass_ in PASSES:
         for name, fn in impls.items():
             args = arg_sets(name, pass_)
@@ -284,9 +325,9 @@ def bench_passes(
                 fn = backward(fn)
             num_bytes = traffic(args[0], pass_)
             check = checks.get(name, "")
-            rows.append(measure(label, dtype, pass_, name, fn, args, num_bytes, check))
-            print_row(rows[-1], prefix)
-    return rows
+            row = measure(label, dtype, pass_, name, fn, args, num_bytes, check)
+            print_row(row, prefix)
+            yield row
 
 
 def table_line(cells: Iterable[str]) -> str:
@@ -367,20 +408,28 @@ def measure_and_write(
     env: Environment,
     out_dir: Path,
     cases: Iterable[T],
-    measure_case: Callable[[T], object],
+    measure_case: Callable[[T], Iterable | None],
     render: Callable[[], str],
 ) -> None:
-    """Runs ``measure_case`` on every case, each with a fresh compile cache, and writes
-    ``render()`` to ``out_dir/<device>/<name>.md`` after each; prints the last report."""
+    """Runs ``measure_case`` on every case, each with a fresh compile cache, until the time
+    budget is spent, and writes ``render()`` to ``out_dir/<device>/<name>.md`` after each
+    case and after each step its result yields (a measured row); prints the last report."""
+
+    def write() -> Path:
+        return write_report(out_dir, name, env, render())
+
     for case in cases:
+        if budget_spent():
+            print(f"{name}: time budget spent, the remaining cases are not measured", flush=True)
+            break
         # A fresh compile cache per case keeps torch.compile under dynamo's recompile limit.
         torch.compiler.reset()
-        measure_case(case)
-        # Written after every case, so a run cut short keeps what it measured.
-        text = render()
-        path = write_report(out_dir, name, env, text)
+        for _ in measure_case(case) or ():
+            write()  # so that a run cut short keeps every row it measured
+        write()
+    path = write()
     print()
-    print(text)
+    print(render())
     print(f"wrote {path}")
 
 
@@ -389,15 +438,17 @@ def measure_table(
     notes: Sequence[str],
     cases: Iterable[T],
     out_dir: Path,
-    measure_case: Callable[[T], list[Row]],
+    measure_case: Callable[[T], Iterable[Row]],
 ) -> None:
     """The single-table benchmark of ``op``: the rows of every case, written as they come
     to ``out_dir/<device>/<op>.md``."""
     env, copy_gbps = environment_and_copy_bandwidth()
     rows: list[Row] = []
 
-    def measure(case: T) -> None:
-        rows.extend(measure_case(case))
+    def measure(case: T) -> Iterator[None]:
+        for row in measure_case(case):
+            rows.append(row)
+            yield
 
     def render() -> str:
         return report(op, env, copy_gbps, notes, rows)
@@ -412,14 +463,13 @@ def gpu_main(
     cases: Sequence[T],
     run_gpu: Callable[[Sequence[T], Path], object],
 ) -> int:
-    """The command line of a GPU benchmark: ``run_gpu(cases, out_dir)``, the first case
-    alone with ``--quick``; without a CUDA device it says where the CPU timings are."""
+    """The command line of a GPU benchmark: ``run_gpu(cases, out_dir)``; with ``--quick``
+    the first case (the key shape) alone, with fewer repetitions. Without a CUDA device it
+    says where the CPU timings are."""
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--quick", action="store_true", help="one case, as a smoke test")
-    parser.add_argument(
-        "--out", type=Path, default=RESULTS_DIR, help="results root (default %(default)s)"
-    )
+    add_run_arguments(parser, "the key shape alone, with fewer repetitions")
     args = parser.parse_args(argv)
+    configure(args.quick, args.budget_s)
     if not torch.cuda.is_available():
         print(
             f"{name}: the GPU benchmark needs a CUDA device; for CPU timings run "
