@@ -1,126 +1,253 @@
 #!/usr/bin/env bash
-# The whole GPU check in one call, on a machine with a CUDA GPU, a CUDA build of torch,
-# triton, nvcc and compute-sanitizer, and no network. Steps:
-#   env       nvidia-smi, compiler and library versions
-#   install   wheels from .whl/ if present (pytest, ...), then the package with its CUDA
-#             kernels for FUSED_INPAINT_CUDA_ARCHS (default "90" here, to build faster)
-#   tests     python -m pytest tests -m gpu -x -q
-#   memcheck  compute-sanitizer memcheck over the op tests
-#   bench_*   every benchmarks/bench_*.py as a GPU benchmark, tables into $OUT/results
-# Each step logs to $OUT/<step>.log and runs under a time limit, so that the whole check
-# ends within GPU_CHECK_BUDGET_S seconds (default 540); a failing step does not stop the
-# next ones. At the end $OUT holds logs.tar.gz, summary.txt and results/<device>/<op>.md:
-# a handful of files, at most two folders deep. Exit status: non-zero if any step failed.
+# The whole GPU check in one call, cold, on a machine with a CUDA GPU, a CUDA build of torch,
+# triton, the CUDA toolkit and no network, in at most GPU_CHECK_BUDGET_S seconds (default
+# 470). Steps, each under a time limit, each logged to <step>.log; a failing step does not
+# stop the next ones:
+#   env        the GPU, driver, toolkit and library versions
+#   wheels     the wheels in .whl/ (tools/prepare_gpu_wheels.sh), installed --no-index
+#              --no-deps into a folder of their own, first on PYTHONPATH: the machine's
+#              packages, torch and triton above all, are left as they are
+#   build      fused_inpaint._C with its CUDA kernels, in place, for FUSED_INPAINT_CUDA_ARCHS
+#              (default 90 here, to build faster); then the cuda and triton backends must
+#              be available
+#   tests      pytest -m gpu on xdist workers                             } side by side:
+#   memcheck   compute-sanitizer's memcheck, then racecheck, on the CUDA  } no figure is
+#   racecheck  kernels' extreme inputs (pytest -m sanitize)               } measured here
+#   bench_*    every benchmark with --quick, the op tables first, each given its share of
+#              the time left; it measures nothing more once that is spent
+# $OUT then holds summary.txt, results.tar.gz (results/<device>/*.md, to unpack into
+# benchmarks/) and logs.tar.gz. Exit status: non-zero if any step failed.
 #
 #   OUT=/path/to/out bash tools/gpu_check.sh        # OUT defaults to ./gpu_out
+#
+# Environment: GPU_CHECK_DRY_RUN=1 walks every step on a machine without a GPU, running
+# everything but device execution: the wheels are installed, the GPU tests and the
+# sanitizers' subset collected, the benchmarks started without a budget, $OUT written; the
+# device commands are printed instead. GPU_CHECK_STEPS="wheels tests" runs only the steps
+# named (bench: all benchmarks). GPU_CHECK_PYTHON (python3), GPU_CHECK_WHEELS (.whl),
+# GPU_CHECK_WORKERS (12 xdist workers).
 set -uo pipefail
-cd "$(dirname "$0")/.."
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT" || exit 1
 
 OUT=${OUT:-./gpu_out}
-mkdir -p "$OUT/results"
+mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
-BUDGET=${GPU_CHECK_BUDGET_S:-540}
-PACK_S=20          # kept back for packing the logs
-BENCH_MIN_S=180    # kept back for the benchmarks while the earlier steps run
-export FUSED_INPAINT_CUDA_ARCHS=${FUSED_INPAINT_CUDA_ARCHS:-90}
-export PYTHONUNBUFFERED=1   # a step cut short by its limit still leaves its output
-SUMMARY=()
-FAILED=()
+BUDGET=${GPU_CHECK_BUDGET_S:-470}
+DRY_RUN=${GPU_CHECK_DRY_RUN:-0}
+STEPS=${GPU_CHECK_STEPS:-}
+PYTHON=${GPU_CHECK_PYTHON:-python3}
+WHEELS=${GPU_CHECK_WHEELS:-.whl}
+WORKERS=${GPU_CHECK_WORKERS:-12}
+PACK_S=15         # kept back for the summary and the archives
+BENCH_MIN_S=200   # kept back for the benchmarks while the earlier steps run
+BENCH_GRACE_S=15  # a benchmark's limit beyond its budget: its start, the row under way
+# Each benchmark's weight in sharing the time left, in the order they run: the op tables,
+# then DIS flow (CPU only) and the pipeline, whose CUDA graphs take longest to capture.
+BENCHES=(convlstm:2 fb_validity:1 flow_propagate:1 flow_warp:2 propagation_gather:1
+    shift_align:3 flow:1 model:3)
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+SITE=$WORK/site
 RESERVE_S=$BENCH_MIN_S
+export FUSED_INPAINT_CUDA_ARCHS=${FUSED_INPAINT_CUDA_ARCHS:-90}
+export PYTHONUNBUFFERED=1 # a step cut short by its limit still leaves its output
+# The package from this tree (built in place), then the wheels' folder, then the machine's.
+export PYTHONPATH=$ROOT:$SITE${PYTHONPATH:+:$PYTHONPATH}
 
-# step NAME LIMIT_S COMMAND...: runs COMMAND with output to $OUT/NAME.log, for at most
-# LIMIT_S seconds and never into the time kept back for later steps.
+dry_run() { [[ $DRY_RUN == 1 ]]; }
+
+# on_device COMMAND...: runs COMMAND, which needs the GPU; a dry run only prints it.
+on_device() {
+    if dry_run; then
+        echo "dry run, not run: $*"
+    else
+        "$@"
+    fi
+}
+
+selected() { [[ -z $STEPS || " $STEPS " == *" $1 "* || " $STEPS " == *" ${1%%_*} "* ]]; }
+
+# record NAME STATUS SECONDS FAILED: the step's line of the summary.
+record() {
+    printf '%-26s %-28s %4ds\n' "$1" "$2" "$3" | tee -a "$WORK/steps"
+    if (($4)); then echo "$1" >>"$WORK/failed"; fi
+}
+
+# step NAME LIMIT_S COMMAND...: COMMAND's output into $OUT/NAME.log, for at most LIMIT_S
+# seconds and never into the time kept back for later steps. COMMAND may be one of the
+# exported functions below: it runs in a bash of its own, which the time limit ends with
+# everything it started.
 step() {
     local name=$1 limit=$2
     shift 2
+    selected "$name" || return 0
     local left=$((BUDGET - PACK_S - RESERVE_S - SECONDS))
     ((limit > left)) && limit=$left
     if ((limit <= 0)); then
-        SUMMARY+=("$(printf '%-20s %s' "$name" "SKIPPED (time budget spent)")")
-        FAILED+=("$name")
-        echo "${SUMMARY[-1]}"
+        record "$name" "SKIPPED (time budget spent)" 0 1
         return
     fi
     local start=$SECONDS status
-    timeout --kill-after=10 "$limit" "$@" >"$OUT/$name.log" 2>&1
+    timeout --kill-after=10 "$limit" bash -c '"$@"' "$name" "$@" >"$OUT/$name.log" 2>&1
     local rc=$?
     case $rc in
         0) status="ok" ;;
         124 | 137) status="TIMEOUT after ${limit}s" ;;
         *) status="FAILED (exit $rc)" ;;
     esac
-    ((rc != 0)) && FAILED+=("$name")
-    SUMMARY+=("$(printf '%-20s %-24s %4ds' "$name" "$status" $((SECONDS - start)))")
-    echo "${SUMMARY[-1]}"
+    record "$name" "$status" $((SECONDS - start)) $((rc != 0))
 }
 
-step env 60 bash -c '
-    nvidia-smi
-    nvcc --version
-    compute-sanitizer --version
-    python -c "import sys, torch, triton
-print(\"python\", sys.version)
-print(\"torch\", torch.__version__, \"CUDA\", torch.version.cuda, torch.cuda.get_device_name())
-print(\"triton\", triton.__version__)"
-'
-
-step install 240 bash -c '
-    set -e
-    if compgen -G ".whl/*.whl" >/dev/null; then
-        python -m pip install --no-index --no-deps .whl/*.whl
+# The toolkit torch builds with, and compute-sanitizer from it (it is seldom on PATH).
+CUDA_HOME_DIR=$("$PYTHON" -c 'from torch.utils.cpp_extension import CUDA_HOME
+print(CUDA_HOME or "")' 2>/dev/null)
+SANITIZER=""
+for candidate in "$CUDA_HOME_DIR/bin/compute-sanitizer" \
+    "$CUDA_HOME_DIR/compute-sanitizer/compute-sanitizer" /usr/local/cuda/bin/compute-sanitizer \
+    /usr/local/cuda/compute-sanitizer/compute-sanitizer "$(command -v compute-sanitizer)"; do
+    if [[ -n $candidate && -x $candidate ]]; then
+        SANITIZER=$candidate
+        break
     fi
-    python -m pip install --no-index --no-build-isolation --no-deps -e .
-    python -c "import sys, fused_inpaint
+done
+
+# pytest with xdist its only plugin: those the machine has may not suit the wheels' pytest.
+run_pytest() {
+    PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 "$PYTHON" -m pytest -p xdist.plugin -p no:cacheprovider "$@"
+}
+
+environment() {
+    on_device nvidia-smi
+    echo "CUDA_HOME: ${CUDA_HOME_DIR:-not found}"
+    echo "compute-sanitizer: ${SANITIZER:-not found}"
+    if [[ -n $SANITIZER ]]; then "$SANITIZER" --version; fi
+    if command -v nvcc >/dev/null; then nvcc --version; fi
+    "$PYTHON" -c 'import sys, torch, triton
+print("python", sys.version)
+print("torch", torch.__version__, "CUDA", torch.version.cuda)
+print("triton", triton.__version__)
+print("device", torch.cuda.get_device_name() if torch.cuda.is_available() else "none")'
+}
+
+install_wheels() {
+    if ! compgen -G "$WHEELS/*.whl" >/dev/null; then
+        echo "no wheels in $WHEELS: the machine's own packages only"
+        return 0
+    fi
+    "$PYTHON" -m pip install --no-index --no-deps --no-compile --no-cache-dir \
+        --target "$SITE" "$WHEELS"/*.whl &&
+        "$PYTHON" -c 'import av, PIL, pytest, safetensors, tqdm, xdist
+for module in (av, PIL, pytest, safetensors, tqdm, xdist):
+    print(module.__name__, getattr(module, "__version__", ""), module.__file__)'
+}
+
+build() {
+    on_device env MAX_JOBS="$(nproc)" "$PYTHON" setup.py build_ext --inplace &&
+        on_device "$PYTHON" -c 'import sys, fused_inpaint
 status = fused_inpaint.available_backends()
 for name, s in status.items():
-    print(f\"{name}: {s}\")
-sys.exit(0 if status[\"cuda\"].available and status[\"triton\"].available else 1)"
-'
+    print(f"{name}: {s}")
+sys.exit(0 if status["cuda"].available and status["triton"].available else 1)'
+}
 
-step tests 180 python -m pytest tests -m gpu -x -q -p no:cacheprovider
+gpu_tests() {
+    if dry_run; then
+        run_pytest tests -m gpu --collect-only -q
+    else
+        run_pytest tests -m gpu -n "$WORKERS" --dist loadgroup -q -rfEs --durations=30
+    fi
+}
 
-# Without the caching allocator memcheck sees every allocation's true bounds. API errors
-# are left out of the verdict: torch and triton probe the driver with calls that fail by
-# design, and a real one surfaces as a failing test anyway.
-step memcheck 150 env PYTORCH_NO_CUDA_MEMORY_CACHING=1 \
-    compute-sanitizer --tool memcheck --error-exitcode 1 --report-api-errors no \
-    python -m pytest tests/test_flow_warp.py -m gpu -q -x -p no:cacheprovider
+# sanitize TOOL [OPTION...]: the sanitizer's subset of the tests under compute-sanitizer.
+# Without the caching allocator it sees every allocation's true bounds.
+sanitize() {
+    if dry_run; then
+        run_pytest tests -m sanitize --collect-only -q || return
+    elif [[ -z $SANITIZER ]]; then
+        echo "compute-sanitizer not found (CUDA_HOME: ${CUDA_HOME_DIR:-none})"
+        return 1
+    fi
+    on_device env PYTORCH_NO_CUDA_MEMORY_CACHING=1 "${SANITIZER:-compute-sanitizer}" \
+        --tool "$1" --target-processes all --error-exitcode 1 "${@:2}" \
+        bash -c 'run_pytest "$@"' run_pytest tests -m sanitize -q
+}
+
+export PYTHON DRY_RUN WHEELS SITE WORKERS CUDA_HOME_DIR SANITIZER
+export -f dry_run on_device run_pytest environment install_wheels build gpu_tests sanitize
+
+step env 60 environment
+step wheels 60 install_wheels
+step build 240 build
+
+step tests 150 gpu_tests &
+{
+    # API errors are left out: torch and triton probe the driver with calls that fail by
+    # design.
+    step memcheck 55 sanitize memcheck --report-api-errors no
+    step racecheck 35 sanitize racecheck
+} &
+wait
 
 RESERVE_S=0
-BENCHES=(benchmarks/bench_*.py)
-for i in "${!BENCHES[@]}"; do
-    # An equal share of the time left for each benchmark still to run.
-    share=$(((BUDGET - PACK_S - SECONDS) / (${#BENCHES[@]} - i)))
-    step "$(basename "${BENCHES[i]}" .py)" "$share" python "${BENCHES[i]}" --out "$OUT/results"
+weight_left=0
+for bench in "${BENCHES[@]}"; do weight_left=$((weight_left + ${bench#*:})); done
+for bench in "${BENCHES[@]}"; do
+    name=${bench%:*} weight=${bench#*:}
+    limit=$(((BUDGET - PACK_S - SECONDS) * weight / weight_left))
+    weight_left=$((weight_left - weight))
+    budget=$((limit - BENCH_GRACE_S))
+    if dry_run; then budget=0; fi
+    step "bench_$name" "$limit" "$PYTHON" "benchmarks/bench_$name.py" --quick \
+        --budget-s "$((budget > 0 ? budget : 0))" --out "$OUT/results"
 done
 
 {
-    echo "GPU check: $(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)," \
-        "$(date -u '+%Y-%m-%d %H:%M UTC'), ${SECONDS}s"
-    printf '%s\n' "${SUMMARY[@]}"
-    for name in "${FAILED[@]}"; do
-        [[ -f "$OUT/$name.log" ]] || continue
+    if dry_run; then
+        echo "GPU check, dry run on $(uname -n): device execution left out"
+    else
+        echo "GPU check on $(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)"
+    fi
+    echo "$(date -u '+%Y-%m-%d %H:%M UTC'), ${SECONDS}s of ${BUDGET}s"
+    cat "$WORK/steps"
+    echo
+    for name in tests memcheck racecheck; do
+        [[ -f $OUT/$name.log ]] || continue
+        # pytest's last line ("... in 12.3s"), and the sanitizer's verdict
+        echo "$name: $(grep -E ' in [0-9.]+s|ERROR SUMMARY' "$OUT/$name.log" | tail -n 2 |
+            paste -sd ';')"
+    done
+    echo
+    echo "results (results.tar.gz unpacks into benchmarks/):"
+    for table in "$OUT"/results/*/*.md; do
+        [[ -f $table ]] || continue
+        rows=$(($(grep -c '^| ' "$table") - $(grep -c '^|-' "$table"))) # less the headers
+        unmeasured=$(grep -c 'not measured: time budget' "$table")
+        echo "  ${table#"$OUT"/}: $rows rows, $unmeasured not measured"
+    done
+    while read -r name; do
+        [[ -f $OUT/$name.log ]] || continue
         echo
         echo "--- last lines of $name.log"
         tail -n 25 "$OUT/$name.log"
-    done
-    echo
-    echo "results:"
-    (cd "$OUT" && find results -type f | sort)
+    done < <(cat "$WORK/failed" 2>/dev/null)
 } >"$OUT/summary.txt"
 
-# Only a few small files, at most two folders deep, come back from the device: the logs
-# travel as one archive, the tail of any huge log only.
+# Only a few files, at most two folders deep, come back from the device: the logs travel
+# as one archive (the tail of a huge one only), the tables as another.
 for log in "$OUT"/*.log; do
     if (($(stat -c %s "$log") > 4000000)); then
         tail -c 4000000 "$log" >"$log.tail" && mv "$log.tail" "$log"
     fi
 done
 (cd "$OUT" && tar -czf logs.tar.gz ./*.log && rm -f ./*.log)
+if [[ -d $OUT/results ]]; then
+    (cd "$OUT" && tar -czf results.tar.gz results && rm -rf results)
+fi
 
 cat "$OUT/summary.txt"
-if ((${#FAILED[@]})); then
-    echo "FAILED: ${FAILED[*]}"
+if [[ -s $WORK/failed ]]; then
+    echo "FAILED: $(tr '\n' ' ' <"$WORK/failed")"
     exit 1
 fi
 echo "all steps passed"
