@@ -4,9 +4,9 @@ per-pixel loop (flow_warp, temporal_shift), the CUDA per-element loop's 64-bit v
 offsets past 2^31 must not wrap: the first and the last rows or channels, whose offsets
 lie on either side of 2^31, are checked against the reference on slices.
 
-Half precision keeps each tensor at 4 GiB (gates: 16 GiB); every case runs on one xdist
-worker (``--dist loadgroup``), one after the other, and frees its outputs between
-backends, so at most about 28 GiB are held at once.
+Half precision keeps each tensor at 4 GiB (the gates: 16 GiB). The cases run on one xdist
+worker (``--dist loadgroup``), one after the other, each releasing its memory before the
+next: at most about 24 GiB are held at once (the gates and convlstm_cell's two outputs).
 """
 
 from __future__ import annotations
