@@ -155,7 +155,10 @@ gpu_tests() {
     if dry_run; then
         run_pytest tests -m gpu --collect-only -q
     else
-        run_pytest tests -m gpu -n "$WORKERS" --dist loadgroup -q -rfEs --durations=30
+        # Inductor compiles in each worker's own process: a pool of compile processes per
+        # worker would start hundreds of them.
+        TORCHINDUCTOR_COMPILE_THREADS=1 run_pytest tests -m gpu -n "$WORKERS" --dist loadgroup \
+            -q -rfEs --durations=30
     fi
 }
 
