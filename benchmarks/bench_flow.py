@@ -2,7 +2,8 @@
 
 Any machine:  python benchmarks/bench_flow.py [--quick] [--budget-s S] [--out DIR]
       pairs of frames per second through ``pipeline.flow.DISFlow`` (both directions of a
-      pair, the hole filled before and the flow completed after, as the pipeline runs it)
+      pair on the frames with their holes filled, as the pipeline's threads run it; the
+      completion of the flow in the hole follows on the device and is not counted)
       at 432x240, 854x480 and 1920x1080, for each preset and 1, 2, 4, ... threads up to
       the CPU count; prints the table and writes DIR/<device>/dis_flow.md, <device> being
       the CUDA device where there is one (the GPU check's machine), else "cpu-" and the
@@ -71,8 +72,9 @@ def pairs_per_second(preset: str, threads: int, frames: list[FrameInput]) -> flo
 
 NOTES = [
     f"pairs/s: frame pairs through `DISFlow.pair` (DIS forward and backward on the grayscale "
-    f"frames with their holes filled by pull-push, both flows completed in the hole), {PAIRS} "
-    "pairs queued at once after one warm-up pair per thread",
+    f"frames with their holes filled by pull-push; the completion of the flows in the hole "
+    f"runs afterwards on the device and is not counted), {PAIRS} pairs queued at once after "
+    "one warm-up pair per thread",
     "frames: a smooth texture panning 2 pixels a frame under a moving elliptic hole of about "
     "8% of the frame",
 ]

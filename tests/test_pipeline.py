@@ -13,7 +13,7 @@ from torch._dynamo.utils import counters
 
 import fused_inpaint as fi
 from fused_inpaint.pipeline import MODES, SOURCES, FrameInput, Inpainter, resolved
-from fused_inpaint.pipeline.flow import DISFlow, affine_fit, complete_flow
+from fused_inpaint.pipeline.flow import DISFlow, FlowPair, affine_fit, complete_flow
 from fused_inpaint.pipeline.propagation import Propagation, Schedule
 
 # Every mode and flow source, the classical flow's cheapest preset.
@@ -194,11 +194,20 @@ def test_affine_motion_is_completed_exactly():
     hole = torch.zeros(1, 1, h, w, dtype=torch.bool)
     hole[..., 5:14, 8:20] = True
     torch.testing.assert_close(affine_fit(flow, ~hole), flow, atol=1e-4, rtol=0)
+    no_hole = torch.zeros_like(hole)
     garbage = torch.where(hole, 100.0, flow)
-    torch.testing.assert_close(complete_flow(garbage, hole), flow, atol=1e-4, rtol=0)
-    # Far from the hole the flow is the estimate itself.
+    torch.testing.assert_close(complete_flow(garbage, hole, no_hole), flow, atol=1e-4, rtol=0)
+    # Where the flow points into the other frame's hole it is a guess too.
+    target_hole = torch.zeros_like(hole)
+    target_hole[..., 2:10, 22:30] = True
+    garbage = flow.clone()
+    garbage[:, 0, 4:8, 10:14] += 12  # a wrong estimate that lands in target_hole
+    torch.testing.assert_close(
+        complete_flow(garbage, no_hole, target_hole), flow, atol=1e-4, rtol=0
+    )
+    # Far from both holes the flow is the estimate itself.
     bumpy = flow + torch.randn_like(flow)
-    completed = complete_flow(bumpy, hole)
+    completed = complete_flow(bumpy, hole, no_hole)
     torch.testing.assert_close(completed[..., :, :2], bumpy[..., :, :2])
 
 
@@ -209,7 +218,7 @@ def test_dis_recovers_a_translation():
     model = inpainter()
     a, b = model._inputs(frames, masks)
     source = DISFlow(torch.device("cpu"), "medium", threads=2)
-    forward, backward = source.pair(a, b).result()
+    forward, backward = FlowPair(source.pair(a, b), a, b).flows()
     source.close()
     assert forward.shape == backward.shape == (1, 2, 48, 64)
     inner = (..., slice(8, -8), slice(8, -8))  # away from the borders the texture left

@@ -7,10 +7,11 @@
 
 Either way the flow where the estimate only guesses (in the dilated hole, and where it
 points into the other frame's hole) is completed from the flow around it
-(``complete_flow``).
+(``complete_flow``), with the ops of the selected backend on the pipeline's device.
 A source (``FlowSource``) has ``pair(a, b)``, which returns a
-``concurrent.futures.Future`` of the (forward, backward) flows of two adjacent frames,
-each (1, 2, H, W) float32 on the pipeline's device, and ``close()``.
+``concurrent.futures.Future`` of its estimate of the (forward, backward) flows of two
+adjacent frames, each (1, 2, H, W) float32 on the pipeline's device, and ``close()``.
+``FlowPair`` completes them once, on the caller's thread, when they are first needed.
 """
 
 from __future__ import annotations
@@ -55,8 +56,8 @@ class FlowSource(Protocol):
     name: str
 
     def pair(self, a: FrameInput, b: FrameInput) -> Future:
-        """Future of (forward a -> b on a's grid, backward b -> a on b's grid), each
-        (1, 2, H, W) float32 on the device; called once per pair, in order."""
+        """Future of the estimated (forward a -> b on a's grid, backward b -> a on b's
+        grid), each (1, 2, H, W) float32 on the device; called once per pair, in order."""
         ...
 
     def close(self) -> None:
@@ -116,6 +117,27 @@ def complete_flow(
     return motion + smooth_fill(flow - motion, guessed)
 
 
+class FlowPair:
+    """The flows of frames (a, b): the source's estimate, completed in the holes
+    (``complete_flow``) once, when ``flows()`` is first called."""
+
+    def __init__(self, estimate: Future, a: FrameInput, b: FrameInput):
+        self._estimate, self._holes = estimate, (a.hole_t, b.hole_t)
+        self._flows: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def flows(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(forward, backward), each (1, 2, H, W) float32 on the device."""
+        if self._flows is None:
+            forward, backward = self._estimate.result()
+            hole_a, hole_b = self._holes
+            self._flows = (
+                complete_flow(forward, hole_a, hole_b),
+                complete_flow(backward, hole_b, hole_a),
+            )
+            self._estimate = self._holes = None
+        return self._flows
+
+
 class DISFlow:
     """DIS optical flow on CPU threads. ``preset``: "ultrafast", "fast" or "medium";
     ``threads``: pairs computed at once (default: the CPU count, at most 8)."""
@@ -165,15 +187,11 @@ class DISFlow:
             self._cv2.copyMakeBorder(self._gray(f), *pad, self._cv2.BORDER_REPLICATE)
             for f in (a, b)
         )
-        flows = []
-        hole_a, hole_b = (torch.from_numpy(f.hole)[None, None] for f in (a, b))
-        for x, y, hole, target in (
-            (gray_a, gray_b, hole_a, hole_b),
-            (gray_b, gray_a, hole_b, hole_a),
-        ):
-            flow = torch.from_numpy(dis.calc(x, y, None)[:height, :width]).permute(2, 0, 1)[None]
-            flows.append(complete_flow(flow, hole, target).to(self.device, non_blocking=True))
-        return flows[0], flows[1]
+        flows = (
+            dis.calc(x, y, None)[:height, :width] for x, y in ((gray_a, gray_b), (gray_b, gray_a))
+        )
+        forward, backward = (torch.from_numpy(f).permute(2, 0, 1)[None] for f in flows)
+        return forward.to(self.device), backward.to(self.device)
 
     def pair(self, a: FrameInput, b: FrameInput) -> Future:
         """Future of (forward a -> b on a's grid, backward b -> a on b's grid)."""
@@ -208,9 +226,7 @@ class NetworkFlow:
         features_a = self._features(a)
         forward, backward = self.network.flows(features_a, self._features(b))
         h, w = a.hole.shape
-        forward = complete_flow(forward[..., :h, :w].float(), a.hole_t, b.hole_t)
-        backward = complete_flow(backward[..., :h, :w].float(), b.hole_t, a.hole_t)
-        return resolved((forward, backward))
+        return resolved((forward[..., :h, :w].float(), backward[..., :h, :w].float()))
 
     def close(self) -> None:
         self._cache = None

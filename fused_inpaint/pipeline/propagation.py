@@ -20,13 +20,12 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future
 from dataclasses import dataclass
 
 import torch
 
 from fused_inpaint.ops import flow_propagate, propagation_gather
-from fused_inpaint.pipeline.flow import FrameInput
+from fused_inpaint.pipeline.flow import FlowPair, FrameInput
 
 
 @dataclass(frozen=True)
@@ -142,7 +141,7 @@ class Propagation:
         states = [state] if len(pending) == count else []
         for i in range(len(pending) - 2, -1, -1):
             index, frame = pending[i]
-            state = self._step(frame, index, state, flows[index].result(), ahead=True)
+            state = self._step(frame, index, state, flows[index].flows(), ahead=True)
             if i < count:
                 states.append(state)
         return states[::-1]
@@ -152,7 +151,7 @@ class Propagation:
         frames after it was read."""
         s = self.schedule
         pending: deque[tuple[int, FrameInput]] = deque()  # read, not yet output
-        flows: dict[int, Future] = {}  # t -> the flows of the pair (t, t + 1)
+        flows: dict[int, FlowPair] = {}  # t -> the flows of the pair (t, t + 1)
         ring: FrameRing | None = None
         forward: State | None = None  # the forward state of the last frame output
 
@@ -164,7 +163,7 @@ class Propagation:
                 if forward is None:
                     forward = ring.own(index, frame)
                 else:
-                    pair = flows.pop(index - 1).result()
+                    pair = flows.pop(index - 1).flows()
                     forward = self._step(frame, index, forward, pair, ahead=False)
                 image, reached = ring.gather(forward)
                 if backward is not None:
@@ -179,7 +178,7 @@ class Propagation:
             ring = ring or FrameRing(s.capacity, frame)
             ring.put(index, frame)
             if previous is not None:
-                flows[index - 1] = self.flow_source.pair(previous, frame)
+                flows[index - 1] = FlowPair(self.flow_source.pair(previous, frame), previous, frame)
             previous = frame
             pending.append((index, frame))
             if len(pending) == s.block + s.lookahead:
