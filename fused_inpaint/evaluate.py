@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib.util
 import math
 import os
+import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -534,9 +535,15 @@ def write_report(evaluation: Evaluation, path: str | os.PathLike = REPORT) -> li
     path = Path(path)
     check_output(path)
     folder = path.with_suffix("")
+    created = not folder.exists()
     folder.mkdir(exist_ok=True)
     images = [folder / f"{name}.png" for name in evaluation.comparisons]
-    for image, comparison in zip(images, evaluation.comparisons.values(), strict=True):
-        io.write_png(image, comparison)
-    io.write_text(path, format_report(evaluation, folder.name))
+    try:
+        for image, comparison in zip(images, evaluation.comparisons.values(), strict=True):
+            io.write_png(image, comparison)
+        io.write_text(path, format_report(evaluation, folder.name))
+    except BaseException:
+        if created:  # a failed report leaves no folder of its own behind
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
     return [path, *images]

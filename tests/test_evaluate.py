@@ -318,6 +318,16 @@ def test_report_replaces_the_old_one_only_when_complete(evaluation, tmp_path, mo
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".partial")]
 
 
+def test_a_failed_report_leaves_no_folder_behind(evaluation, tmp_path, monkeypatch):
+    def fail(path, image):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(quality.io, "write_png", fail)
+    with pytest.raises(OSError, match="No space"):
+        quality.write_report(evaluation, tmp_path / "quality.md")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_check_output_refuses_what_cannot_be_written(tmp_path):
     (tmp_path / "file").write_text("x")
     (tmp_path / "folder.md").mkdir()
