@@ -136,7 +136,8 @@ def test_sixteen_bit_frames_are_scaled_not_clipped(clip, tmp_path):
     ramp = np.linspace(0, 49931, HEIGHT * WIDTH).reshape(HEIGHT, WIDTH).astype(np.uint16)
     for t in range(3):
         Image.fromarray(ramp).save(folder / f"{t}.png")
-    assert Image.open(folder / "0.png").mode in io.HIGH_DEPTH_MODES
+    with Image.open(folder / "0.png") as image:
+        assert image.mode in io.HIGH_DEPTH_MODES
     out = tmp_path / "out"
     done = command("run", folder, "--mask", clip["mask"], "-o", out, "--mode", "online")
     assert done.returncode == 0, done.stderr
