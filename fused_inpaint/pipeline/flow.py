@@ -26,6 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from fused_inpaint.data.masks import dilate
 from fused_inpaint.models import SIZE_MULTIPLE, SlimInpaintNet
 from fused_inpaint.models.network import smooth_fill
 from fused_inpaint.ops import flow_warp
@@ -70,13 +71,6 @@ def resolved(value) -> Future:
     future: Future = Future()
     future.set_result(value)
     return future
-
-
-def dilate(hole: torch.Tensor, pixels: int) -> torch.Tensor:
-    """hole: (N, 1, H, W) bool, grown by ``pixels`` in every direction (a square)."""
-    if pixels <= 0:
-        return hole
-    return F.max_pool2d(hole.float(), 2 * pixels + 1, 1, pixels) > 0
 
 
 def affine_fit(flow: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
@@ -138,6 +132,17 @@ class FlowPair:
         return self._flows
 
 
+def dis_options(preset: str, threads: int | None) -> tuple[str, int]:
+    """(preset, threads) checked, threads defaulting to the CPU count, at most 8."""
+    if preset not in DIS_PRESETS:
+        raise ValueError(f"dis_preset must be one of {', '.join(DIS_PRESETS)}; got {preset!r}")
+    if threads is None:
+        threads = min(os.cpu_count() or 1, 8)
+    if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
+        raise ValueError(f"threads must be an integer >= 1, got {threads!r}")
+    return preset, threads
+
+
 class DISFlow:
     """DIS optical flow on CPU threads. ``preset``: "ultrafast", "fast" or "medium";
     ``threads``: pairs computed at once (default: the CPU count, at most 8)."""
@@ -151,12 +156,7 @@ class DISFlow:
             raise ImportError(
                 "flow='dis' needs OpenCV: pip install opencv-python-headless"
             ) from None
-        if preset not in DIS_PRESETS:
-            raise ValueError(f"dis_preset must be one of {', '.join(DIS_PRESETS)}; got {preset!r}")
-        if threads is None:
-            threads = min(os.cpu_count() or 1, 8)
-        if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
-            raise ValueError(f"threads must be an integer >= 1, got {threads!r}")
+        preset, threads = dis_options(preset, threads)
         self._cv2 = cv2
         self._preset = getattr(cv2, f"DISOPTICAL_FLOW_PRESET_{preset.upper()}")
         self.device = device

@@ -17,12 +17,12 @@ import torch
 from fused_inpaint.models import SlimInpaintNet, load_network
 from fused_inpaint.pipeline.filler import NetworkFiller
 from fused_inpaint.pipeline.flow import (
-    DIS_PRESETS,
     SOURCES,
     DISFlow,
     FlowSource,
     FrameInput,
     NetworkFlow,
+    dis_options,
 )
 from fused_inpaint.pipeline.propagation import Propagation, Schedule
 
@@ -137,16 +137,12 @@ class Inpainter:
             raise ValueError(f"flow must be one of {', '.join(SOURCES)}; got {flow!r}")
         if not isinstance(flow, str) and not callable(getattr(flow, "pair", None)):
             raise TypeError(f"flow must be {' or '.join(SOURCES)} or a FlowSource, got {flow!r}")
-        if dis_preset not in DIS_PRESETS:
-            raise ValueError(
-                f"dis_preset must be one of {', '.join(DIS_PRESETS)}; got {dis_preset!r}"
-            )
         self.dtype, self.mode, self.flow, self.weights = dtype, mode, flow, weights
         self.schedule = schedule(mode, chunk, overlap, lookahead, max_age)
         self.network: SlimInpaintNet = load_network(weights).to(self.device, dtype).eval()
         self.network.set_window(0, 0)  # the filler runs it on single frames
         self.filler = NetworkFiller(self.network, dtype, compile)
-        self._dis_options = (dis_preset, threads)
+        self._dis_options = dis_options(dis_preset, threads)  # checked now, used per run
 
     @property
     def latency(self) -> int:
