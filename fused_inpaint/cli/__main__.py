@@ -1,0 +1,5 @@
+import sys
+
+from fused_inpaint.cli import main
+
+sys.exit(main())

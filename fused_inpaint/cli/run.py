@@ -1,0 +1,80 @@
+"""``fused-inpaint run INPUT --mask MASK -o OUTPUT``: inpaint a video file or frame folder."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from pathlib import Path
+
+from fused_inpaint import io
+from fused_inpaint.cli.common import (
+    UsageError,
+    add_pipeline_options,
+    check_output,
+    make_inpainter,
+    non_negative,
+    size_text,
+    with_progress,
+)
+
+
+def add_parser(commands) -> None:
+    run = commands.add_parser(
+        "run",
+        help="inpaint a video or a frame folder",
+        description="Inpaints INPUT where MASK is nonzero and writes OUTPUT. OUTPUT with a "
+        f"video extension ({', '.join(io.VIDEO_EXTENSIONS)}) is a video at the input's "
+        "frame rate; any other OUTPUT is a new folder of lossless PNGs 00000.png, ...",
+    )
+    run.add_argument("input", type=Path, metavar="INPUT", help="video file or folder of frames")
+    run.add_argument(
+        "--mask",
+        required=True,
+        type=Path,
+        help="one mask image for every frame, a folder of mask images, or a mask video",
+    )
+    run.add_argument("-o", "--output", required=True, type=Path, help="video file or folder")
+    run.add_argument(
+        "--dilate", type=non_negative, default=0, metavar="N", help="grow the mask by N pixels"
+    )
+    run.add_argument(
+        "--fps",
+        type=float,
+        help="frame rate of a video output (default: the input's; 25 for a frame folder)",
+    )
+    run.add_argument(
+        "--overwrite", action="store_true", help="replace OUTPUT if it exists (never the input)"
+    )
+    add_pipeline_options(run)
+    run.set_defaults(handler=command)
+
+
+def command(args: argparse.Namespace) -> int:
+    if args.fps is not None and not (math.isfinite(args.fps) and args.fps > 0):
+        raise UsageError(f"--fps must be a finite number > 0, got {args.fps:g}")
+    check_output(args.output, {"INPUT": args.input, "--mask": args.mask}, args.overwrite)
+    frames = io.open_frames(args.input)
+    masks = io.Masks(args.mask, dilate=args.dilate)
+    if masks.size != frames.size:
+        raise UsageError(
+            f"mask {args.mask} is {size_text(masks.size)} but the frames of {args.input} "
+            f"are {size_text(frames.size)}"
+        )
+    mask_count, frame_count = masks.count, frames.count
+    if None in (mask_count, frame_count):  # videos: their headers' counts, checked early
+        mask_count, frame_count = masks.estimated_count, frames.estimated_count
+    if None not in (mask_count, frame_count) and mask_count != frame_count:
+        raise UsageError(
+            f"{mask_count} masks in {args.mask} for {frame_count} frames in {args.input}"
+        )
+    writer = io.open_writer(args.output, args.fps or frames.fps, args.overwrite)
+    inpainter = make_inpainter(args, args.mode, args.flow)
+    start = time.perf_counter()
+    with writer:
+        inpainted = inpainter.stream(frames, masks.for_inpainter())
+        for frame in with_progress(inpainted, frames.estimated_count, "inpaint"):
+            writer.write(frame)
+    rate = writer.count / (time.perf_counter() - start)
+    print(f"wrote {writer.count} frames to {args.output} ({rate:.1f} frames/s)")
+    return 0
