@@ -1,6 +1,12 @@
 """Synthetic training video with exact flow, made from real still images."""
 
-from fused_inpaint.data.clips import ClipConfig, SyntheticClips, make_clip
+from fused_inpaint.data.clips import (
+    ClipConfig,
+    ObjectRemovalClip,
+    SyntheticClips,
+    make_clip,
+    object_removal_clip,
+)
 from fused_inpaint.data.layers import Layer, flow_between, render
 from fused_inpaint.data.masks import dilate, moving_holes
 from fused_inpaint.data.stills import default_stills
@@ -8,11 +14,13 @@ from fused_inpaint.data.stills import default_stills
 __all__ = [
     "ClipConfig",
     "Layer",
+    "ObjectRemovalClip",
     "SyntheticClips",
     "default_stills",
     "dilate",
     "flow_between",
     "make_clip",
     "moving_holes",
+    "object_removal_clip",
     "render",
 ]

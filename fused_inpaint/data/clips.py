@@ -51,17 +51,10 @@ def _pick(stills, rng: np.random.Generator) -> torch.Tensor:
     return stills[rng.integers(len(stills))]
 
 
-def make_clip(index: int, config: ClipConfig, stills=None) -> dict[str, torch.Tensor]:
-    """Clip ``index`` of the stream ``config`` describes (the same for the same arguments).
-
-    Returns frames (T, 3, H, W) in [0, 1] as filmed; target (T, 3, H, W), the ground truth;
-    holes (T, 1, H, W) in {0, 1}; the target's exact flows between adjacent frames,
-    flow_forward (T-1, 2, H, W) from t to t+1 on t's grid and flow_backward from t+1 to t
-    on t+1's grid, in pixels; valid_forward, valid_backward (T-1, 1, H, W) in {0, 1},
-    where each flow is in frame and not occluded.
-    """
+def _scene(config: ClipConfig, stills, rng: np.random.Generator):
+    """The clip's layers (a background moved by the camera, then foregrounds) and the
+    function that draws one more foreground layer, from ``rng``."""
     stills = stills if stills is not None else default_stills()
-    rng = np.random.default_rng([config.seed, index])
     length, height, width = config.length, config.height, config.width
     longer = max(height, width)
     canvas = (round(1.5 * height), round(1.5 * width))
@@ -79,6 +72,21 @@ def make_clip(index: int, config: ClipConfig, stills=None) -> dict[str, torch.Te
         )
 
     layers += [foreground() for _ in range(rng.integers(0, config.max_foreground + 1))]
+    return layers, foreground
+
+
+def make_clip(index: int, config: ClipConfig, stills=None) -> dict[str, torch.Tensor]:
+    """Clip ``index`` of the stream ``config`` describes (the same for the same arguments).
+
+    Returns frames (T, 3, H, W) in [0, 1] as filmed; target (T, 3, H, W), the ground truth;
+    holes (T, 1, H, W) in {0, 1}; the target's exact flows between adjacent frames,
+    flow_forward (T-1, 2, H, W) from t to t+1 on t's grid and flow_backward from t+1 to t
+    on t+1's grid, in pixels; valid_forward, valid_backward (T-1, 1, H, W) in {0, 1},
+    where each flow is in frame and not occluded.
+    """
+    rng = np.random.default_rng([config.seed, index])
+    layers, foreground = _scene(config, stills, rng)
+    height, width, length = config.height, config.width, config.length
     target, owner = render(layers, height, width)
     if rng.random() < config.object_removal:
         removed = foreground()
@@ -102,6 +110,49 @@ def make_clip(index: int, config: ClipConfig, stills=None) -> dict[str, torch.Te
         "valid_forward": torch.stack([v for _, v in forward])[:, None].float(),
         "valid_backward": torch.stack([v for _, v in backward])[:, None].float(),
     }
+
+
+@dataclass(frozen=True)
+class ObjectRemovalClip:
+    """frames (T, H, W, 3) uint8 as filmed; mask (T, H, W) bool, exactly the object's
+    pixels; background (T, H, W, 3) uint8, the clip without the object; box (x, y, w, h),
+    the object's bounding box in frame 0."""
+
+    frames: np.ndarray
+    mask: np.ndarray
+    background: np.ndarray
+    box: tuple[int, int, int, int]
+
+
+def _uint8(video: torch.Tensor) -> np.ndarray:
+    """(T, 3, H, W) in [0, 1] -> (T, H, W, 3) uint8."""
+    return (video * 255).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+
+def object_removal_clip(
+    seed: int,
+    length: int = 60,
+    height: int = 240,
+    width: int = 432,
+    camera_speed: float = 0.01,
+    object_speed: float = 0.02,
+    stills=None,
+) -> ObjectRemovalClip:
+    """A clip with one object on top of everything else, its exact mask and the clip
+    without it (the same for the same arguments). Speeds are fractions of the frame's
+    longer side per frame (slower by default than training clips, whose objects leave the
+    frame within a few frames); the object also turns and grows or shrinks."""
+    config = ClipConfig(length, height, width, camera_speed=camera_speed,
+                        object_speed=object_speed, seed=seed)  # fmt: skip
+    rng = np.random.default_rng([seed, length, height, width])
+    layers, foreground = _scene(config, stills, rng)
+    removed = foreground()
+    background, _ = render(layers, height, width)
+    frames, _ = render(layers + [removed], height, width)
+    mask = render_holes([removed], height, width).numpy()
+    ys, xs = np.nonzero(mask[0])
+    box = (int(xs.min()), int(ys.min()), int(np.ptp(xs)) + 1, int(np.ptp(ys)) + 1)
+    return ObjectRemovalClip(_uint8(frames), mask, _uint8(background), box)
 
 
 class SyntheticClips(torch.utils.data.Dataset):
