@@ -5,7 +5,9 @@ Ops (SPEC 3): ``convlstm_cell``, ``flow_warp``, ``fb_validity``, ``temporal_shif
 ``set_backend``, ``use_backend``, ``get_backend``, ``available_backends``. Modules:
 ``fused_inpaint.nn``; drop-in replacements of the peers' composites:
 ``fused_inpaint.compat``. The inpainting network and its runner: ``fused_inpaint.models``,
-``fused_inpaint.Inpainter`` (imported on first use, so that importing the ops stays light).
+``fused_inpaint.Inpainter``; an object's mask through a clip from a box:
+``fused_inpaint.track``, ``fused_inpaint.Tracker`` (all imported on first use, so that
+importing the ops stays light).
 """
 
 import importlib
@@ -33,6 +35,8 @@ __version__ = "0.1.0"
 def __getattr__(name: str):
     if name == "Inpainter":
         return importlib.import_module("fused_inpaint.pipeline").Inpainter
+    if name in ("track", "Tracker"):
+        return getattr(importlib.import_module("fused_inpaint.tracking"), name)
     if name == "models":
         return importlib.import_module("fused_inpaint.models")
     raise AttributeError(f"module 'fused_inpaint' has no attribute {name!r}")
@@ -40,6 +44,7 @@ def __getattr__(name: str):
 
 __all__ = [
     "Inpainter",
+    "Tracker",
     "available_backends",
     "compat",
     "convlstm_cell",
@@ -54,5 +59,6 @@ __all__ = [
     "set_backend",
     "temporal_shift",
     "temporal_shift_align",
+    "track",
     "use_backend",
 ]

@@ -1,0 +1,116 @@
+"""Frames at the tracking's working scale, DIS flow between them, masks carried along it,
+and the motion cue: which pixels move like the background.
+
+Tracking runs on frames scaled down to at most WORK_SIDE pixels on their longer side,
+which bounds its cost per frame whatever the video's size; masks come back to the
+frames' size at the end. Flows: (h, w, 2) float32 in working pixels, (dx, dy).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+
+from fused_inpaint.ops import flow_warp
+from fused_inpaint.pipeline.flow import DIS_MIN_SIDE, dis_options
+from fused_inpaint.tracking.segment import grow
+
+WORK_SIDE = 320
+# The object moves unlike the background when the median of its flow's distance from the
+# background's motion is at least this (working pixels per frame); then its pixels
+# within SAME_MOTION of the background's motion are taken for background.
+DISTINCT_MOTION = 1.5
+SAME_MOTION = 0.5
+# Flow vectors sampled for the background's motion: one every this many pixels.
+SAMPLE_STEP = 4
+
+
+@dataclass
+class WorkFrame:
+    """A frame at the working scale: rgb (h, w, 3) uint8, gray (h, w) uint8."""
+
+    rgb: np.ndarray
+    gray: np.ndarray
+
+
+def work_size(size: tuple[int, int], side: int = WORK_SIDE) -> tuple[int, int]:
+    """(h, w) of frames of ``size`` (H, W) at the working scale."""
+    scale = min(1.0, side / max(size))
+    return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
+
+
+def to_work(frame: np.ndarray, size: tuple[int, int]) -> WorkFrame:
+    """frame: (H, W, 3) uint8 -> the WorkFrame of (h, w) ``size``."""
+    if frame.shape[:2] != size:
+        frame = cv2.resize(frame, size[::-1], interpolation=cv2.INTER_AREA)
+    frame = np.ascontiguousarray(frame)
+    return WorkFrame(frame, cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY))
+
+
+def mask_to_work(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(H, W) bool -> (h, w) bool: a working pixel is in it when a quarter of it is."""
+    if mask.shape == size:
+        return mask
+    area = cv2.resize(mask.astype(np.float32), size[::-1], interpolation=cv2.INTER_AREA)
+    return area >= 0.25
+
+
+def mask_from_work(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(h, w) bool -> (H, W) bool, the border interpolated."""
+    if mask.shape == size:
+        return mask
+    level = cv2.resize(mask.view(np.uint8) * 255, size[::-1], interpolation=cv2.INTER_LINEAR)
+    return level > 127
+
+
+class Flow:
+    """DIS optical flow between working frames (``preset``: "ultrafast", "fast" or
+    "medium")."""
+
+    def __init__(self, preset: str = "fast"):
+        preset, _ = dis_options(preset, 1)
+        self._dis = cv2.DISOpticalFlow_create(
+            getattr(cv2, f"DISOPTICAL_FLOW_PRESET_{preset.upper()}")
+        )
+
+    def __call__(self, a: WorkFrame, b: WorkFrame) -> np.ndarray:
+        """The flow from ``a`` to ``b`` on ``a``'s grid, (h, w, 2) float32."""
+        h, w = a.gray.shape
+        pad = (0, max(DIS_MIN_SIDE - h, 0), 0, max(DIS_MIN_SIDE - w, 0))
+        x, y = (cv2.copyMakeBorder(f.gray, *pad, cv2.BORDER_REPLICATE) for f in (a, b))
+        return self._dis.calc(x, y, None)[:h, :w]
+
+
+def carry(mask: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """The mask (h, w) bool of a frame moved to another along ``flow``, the flow from the
+    other frame to it on the other frame's grid: (h, w) bool, where more than half of a
+    pixel's bilinear sample is in the mask (nothing from outside the frame)."""
+    x = torch.from_numpy(mask.astype(np.float32))[None, None]
+    f = torch.from_numpy(np.ascontiguousarray(flow.transpose(2, 0, 1)))[None]
+    return flow_warp(x, f)[0, 0].numpy() > 0.5
+
+
+def moves_like_background(flow: np.ndarray, region: np.ndarray, margin: int) -> np.ndarray | None:
+    """(h, w) bool: the pixels whose flow is the background's motion (an affine motion
+    fitted robustly to the flow outside ``region`` grown by ``margin``), when the pixels
+    of ``region`` (h, w) bool move otherwise; None when they do not (or no background is
+    left to fit), as then motion tells nothing."""
+    h, w = region.shape
+    ys, xs = np.mgrid[0:h:SAMPLE_STEP, 0:w:SAMPLE_STEP]
+    outside = ~grow(region, margin)[ys, xs]
+    if outside.sum() < 16 or not region.any():
+        return None
+    points = np.stack([xs[outside], ys[outside]], axis=-1).astype(np.float32)
+    moved = points + flow[ys[outside], xs[outside]]
+    affine, _ = cv2.estimateAffine2D(points, moved, ransacReprojThreshold=1.0)
+    if affine is None:
+        return None
+    grid = np.stack(np.mgrid[0:h, 0:w][::-1], axis=-1).astype(np.float32)  # (x, y)
+    background = grid @ affine[:, :2].T.astype(np.float32) + affine[:, 2] - grid
+    distance = np.linalg.norm(flow - background, axis=-1)
+    if np.median(distance[region]) < DISTINCT_MOTION:
+        return None
+    return distance < SAME_MOTION

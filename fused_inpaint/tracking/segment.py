@@ -1,0 +1,134 @@
+"""An object's mask on one frame by OpenCV's GrabCut, on a crop around it.
+
+GrabCut labels each pixel of a crop as object or background by a graph cut whose terms
+are two colour models (Gaussian mixtures) and the image's edges. What it is told decides
+where it may cut: pixels marked sure background stay so, pixels marked probable object or
+probable background are decided by the cut. Here the probable pixels are the object's
+first guess (a box, strokes, or the mask carried from the previous frame) and a band
+around it, so the mask can move its border by at most the band's width per frame and
+never grows into the rest of the frame. The motion cue (``motion.py``) moves pixels that
+move like the background to the background side of that first guess.
+
+Images: (h, w, 3) uint8 at the working scale; masks: (h, w) bool.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+# The band around the first guess in which the border may move: this fraction of the
+# object's size (the square root of its area), at least MIN_BAND pixels.
+BAND = 0.15
+MIN_BAND = 3
+# GrabCut's iterations on a keyframe (colour models learnt from scratch) and per tracked
+# frame (colour models carried from the frame before, relearnt once).
+KEY_ITERATIONS = 4
+TRACK_ITERATIONS = 1
+# Pixels each side needs at the least: GrabCut fits five Gaussians to each.
+MIN_SAMPLES = 5
+
+
+@dataclass
+class ColourModels:
+    """GrabCut's background and object Gaussian mixtures, (1, 65) float64 each."""
+
+    background: np.ndarray
+    foreground: np.ndarray
+
+    @classmethod
+    def empty(cls) -> ColourModels:
+        return cls(np.zeros((1, 65)), np.zeros((1, 65)))
+
+    def copy(self) -> ColourModels:
+        return ColourModels(self.background.copy(), self.foreground.copy())
+
+
+def band_width(mask: np.ndarray) -> int:
+    """Pixels of the band around ``mask``, by its size."""
+    return max(MIN_BAND, round(BAND * math.sqrt(mask.sum())))
+
+
+def grow(mask: np.ndarray, pixels: int) -> np.ndarray:
+    """mask: (h, w) bool grown by ``pixels`` (a disk)."""
+    if pixels <= 0:
+        return mask
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * pixels + 1, 2 * pixels + 1))
+    return cv2.dilate(mask.view(np.uint8), kernel).view(bool)
+
+
+def bounds(mask: np.ndarray) -> tuple[slice, slice] | None:
+    """The rows and columns of ``mask``'s bounding box, one pixel wider on each side
+    where the frame allows; None when it is empty."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return None
+    h, w = mask.shape
+    return (
+        slice(max(rows[0] - 1, 0), min(rows[-1] + 2, h)),
+        slice(max(cols[0] - 1, 0), min(cols[-1] + 2, w)),
+    )
+
+
+def fill_holes(mask: np.ndarray) -> np.ndarray:
+    """mask: (h, w) bool with every region it encloses filled (a hole left in a mask is
+    part of the object that stays in the video)."""
+    padded = np.pad(mask, 1).view(np.uint8) * 255
+    outside = padded.copy()
+    cv2.floodFill(outside, None, (0, 0), 128)
+    return (outside != 128)[1:-1, 1:-1]
+
+
+def keep_touching(mask: np.ndarray, guess: np.ndarray) -> np.ndarray:
+    """The connected parts of ``mask`` that overlap ``guess``: GrabCut's islands in the
+    band are background that looks like the object."""
+    count, labels = cv2.connectedComponents(mask.view(np.uint8), connectivity=8)
+    if count <= 2:
+        return mask
+    touching = np.unique(labels[guess & mask])
+    return np.isin(labels, touching[touching > 0])
+
+
+def grabcut(
+    image: np.ndarray,
+    guess: np.ndarray,
+    unlike: np.ndarray | None,
+    models: ColourModels | None,
+) -> tuple[np.ndarray, ColourModels]:
+    """The object's mask near ``guess`` and the colour models it was cut with.
+
+    image: (h, w, 3) uint8; guess: (h, w) bool, the first guess; unlike: (h, w) bool or
+    None, pixels of the guess that move like the background. Colour models are learnt
+    from the guess when ``models`` is None, else carried from them.
+    """
+    around = grow(guess, band_width(guess))
+    box = bounds(around)
+    if box is None:
+        return guess, models or ColourModels.empty()
+    labels = np.full(around[box].shape, cv2.GC_BGD, np.uint8)
+    labels[around[box]] = cv2.GC_PR_BGD
+    labels[guess[box]] = cv2.GC_PR_FGD
+    if unlike is not None:
+        labels[(unlike & guess)[box]] = cv2.GC_PR_BGD
+    objects = int((labels == cv2.GC_PR_FGD).sum())
+    if objects < MIN_SAMPLES:  # too small to tell: the object has left or is hidden
+        return np.zeros_like(guess), models or ColourModels.empty()
+    if labels.size - objects < MIN_SAMPLES:  # a guess that fills the frame
+        labels[[0, -1], :] = labels[:, [0, -1]] = cv2.GC_PR_BGD
+    learn = models is None
+    models = ColourModels.empty() if learn else models
+    cv2.grabCut(
+        np.ascontiguousarray(image[box]),
+        labels,
+        None,
+        models.background,
+        models.foreground,
+        KEY_ITERATIONS if learn else TRACK_ITERATIONS,
+        cv2.GC_INIT_WITH_MASK if learn else cv2.GC_EVAL,
+    )
+    mask = np.zeros_like(guess)
+    mask[box] = (labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)
+    return fill_holes(keep_touching(mask, guess)), models

@@ -1,0 +1,294 @@
+"""``Tracker``: objects' masks through a clip from keyframes, streaming in a bounded window.
+
+On each keyframe a box or a rough mask becomes the object's mask by GrabCut (first guess:
+the box or the mask; pixels that move like the background, from DIS flow to the next
+frame, start on the background side). From there the mask moves frame to frame along DIS
+flow (``flow_warp`` of the mask) and GrabCut refines it in a band around where it landed,
+with the colour models carried along, so that it follows the object's border without
+drifting off it or growing into the background. A mask that shrinks to nearly nothing
+(the object has left the frame or is hidden) ends there, and nothing is left behind.
+
+Each keyframe tracks forward and backward; each frame takes every object's mask from the
+nearer keyframe that names it (the earlier one on a tie). Backward tracking reaches at
+most ``window`` frames before a keyframe: frames farther back take the earlier keyframe's
+mask, or none. Memory holds the frames of that window at the working scale, never the
+video, and a mask comes out at most ``window + 1`` frames after its frame was read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from fused_inpaint.io import dilate_hole
+from fused_inpaint.tracking.keyframes import Box, as_keyframes, check_size
+from fused_inpaint.tracking.motion import (
+    WORK_SIDE,
+    Flow,
+    WorkFrame,
+    carry,
+    mask_from_work,
+    mask_to_work,
+    moves_like_background,
+    to_work,
+    work_size,
+)
+from fused_inpaint.tracking.segment import (
+    MIN_SAMPLES,
+    ColourModels,
+    band_width,
+    grabcut,
+)
+
+# Pixels the masks are grown by (io.dilate_hole), chosen by the object-removal PSNR of
+# the pipeline on synthetic clips: a mask that hugs the object leaves its blurred border
+# (a halo) in the video.
+DEFAULT_DILATE = 4
+DEFAULT_WINDOW = 100
+# A tracked mask ends when it shrinks below this fraction of its keyframe's area.
+END_FRACTION = 0.02
+
+
+def _count(name: str, value, allow_none: bool = False) -> int | None:
+    if value is None and allow_none:
+        return None
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 0:
+        raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+    return int(value)
+
+
+def _as_frame(frame, index: int, size: tuple[int, int] | None) -> np.ndarray:
+    if hasattr(frame, "detach"):  # a torch tensor
+        frame = frame.detach().cpu().numpy()
+    frame = np.asarray(frame)
+    if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+        raise ValueError(
+            f"frame {index} must be uint8 of shape (H, W, 3), got {frame.dtype} {frame.shape}"
+        )
+    if size is not None and frame.shape[:2] != size:
+        raise ValueError(f"frame {index} has size {frame.shape[:2]}, the first {size}")
+    return frame
+
+
+def _box_mask(box: Box, full: tuple[int, int], size: tuple[int, int]) -> np.ndarray:
+    """(h, w) bool: the box (x, y, w, h) in frames of ``full`` (H, W) at working ``size``."""
+    sy, sx = size[0] / full[0], size[1] / full[1]
+    x, y, w, h = box
+    x0, y0 = int(x * sx), int(y * sy)
+    x1, y1 = max(x0 + 1, round((x + w) * sx)), max(y0 + 1, round((y + h) * sy))
+    mask = np.zeros(size, bool)
+    mask[y0:y1, x0:x1] = True
+    return mask
+
+
+@dataclass
+class _Track:
+    """One object followed from a keyframe: its mask on the frame last reached (working
+    scale), its colour models, its keyframe's area, and the last frame it owns."""
+
+    mask: np.ndarray
+    models: ColourModels
+    key_area: int
+    until: int
+
+
+class Tracker:
+    """Tracks objects from keyframes through a clip.
+
+    ``keyframes``: {frame index: objects}, objects being a box (x, y, w, h) in pixels, an
+    (H, W) rough mask (nonzero on the object), a list of them (object i is the i-th) or a
+    dict {object id: box or mask}; an id on several keyframes is one object. ``dilate``:
+    pixels each mask is grown by. ``window``: the farthest, in frames, a keyframe tracks
+    backward (None: the whole clip, in memory). ``work_side``: the longer side, in pixels,
+    of the frames tracking works on. ``dis_preset``: DIS's preset. ``motion``: use the
+    object's motion against the background as a cue, besides colour.
+
+    ``stream(frames)`` yields one (H, W) bool mask per frame (the objects' union);
+    ``stream_objects(frames)`` one (N, H, W) bool per frame, objects in ``objects`` order.
+    """
+
+    def __init__(
+        self,
+        keyframes: Mapping,
+        *,
+        dilate: int = DEFAULT_DILATE,
+        window: int | None = DEFAULT_WINDOW,
+        work_side: int = WORK_SIDE,
+        dis_preset: str = "fast",
+        motion: bool = True,
+    ) -> None:
+        self.keyframes = as_keyframes(keyframes)
+        self.objects = sorted(set().union(*self.keyframes.values()))
+        self.dilate = _count("dilate", dilate)
+        self.window = _count("window", window, allow_none=True)
+        self.work_side = _count("work_side", work_side)
+        if self.work_side < 32:
+            raise ValueError(f"work_side must be at least 32 pixels, got {work_side}")
+        self.motion = bool(motion)
+        self.dis_preset = dis_preset
+        Flow(dis_preset)  # checks the preset now
+        self._spans = {obj: self._spans_of(obj) for obj in self.objects}
+
+    @property
+    def latency(self) -> int | None:
+        """Frames read ahead of the mask ``stream`` yields next, at most."""
+        return None if self.window is None else self.window + 1
+
+    def _spans_of(self, obj: int) -> dict[int, tuple[int, float]]:
+        """keyframe -> (first, last) frame whose mask of ``obj`` it gives: the frames
+        nearer to it than to the object's other keyframes, backward within the window."""
+        keys = [k for k, objects in self.keyframes.items() if obj in objects]
+        reach = self.window if self.window is not None else float("inf")
+        firsts = []
+        for i, key in enumerate(keys):
+            first = 0 if i == 0 else (keys[i - 1] + key) // 2 + 1
+            firsts.append(int(max(first, key - reach)))
+        lasts = [nxt - 1 for nxt in firsts[1:]] + [float("inf")]
+        return {key: (first, last) for key, first, last in zip(keys, firsts, lasts, strict=True)}
+
+    def stream(self, frames: Iterable) -> Iterator[np.ndarray]:
+        """Yields each frame's mask, (H, W) bool: the union of the objects' masks."""
+        for masks in self.stream_objects(frames):
+            yield masks.any(axis=0)
+
+    def stream_objects(self, frames: Iterable) -> Iterator[np.ndarray]:
+        """Yields each frame's masks, (N, H, W) bool, one per object of ``objects``."""
+        run = _Run(self)
+        index = -1
+        for index, frame in enumerate(frames):
+            run.read(index, _as_frame(frame, index, run.size))
+            yield from run.finished(index)
+        if index < 0:
+            raise ValueError("frames is empty: there is no frame to track")
+        past = [k for k in self.keyframes if k > index]
+        if past:
+            raise ValueError(f"keyframe {past[0]} is past the end of the clip ({index + 1} frames)")
+        run.end(index)
+        yield from run.finished(None)
+
+
+class _Run:
+    """One pass of a Tracker over a clip: the frames held, their masks so far, the
+    objects tracked forward."""
+
+    def __init__(self, tracker: Tracker):
+        self.tracker = tracker
+        self.flow = Flow(tracker.dis_preset)
+        self.size: tuple[int, int] | None = None
+        self.work: tuple[int, int] | None = None
+        self.held: dict[int, WorkFrame] = {}
+        self.masks: dict[int, dict[int, np.ndarray]] = {}  # frame -> object -> mask
+        self.forward: dict[int, _Track] = {}
+        self.last = -1
+
+    def read(self, index: int, frame: np.ndarray) -> None:
+        if self.size is None:
+            self.size = frame.shape[:2]
+            check_size(self.tracker.keyframes, self.size)
+            self.work = work_size(self.size, self.tracker.work_side)
+        self.held[index] = to_work(frame, self.work)
+        self.masks[index] = {}
+        self.last = index
+        if index - 1 in self.tracker.keyframes:
+            self.start(index - 1, index)
+        if index >= 1 and self.forward:
+            self.step_forward(index)
+
+    def end(self, last: int) -> None:
+        if last in self.tracker.keyframes:
+            self.start(last, last - 1 if last >= 1 else None)
+
+    def first_guess(self, hint) -> np.ndarray:
+        if isinstance(hint, np.ndarray):
+            return mask_to_work(hint, self.work)
+        return _box_mask(hint, self.size, self.work)
+
+    def unlike(self, flow: np.ndarray | None, guess: np.ndarray) -> np.ndarray | None:
+        if flow is None or not self.tracker.motion:
+            return None
+        return moves_like_background(flow, guess, band_width(guess))
+
+    def start(self, key: int, neighbour: int | None) -> None:
+        """Segments the objects of keyframe ``key`` (the motion cue from the flow to
+        frame ``neighbour``), starts their forward tracks and tracks them backward."""
+        frame = self.held[key]
+        flow = None if neighbour is None else self.flow(frame, self.held[neighbour])
+        backward = {}
+        for obj, hint in self.tracker.keyframes[key].items():
+            guess = self.first_guess(hint)
+            mask, models = grabcut(frame.rgb, guess, self.unlike(flow, guess), None)
+            if mask.sum() < MIN_SAMPLES:  # nothing GrabCut could tell apart: the guess
+                mask = guess
+            self.masks[key][obj] = mask
+            first, last = self.tracker._spans[obj][key]
+            area = int(mask.sum())
+            if last > key:
+                self.forward[obj] = _Track(mask, models, area, last)
+            if first < key:
+                backward[obj] = _Track(mask, models.copy(), area, first)
+        self.step_backward(key, backward)
+
+    def step(self, track: _Track, frame: WorkFrame, flow: np.ndarray) -> np.ndarray | None:
+        """The track's mask moved to ``frame`` along ``flow`` (from it to the track's
+        frame) and refined; None when the object has gone."""
+        least = max(MIN_SAMPLES, END_FRACTION * track.key_area)
+        guess = carry(track.mask, flow)
+        if guess.sum() < least:
+            return None
+        mask, track.models = grabcut(frame.rgb, guess, self.unlike(flow, guess), track.models)
+        if mask.sum() < least:
+            return None
+        track.mask = mask
+        return mask
+
+    def step_forward(self, index: int) -> None:
+        flow = None
+        for obj, track in list(self.forward.items()):
+            if index > track.until:
+                del self.forward[obj]
+                continue
+            if flow is None:
+                flow = self.flow(self.held[index], self.held[index - 1])
+            mask = self.step(track, self.held[index], flow)
+            if mask is None:
+                del self.forward[obj]
+            else:
+                self.masks[index][obj] = mask
+
+    def step_backward(self, key: int, tracks: dict[int, _Track]) -> None:
+        index = key - 1
+        while tracks:
+            for obj in [obj for obj, track in tracks.items() if index < track.until]:
+                del tracks[obj]
+            if not tracks:
+                break
+            flow = self.flow(self.held[index], self.held[index + 1])
+            for obj, track in list(tracks.items()):
+                mask = self.step(track, self.held[index], flow)
+                if mask is None:
+                    del tracks[obj]
+                else:
+                    self.masks[index][obj] = mask
+            index -= 1
+
+    def finished(self, read: int | None) -> Iterator[np.ndarray]:
+        """Yields the masks of the frames that no keyframe still to come can change
+        (all when ``read`` is None: the clip has ended), and forgets those frames."""
+        window = self.tracker.window
+        coming = [k for k in self.tracker.keyframes if read is not None and k >= read]
+        for index in sorted(self.masks):
+            if coming and (window is None or coming[0] - index <= window):
+                break
+            yield self.full_size(self.masks.pop(index))
+            if index != self.last:  # the last frame read is the next forward step's
+                del self.held[index]
+
+    def full_size(self, masks: dict[int, np.ndarray]) -> np.ndarray:
+        """(N, H, W) bool: the frame's object masks at the frames' size, dilated."""
+        out = np.zeros((len(self.tracker.objects), *self.size), bool)
+        for i, obj in enumerate(self.tracker.objects):
+            if obj in masks:
+                out[i] = dilate_hole(mask_from_work(masks[obj], self.size), self.tracker.dilate)
+        return out
