@@ -5,6 +5,7 @@
   fused-inpaint bench                             the model's throughput (bench_model.py)
   fused-inpaint eval                              quality on real clips against OpenCV Telea
   fused-inpaint train -o DIR                      train on synthetic clips (torchrun: DDP)
+  fused-inpaint studio [INPUT]                    a page in the browser: track and remove
 
 One module per command, each with ``add_parser(commands)``, which sets the parser's
 ``handler``. Errors in what the user gave (files, sizes, counts, options) end in one line
@@ -22,10 +23,10 @@ import warnings
 import torch
 
 from fused_inpaint import __version__, io
-from fused_inpaint.cli import bench, demo, evaluation, run, train
+from fused_inpaint.cli import bench, demo, evaluation, run, studio, train
 from fused_inpaint.cli.common import PROG, UsageError, one_line
 
-COMMANDS = (run, demo, bench, evaluation, train)
+COMMANDS = (run, demo, bench, evaluation, train, studio)
 
 
 def build_parser() -> argparse.ArgumentParser:
