@@ -1,6 +1,7 @@
 """``fused-inpaint``: remove the masked regions of a video from the command line.
 
   fused-inpaint run INPUT --mask MASK -o OUTPUT   inpaint a video file or frame folder
+  fused-inpaint track INPUT --box X,Y,W,H -o MASKS  an object's mask on every frame
   fused-inpaint demo                              inpaint a short clip, no network needed
   fused-inpaint bench                             the model's throughput (bench_model.py)
   fused-inpaint eval                              quality on real clips against OpenCV Telea
@@ -23,10 +24,10 @@ import warnings
 import torch
 
 from fused_inpaint import __version__, io
-from fused_inpaint.cli import bench, demo, evaluation, run, studio, train
+from fused_inpaint.cli import bench, demo, evaluation, run, studio, track, train
 from fused_inpaint.cli.common import PROG, UsageError, one_line
 
-COMMANDS = (run, demo, bench, evaluation, train, studio)
+COMMANDS = (run, track, demo, bench, evaluation, train, studio)
 
 
 def build_parser() -> argparse.ArgumentParser:

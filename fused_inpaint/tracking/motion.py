@@ -8,6 +8,7 @@ frames' size at the end. Flows: (h, w, 2) float32 in working pixels, (dx, dy).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import cv2
@@ -24,8 +25,14 @@ WORK_SIDE = 320
 # within SAME_MOTION of the background's motion are taken for background.
 DISTINCT_MOTION = 1.5
 SAME_MOTION = 0.5
+# The window searched for an object: its bounding box grown by SEARCH times its size (the
+# square root of its area), at least MIN_SEARCH pixels, as far as it may move per frame.
+SEARCH = 0.5
+MIN_SEARCH = 16
 # Flow vectors sampled for the background's motion: one every this many pixels.
 SAMPLE_STEP = 4
+# A pixel moves apart from the object when its flow is this far from the object's motion.
+APART_MOTION = 2.0
 
 
 @dataclass
@@ -66,21 +73,38 @@ def mask_from_work(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return level > 127
 
 
+Window = tuple[slice, slice]
+
+
+def search_window(mask: np.ndarray) -> Window:
+    """The rows and columns around ``mask`` (h, w) bool, not empty, where the object
+    may be on the next frame: its bounding box grown by SEARCH times its size, at least
+    MIN_SEARCH pixels."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    margin = max(MIN_SEARCH, round(SEARCH * math.sqrt(mask.sum())))
+    h, w = mask.shape
+    return (
+        slice(max(rows[0] - margin, 0), min(rows[-1] + 1 + margin, h)),
+        slice(max(cols[0] - margin, 0), min(cols[-1] + 1 + margin, w)),
+    )
+
+
 class Flow:
     """DIS optical flow between working frames (``preset``: "ultrafast", "fast" or
     "medium")."""
 
-    def __init__(self, preset: str = "fast"):
+    def __init__(self, preset: str = "medium"):
         preset, _ = dis_options(preset, 1)
         self._dis = cv2.DISOpticalFlow_create(
             getattr(cv2, f"DISOPTICAL_FLOW_PRESET_{preset.upper()}")
         )
 
-    def __call__(self, a: WorkFrame, b: WorkFrame) -> np.ndarray:
-        """The flow from ``a`` to ``b`` on ``a``'s grid, (h, w, 2) float32."""
-        h, w = a.gray.shape
+    def __call__(self, a: WorkFrame, b: WorkFrame, window: Window) -> np.ndarray:
+        """The flow from ``a`` to ``b`` on ``a``'s grid in ``window``, (h, w, 2) float32."""
+        x, y = a.gray[window], b.gray[window]
+        h, w = x.shape
         pad = (0, max(DIS_MIN_SIDE - h, 0), 0, max(DIS_MIN_SIDE - w, 0))
-        x, y = (cv2.copyMakeBorder(f.gray, *pad, cv2.BORDER_REPLICATE) for f in (a, b))
+        x, y = (cv2.copyMakeBorder(f, *pad, cv2.BORDER_REPLICATE) for f in (x, y))
         return self._dis.calc(x, y, None)[:h, :w]
 
 
@@ -91,6 +115,33 @@ def carry(mask: np.ndarray, flow: np.ndarray) -> np.ndarray:
     x = torch.from_numpy(mask.astype(np.float32))[None, None]
     f = torch.from_numpy(np.ascontiguousarray(flow.transpose(2, 0, 1)))[None]
     return flow_warp(x, f)[0, 0].numpy() > 0.5
+
+
+def _affine_distance(flow: np.ndarray, points: np.ndarray) -> np.ndarray | None:
+    """(h, w) float32: each pixel's flow's distance from the affine motion fitted robustly
+    (RANSAC) to the flow at ``points`` (h, w) bool; None when it cannot be fitted."""
+    h, w = points.shape
+    ys, xs = np.mgrid[0:h:SAMPLE_STEP, 0:w:SAMPLE_STEP]
+    chosen = points[ys, xs]
+    if chosen.sum() < 16:
+        return None
+    sampled = np.stack([xs[chosen], ys[chosen]], axis=-1).astype(np.float32)
+    moved = sampled + flow[ys[chosen], xs[chosen]]
+    affine, _ = cv2.estimateAffine2D(sampled, moved, ransacReprojThreshold=1.0)
+    if affine is None:
+        return None
+    grid = np.stack(np.mgrid[0:h, 0:w][::-1], axis=-1).astype(np.float32)  # (x, y)
+    model = grid @ affine[:, :2].T.astype(np.float32) + affine[:, 2] - grid
+    return np.linalg.norm(flow - model, axis=-1)
+
+
+def moves_apart(flow: np.ndarray, region: np.ndarray, margin: int) -> np.ndarray | None:
+    """(h, w) bool: the pixels whose flow is not the motion of the object in ``region``
+    (h, w) bool (an affine motion fitted robustly to its flow, away from its border,
+    where the flow mixes both sides); None when it cannot be fitted."""
+    inner = ~grow(~region, margin)
+    distance = _affine_distance(flow, inner if inner.sum() >= 64 else region)
+    return None if distance is None else distance > APART_MOTION
 
 
 def moves_like_background(flow: np.ndarray, region: np.ndarray, margin: int) -> np.ndarray | None:

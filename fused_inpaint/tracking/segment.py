@@ -28,6 +28,8 @@ MIN_BAND = 3
 # frame (colour models carried from the frame before, relearnt once).
 KEY_ITERATIONS = 4
 TRACK_ITERATIONS = 1
+# Pixels across which DIS flow mixes the motions of both sides of an edge.
+FLOW_BLUR = 3
 # Pixels each side needs at the least: GrabCut fits five Gaussians to each.
 MIN_SAMPLES = 5
 
@@ -97,6 +99,7 @@ def grabcut(
     guess: np.ndarray,
     unlike: np.ndarray | None,
     models: ColourModels | None,
+    apart: np.ndarray | None = None,
 ) -> tuple[np.ndarray, ColourModels]:
     """The object's mask near ``guess`` and the colour models it was cut with.
 
@@ -113,6 +116,8 @@ def grabcut(
     labels[guess[box]] = cv2.GC_PR_FGD
     if unlike is not None:
         labels[(unlike & guess)[box]] = cv2.GC_PR_BGD
+    if apart is not None:
+        labels[(apart & around & ~grow(guess, FLOW_BLUR))[box]] = cv2.GC_BGD
     objects = int((labels == cv2.GC_PR_FGD).sum())
     if objects < MIN_SAMPLES:  # too small to tell: the object has left or is hidden
         return np.zeros_like(guess), models or ColourModels.empty()

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from fused_inpaint.io import dilate_hole
@@ -31,7 +32,9 @@ from fused_inpaint.tracking.motion import (
     carry,
     mask_from_work,
     mask_to_work,
+    moves_apart,
     moves_like_background,
+    search_window,
     to_work,
     work_size,
 )
@@ -116,7 +119,7 @@ class Tracker:
         dilate: int = DEFAULT_DILATE,
         window: int | None = DEFAULT_WINDOW,
         work_side: int = WORK_SIDE,
-        dis_preset: str = "fast",
+        dis_preset: str = "medium",
         motion: bool = True,
     ) -> None:
         self.keyframes = as_keyframes(keyframes)
@@ -182,6 +185,11 @@ class _Run:
         self.masks: dict[int, dict[int, np.ndarray]] = {}  # frame -> object -> mask
         self.forward: dict[int, _Track] = {}
         self.last = -1
+        # The shape run --dilate grows masks by (io.dilate_hole), applied by OpenCV.
+        reach = tracker.dilate
+        point = np.zeros((2 * reach + 1, 2 * reach + 1), bool)
+        point[reach, reach] = True
+        self.kernel = dilate_hole(point, reach).view(np.uint8)
 
     def read(self, index: int, frame: np.ndarray) -> None:
         if self.size is None:
@@ -205,20 +213,20 @@ class _Run:
             return mask_to_work(hint, self.work)
         return _box_mask(hint, self.size, self.work)
 
-    def unlike(self, flow: np.ndarray | None, guess: np.ndarray) -> np.ndarray | None:
-        if flow is None or not self.tracker.motion:
-            return None
-        return moves_like_background(flow, guess, band_width(guess))
-
     def start(self, key: int, neighbour: int | None) -> None:
         """Segments the objects of keyframe ``key`` (the motion cue from the flow to
         frame ``neighbour``), starts their forward tracks and tracks them backward."""
         frame = self.held[key]
-        flow = None if neighbour is None else self.flow(frame, self.held[neighbour])
         backward = {}
         for obj, hint in self.tracker.keyframes[key].items():
             guess = self.first_guess(hint)
-            mask, models = grabcut(frame.rgb, guess, self.unlike(flow, guess), None)
+            window = search_window(guess)
+            unlike = None
+            if neighbour is not None and self.tracker.motion:
+                flow = self.flow(frame, self.held[neighbour], window)
+                unlike = moves_like_background(flow, guess[window], band_width(guess))
+            mask = np.zeros_like(guess)
+            mask[window], models = grabcut(frame.rgb[window], guess[window], unlike, None)
             if mask.sum() < MIN_SAMPLES:  # nothing GrabCut could tell apart: the guess
                 mask = guess
             self.masks[key][obj] = mask
@@ -230,28 +238,31 @@ class _Run:
                 backward[obj] = _Track(mask, models.copy(), area, first)
         self.step_backward(key, backward)
 
-    def step(self, track: _Track, frame: WorkFrame, flow: np.ndarray) -> np.ndarray | None:
-        """The track's mask moved to ``frame`` along ``flow`` (from it to the track's
-        frame) and refined; None when the object has gone."""
+    def step(self, track: _Track, frame: WorkFrame, before: WorkFrame) -> np.ndarray | None:
+        """The track's mask on ``before`` moved to ``frame`` along the flow between them
+        and refined; None when the object has gone. Only a window around the mask,
+        as far as the object may have moved, is looked at."""
         least = max(MIN_SAMPLES, END_FRACTION * track.key_area)
-        guess = carry(track.mask, flow)
+        window = search_window(track.mask)
+        flow = self.flow(frame, before, window)
+        guess = carry(track.mask[window], flow)
         if guess.sum() < least:
             return None
-        mask, track.models = grabcut(frame.rgb, guess, self.unlike(flow, guess), track.models)
+        apart = None
+        if self.tracker.motion:
+            apart = moves_apart(flow, guess, band_width(guess))
+        mask = np.zeros_like(track.mask)
+        mask[window], track.models = grabcut(frame.rgb[window], guess, None, track.models, apart)
         if mask.sum() < least:
             return None
         track.mask = mask
         return mask
 
     def step_forward(self, index: int) -> None:
-        flow = None
         for obj, track in list(self.forward.items()):
-            if index > track.until:
-                del self.forward[obj]
-                continue
-            if flow is None:
-                flow = self.flow(self.held[index], self.held[index - 1])
-            mask = self.step(track, self.held[index], flow)
+            mask = None
+            if index <= track.until:
+                mask = self.step(track, self.held[index], self.held[index - 1])
             if mask is None:
                 del self.forward[obj]
             else:
@@ -260,13 +271,10 @@ class _Run:
     def step_backward(self, key: int, tracks: dict[int, _Track]) -> None:
         index = key - 1
         while tracks:
-            for obj in [obj for obj, track in tracks.items() if index < track.until]:
-                del tracks[obj]
-            if not tracks:
-                break
-            flow = self.flow(self.held[index], self.held[index + 1])
             for obj, track in list(tracks.items()):
-                mask = self.step(track, self.held[index], flow)
+                mask = None
+                if index >= track.until:
+                    mask = self.step(track, self.held[index], self.held[index + 1])
                 if mask is None:
                     del tracks[obj]
                 else:
@@ -290,5 +298,6 @@ class _Run:
         out = np.zeros((len(self.tracker.objects), *self.size), bool)
         for i, obj in enumerate(self.tracker.objects):
             if obj in masks:
-                out[i] = dilate_hole(mask_from_work(masks[obj], self.size), self.tracker.dilate)
+                mask = mask_from_work(masks[obj], self.size).view(np.uint8)
+                out[i] = cv2.dilate(mask, self.kernel).view(bool)
         return out

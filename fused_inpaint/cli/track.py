@@ -1,0 +1,128 @@
+"""``fused-inpaint track INPUT --box X,Y,W,H -o MASKS``: an object's mask on every frame,
+tracked from a box or a rough mask on one frame; ``run --box`` tracks, then inpaints."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from fused_inpaint import io
+from fused_inpaint.cli.common import UsageError, check_output, non_negative, with_progress
+from fused_inpaint.tracking import DEFAULT_DILATE, DEFAULT_WINDOW, Tracker
+from fused_inpaint.tracking.keyframes import as_box, clip_box
+
+
+def add_box_options(parser: argparse.ArgumentParser, seed: bool) -> None:
+    """--box (repeatable), --frame, --window, and --seed where ``seed``."""
+    parser.add_argument(
+        "--box",
+        action="append",
+        metavar="X,Y,W,H",
+        help="a box around an object on frame K, in pixels from the top left corner; "
+        "one --box per object",
+    )
+    parser.add_argument(
+        "--frame", type=non_negative, default=0, metavar="K", help="the boxes' frame (default: 0)"
+    )
+    if seed:
+        parser.add_argument(
+            "--seed",
+            action="append",
+            type=Path,
+            metavar="MASK.png",
+            help="a rough mask of an object on frame K (nonzero on it: strokes or an outline)",
+        )
+    parser.add_argument(
+        "--window",
+        type=non_negative,
+        default=DEFAULT_WINDOW,
+        metavar="FRAMES",
+        help="track back from frame K at most this many frames; earlier frames get no mask "
+        "(default: %(default)s)",
+    )
+
+
+def _box(text: str) -> tuple[int, int, int, int]:
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise UsageError(f"--box {text}: give X,Y,W,H as four integers") from None
+    if len(values) != 4:
+        raise UsageError(f"--box {text}: give X,Y,W,H as four integers")
+    return as_box(values, "--box")
+
+
+def tracker_for(args: argparse.Namespace, frames, dilate: int) -> Tracker:
+    """The Tracker of the box options, checked against ``frames`` (an io reader): boxes
+    inside the frame and not empty, frame K within the clip, seeds of the frames' size."""
+    count = frames.count or frames.estimated_count
+    if count is not None and args.frame >= count:
+        raise UsageError(f"--frame {args.frame} is past the end of {args.input} ({count} frames)")
+    objects: list = [clip_box(_box(text), frames.size, "--box") for text in args.box or ()]
+    for path in getattr(args, "seed", None) or ():
+        seed = io.read_hole(path) if path.is_file() else None
+        if seed is None:
+            raise UsageError(f"--seed {path}: no such image file")
+        if seed.shape != frames.size:
+            raise UsageError(
+                f"--seed {path} is {seed.shape[1]}x{seed.shape[0]} but the frames of "
+                f"{args.input} are {frames.size[1]}x{frames.size[0]}"
+            )
+        if not seed.any():
+            raise UsageError(f"--seed {path} is empty: it marks no pixel of the object")
+        objects.append(seed)
+    if not objects:
+        raise UsageError("nothing to track: give --box (or --seed)")
+    return Tracker({args.frame: objects}, dilate=dilate, window=args.window)
+
+
+def tracked_masks(args: argparse.Namespace, dilate: int) -> Iterator[np.ndarray]:
+    """The tracked (H, W) bool mask of each frame of INPUT, read on their own."""
+    frames = io.open_frames(args.input)
+    return tracker_for(args, frames, dilate).stream(frames)
+
+
+def add_parser(commands) -> None:
+    track = commands.add_parser(
+        "track",
+        help="track an object from a box and write its mask on every frame",
+        description="Tracks the objects in the boxes (or rough masks) on frame K through "
+        "INPUT, forward and back, and writes one mask per frame to MASKS, which run --mask "
+        f"reads: MASKS with a video extension ({', '.join(io.VIDEO_EXTENSIONS)}) is a video, "
+        "any other a new folder of PNGs 00000.png, ... (white on the objects).",
+    )
+    track.add_argument("input", type=Path, metavar="INPUT", help="video file or folder of frames")
+    add_box_options(track, seed=True)
+    track.add_argument("-o", "--output", required=True, type=Path, metavar="MASKS")
+    track.add_argument(
+        "--dilate",
+        type=non_negative,
+        default=DEFAULT_DILATE,
+        metavar="N",
+        help="grow the masks by N pixels (default: %(default)s, measured: a mask that "
+        "hugs the object leaves its border in the video)",
+    )
+    track.add_argument(
+        "--overwrite", action="store_true", help="replace MASKS if it exists (never the input)"
+    )
+    track.set_defaults(handler=command)
+
+
+def command(args: argparse.Namespace) -> int:
+    inputs = {"INPUT": args.input, **{f"--seed {path}": path for path in args.seed or ()}}
+    check_output(args.output, inputs, args.overwrite)
+    frames = io.open_frames(args.input)
+    tracker = tracker_for(args, frames, args.dilate)
+    writer = io.open_writer(args.output, frames.fps, args.overwrite)
+    start = time.perf_counter()
+    with writer:
+        masks = tracker.stream(frames)
+        for mask in with_progress(masks, frames.estimated_count, "track"):
+            writer.write(np.repeat(mask[..., None].view(np.uint8) * 255, 3, axis=2))
+    rate = writer.count / (time.perf_counter() - start)
+    print(f"wrote {writer.count} masks to {args.output} ({rate:.1f} frames/s)")
+    return 0
