@@ -11,6 +11,11 @@ nonzero; a mask video is lossy-compressed, so there a hole is a level above 127.
 Outputs are atomic: frames go to a temporary name beside the destination, which is renamed
 into place only when the last frame is written, and removed on any failure. An existing
 output is replaced only when the writer is told to ``overwrite`` it.
+
+Live sources (a URL such as rtsp://, udp://, tcp://, srt://, http(s)://, or a capture
+device such as /dev/video0) are read as frames arrive, each with its timestamp
+(``LiveReader``); live outputs (a URL, or "-" for standard output) are written as frames
+come (``StreamWriter``).
 """
 
 from __future__ import annotations
@@ -20,8 +25,11 @@ import os
 import re
 import secrets
 import shutil
+import stat
+import time
 import warnings
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -180,7 +188,10 @@ class FrameFolder:
 
 
 def open_frames(path: str | os.PathLike) -> VideoReader | FrameFolder:
-    """The frames of a video file or an image folder, read lazily."""
+    """The frames of a video file or an image folder, read lazily, or of a live source
+    (URL or capture device) as they arrive."""
+    if is_live_input(path):
+        return LiveReader(path)
     path = Path(path)
     if path.is_dir():
         return FrameFolder(path)
@@ -298,6 +309,8 @@ class VideoWriter:
     yuv420p needs even sizes: an odd height or width is padded by repeating the last row
     or column, so such a video is one pixel taller or wider than its frames. As a context
     manager: the file appears at ``path`` when the block ends without an error, else never.
+    With a ``time_base``, each frame keeps the ``pts`` it is written with (in those units),
+    so a missing frame leaves a gap; without, frames follow each other at ``fps``.
     """
 
     def __init__(
@@ -305,6 +318,7 @@ class VideoWriter:
         path: str | os.PathLike,
         fps: Fraction | float | None = None,
         overwrite: bool = False,
+        time_base: Fraction | None = None,
     ):
         self.path = Path(path)
         if self.path.suffix.lower() not in VIDEO_FORMATS:
@@ -315,6 +329,7 @@ class VideoWriter:
         _warn_leftovers(self.path)
         self.format, self.codec, self.options = VIDEO_FORMATS[self.path.suffix.lower()]
         self.fps = Fraction(fps or DEFAULT_FPS).limit_denominator(1001)
+        self.time_base = time_base
         self.count = 0
         self._temp: Path | None = None
         self._container = None
@@ -333,17 +348,23 @@ class VideoWriter:
             raise MediaError(f"cannot write {self.path}: {_ffmpeg_message(error)}") from None
         return self
 
-    def write(self, frame: np.ndarray) -> None:
-        """Appends one (H, W, 3) uint8 RGB frame; all frames have the first one's size."""
+    def write(self, frame: np.ndarray, pts: int | None = None) -> None:
+        """Appends one (H, W, 3) uint8 RGB frame; all frames have the first one's size.
+        ``pts``: its timestamp in ``time_base`` units, increasing (with a time base only)."""
         h, w = frame.shape[:2]
         if self._stream is None:
             self._stream = self._container.add_stream(self.codec, rate=self.fps)
             self._stream.width, self._stream.height = w + w % 2, h + h % 2
             self._stream.pix_fmt = "yuv420p"
             self._stream.options = self.options
+            if self.time_base is not None:
+                self._stream.codec_context.time_base = self.time_base
         if h % 2 or w % 2:
             frame = np.pad(frame, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
-        self._encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24"))
+        video = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+        if pts is not None and self.time_base is not None:
+            video.pts, video.time_base = pts, self.time_base
+        self._encode(video)
         self.count += 1
 
     def _encode(self, frame: av.VideoFrame | None) -> None:
@@ -400,8 +421,9 @@ class PngFolderWriter:
             raise MediaError(f"cannot write frames to {self.path}: {error.strerror}") from None
         return self
 
-    def write(self, frame: np.ndarray) -> None:
-        """Writes one (H, W, 3) uint8 RGB frame as the next PNG."""
+    def write(self, frame: np.ndarray, pts: int | None = None) -> None:
+        """Writes one (H, W, 3) uint8 RGB frame as the next PNG (``pts``: unused, images
+        have no timestamps)."""
         name = f"{self.count:05d}.png"
         try:
             # Lossless at every compression level; the fastest keeps up with the network.
@@ -443,12 +465,21 @@ OTHER_MEDIA_EXTENSIONS = (*IMAGE_EXTENSIONS, ".gif", ".m4v", ".mpg", ".mpeg", ".
 
 
 def open_writer(
-    path: str | os.PathLike, fps: Fraction | float | None = None, overwrite: bool = False
+    path: str | os.PathLike,
+    fps: Fraction | float | None = None,
+    overwrite: bool = False,
+    time_base: Fraction | None = None,
+    format: str | None = None,
 ):
-    """A VideoWriter for a path with a video extension, else a PngFolderWriter; an
-    existing output is replaced only when ``overwrite``."""
+    """A StreamWriter for a URL or "-" (in container ``format``), a VideoWriter for a path
+    with a video extension, else a PngFolderWriter; an existing output is replaced only
+    when ``overwrite``. With ``time_base``, videos keep the timestamps frames come with."""
+    if is_live_output(path):
+        return StreamWriter(path, fps, time_base, format)
+    if format is not None:
+        raise MediaError(f"cannot write {path}: a container format is for a URL or -")
     if is_video_path(path):
-        return VideoWriter(path, fps, overwrite)
+        return VideoWriter(path, fps, overwrite, time_base)
     suffix = Path(path).suffix.lower()
     if suffix in OTHER_MEDIA_EXTENSIONS:
         raise MediaError(
@@ -478,3 +509,185 @@ def write_png(path: str | os.PathLike, image: np.ndarray) -> None:
 def write_text(path: str | os.PathLike, text: str) -> None:
     """Writes ``text`` as a UTF-8 file, atomically."""
     _write_atomically(path, lambda temp: temp.write_text(text, encoding="utf-8"))
+
+
+# Live sources and outputs.
+
+URL_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+STANDARD = "-"  # standard input as an input, standard output as an output
+DEFAULT_TIMEOUT = 10.0
+# A URL output's container by scheme: MPEG-TS, which a player can join at any packet; FLV
+# where the server expects it.
+STREAM_FORMATS = {"udp": "mpegts", "tcp": "mpegts", "srt": "mpegts", "rtmp": "flv", "rtmps": "flv"}
+STREAM_KEYFRAME_S = 2  # a player joining a stream waits at most this for a picture
+
+
+def is_url(name: str | os.PathLike) -> bool:
+    """Whether ``name`` is a URL (scheme://...) other than file://."""
+    text = str(name)
+    return bool(URL_PATTERN.match(text)) and not text.lower().startswith("file:")
+
+
+def is_live_input(name: str | os.PathLike) -> bool:
+    """Whether ``name`` is a live source: a URL, "-" (standard input), or a capture device
+    or named pipe."""
+    if is_url(name) or str(name) == STANDARD:
+        return True
+    try:
+        mode = os.stat(name).st_mode
+    except (OSError, ValueError):
+        return False
+    return stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)
+
+
+def is_live_output(name: str | os.PathLike) -> bool:
+    """Whether ``name`` is a URL or "-" (standard output)."""
+    return str(name) == STANDARD or is_url(name)
+
+
+def media_name(text: str) -> str | Path:
+    """A media argument as given on a command line: a URL or "-" stays a string (a Path
+    would merge a URL's slashes), anything else is a Path."""
+    return text if is_live_output(text) else Path(text)
+
+
+class LiveTimeout(MediaError):
+    """A live source that opened, or sent, nothing within its timeout."""
+
+
+@dataclass(frozen=True)
+class TimedFrame:
+    """A frame of a live source: ``rgb`` (H, W, 3) uint8; ``index`` its position in the
+    source (0, 1, ...); ``pts`` its timestamp in ``time_base`` units (None where the source
+    gives none); ``captured`` the ``time.monotonic()`` at which it was decoded. It is its
+    pixels to numpy (``np.asarray(frame)``), so ``Inpainter.stream`` takes it as it is."""
+
+    rgb: np.ndarray
+    index: int
+    pts: int | None
+    time_base: Fraction | None
+    captured: float
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        return self.rgb if dtype is None else self.rgb.astype(dtype)
+
+
+class LiveReader:
+    """Decodes a live source frame by frame as it arrives: iterating yields TimedFrame.
+
+    ``name``: a URL (rtsp://, rtmp://, udp://, tcp://, srt://, http(s)://, HLS), "-"
+    (standard input), a capture device (/dev/video0), or whatever FFmpeg's input ``format``
+    opens (v4l2, lavfi, ...).
+    ``options``: FFmpeg's options of that input (video_size, framerate, rtsp_transport, ...).
+    Opening waits at most ``timeout`` seconds, and so does each read: a source silent for
+    that long ends the iteration with LiveTimeout. ``size`` (H, W); ``fps`` the stated rate
+    or None; ``count`` and ``estimated_count`` None (a live source has no end in sight).
+    """
+
+    def __init__(
+        self,
+        name: str | os.PathLike,
+        format: str | None = None,
+        options: dict[str, str] | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+    ):
+        self.name, self.timeout = str(name), timeout
+        target = "pipe:0" if self.name == STANDARD else self.name
+        try:
+            self._container = av.open(
+                target, format=format, options=dict(options or {}), timeout=timeout
+            )
+        except av.ExitError:
+            raise LiveTimeout(f"cannot open {self.name}: nothing came in {timeout:g} s") from None
+        except (av.FFmpegError, ValueError) as error:
+            message = _ffmpeg_message(error) if isinstance(error, av.FFmpegError) else error
+            raise MediaError(f"cannot open {self.name}: {message}") from None
+        streams = self._container.streams.video
+        if not streams or not streams[0].width:
+            self._container.close()
+            raise MediaError(f"cannot read {self.name}: it has no video stream")
+        self._stream = streams[0]
+        self.size = (self._stream.height, self._stream.width)
+        self.fps = self._stream.average_rate or self._stream.guessed_rate or None
+        self.time_base = self._stream.time_base
+        self.count = self.estimated_count = None
+
+    def __iter__(self) -> Iterator[TimedFrame]:
+        index = 0
+        try:
+            for frame in self._container.decode(self._stream):
+                captured = time.monotonic()
+                rgb = frame.to_ndarray(format="rgb24")
+                yield TimedFrame(rgb, index, frame.pts, frame.time_base, captured)
+                index += 1
+        except av.ExitError:
+            raise LiveTimeout(f"no frame from {self.name} for {self.timeout:g} s") from None
+        except av.FFmpegError as error:
+            message = _ffmpeg_message(error)
+            raise MediaError(f"cannot decode {self.name}: {message}") from None
+
+    def close(self) -> None:
+        self._container.close()
+
+    def __enter__(self) -> LiveReader:
+        return self
+
+    def __exit__(self, exc_type, exc, traceback) -> None:
+        self.close()
+
+
+class StreamWriter(VideoWriter):
+    """Writes (H, W, 3) uint8 frames as they come to a URL (udp://, tcp://, srt://,
+    rtmp://) or, for "-", to standard output.
+
+    H.264 tuned for latency (no B-frames nor lookahead; a keyframe every 2 s, so a player
+    can join) in ``format``: by default MPEG-TS, FLV for rtmp://. Frames keep the ``pts``
+    they are written with, in ``time_base`` units. Nothing is atomic about a stream: what
+    was sent stays sent; leaving the block flushes the encoder and closes the connection.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        fps: Fraction | float | None = None,
+        time_base: Fraction | None = None,
+        format: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+    ):
+        self.url = str(url)
+        self.path = "standard output" if self.url == STANDARD else self.url  # for messages
+        scheme = "-" if self.url == STANDARD else self.url.split("://")[0].lower()
+        self.format = format or ("mpegts" if self.url == STANDARD else STREAM_FORMATS.get(scheme))
+        if self.format is None:
+            raise MediaError(
+                f"cannot write {self.url}: no default container for {scheme}://, name one "
+                f"(e.g. {', '.join(sorted(set(STREAM_FORMATS.values())))})"
+            )
+        self.fps = Fraction(fps or DEFAULT_FPS).limit_denominator(1001)
+        self.codec = "libx264"
+        keyframes = str(max(1, round(STREAM_KEYFRAME_S * self.fps)))
+        self.options = {"preset": "veryfast", "tune": "zerolatency", "g": keyframes}
+        self.time_base, self.timeout, self.count = time_base, timeout, 0
+        self._container = self._stream = None
+
+    def __enter__(self) -> StreamWriter:
+        target = "pipe:1" if self.url == STANDARD else self.url
+        try:
+            self._container = av.open(target, "w", format=self.format, timeout=self.timeout)
+        except av.ExitError:
+            raise MediaError(f"cannot write {self.path}: no answer in {self.timeout:g} s") from None
+        except (av.FFmpegError, ValueError) as error:
+            message = _ffmpeg_message(error) if isinstance(error, av.FFmpegError) else error
+            raise MediaError(f"cannot write {self.path}: {message}") from None
+        return self
+
+    def __exit__(self, exc_type, exc, traceback) -> None:
+        try:
+            if exc_type is None and self._stream is not None:
+                self._encode(None)  # the frames the encoder holds back
+        finally:
+            try:
+                self._container.close()
+            except (av.FFmpegError, OSError) as error:
+                if exc_type is None:
+                    raise MediaError(f"cannot write {self.path}: {_os_message(error)}") from None

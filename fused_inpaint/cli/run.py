@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import math
 import time
-from pathlib import Path
 
 from fused_inpaint import io
+from fused_inpaint.cli import live_run
 from fused_inpaint.cli.common import (
     UsageError,
     add_pipeline_options,
@@ -27,14 +27,16 @@ def add_parser(commands) -> None:
         f"video extension ({', '.join(io.VIDEO_EXTENSIONS)}) is a video at the input's "
         "frame rate; any other OUTPUT is a new folder of lossless PNGs 00000.png, ...",
     )
-    run.add_argument("input", type=Path, metavar="INPUT", help="video file or folder of frames")
+    run.add_argument(
+        "input", type=io.media_name, metavar="INPUT", help="video file, folder of frames or live"
+    )
     run.add_argument(
         "--mask",
         required=True,
-        type=Path,
+        type=io.media_name,
         help="one mask image for every frame, a folder of mask images, or a mask video",
     )
-    run.add_argument("-o", "--output", required=True, type=Path, help="video file or folder")
+    run.add_argument("-o", "--output", required=True, type=io.media_name, help="video or folder")
     run.add_argument(
         "--dilate", type=non_negative, default=0, metavar="N", help="grow the mask by N pixels"
     )
@@ -47,10 +49,14 @@ def add_parser(commands) -> None:
         "--overwrite", action="store_true", help="replace OUTPUT if it exists (never the input)"
     )
     add_pipeline_options(run)
-    run.set_defaults(handler=command)
+    live_run.add_options(run)
+    run.set_defaults(handler=command, mode=None)  # a live input's default mode is stream
 
 
 def command(args: argparse.Namespace) -> int:
+    if live_run.is_live(args):
+        return live_run.command(args)
+    args.mode = args.mode or "offline"
     if args.fps is not None and not (math.isfinite(args.fps) and args.fps > 0):
         raise UsageError(f"--fps must be a finite number > 0, got {args.fps:g}")
     check_output(args.output, {"INPUT": args.input, "--mask": args.mask}, args.overwrite)
