@@ -233,6 +233,7 @@ def test_a_bad_upload_gets_a_message_and_leaves_nothing(client, studio, content,
     response = client.post("/api/clips", params={"name": "bad.mp4"}, content=content)
     assert response.status_code == status
     assert words in response.json()["error"]
+    assert str(studio.folder) not in response.text
     assert files_in(studio.folder) == []
     assert client.get("/api/state").status_code == 200  # the server stays up
 

@@ -60,7 +60,7 @@ class StudioServer:
         input_path: Path | None = None,
         token: str | None = None,
     ):
-        self.token = token or new_token()
+        self.studio, self.token = studio, token or new_token()
         self.socket = listen(host, port)
         self.port = self.socket.getsockname()[1]
         self.host = host

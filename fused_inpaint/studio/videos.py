@@ -80,12 +80,11 @@ def read_clip(path: Path, name: str, max_bytes: int) -> Clip:
                     )
                 frames.append(frame)
     except (io.MediaError, OSError) as error:
-        raise ClipError(f"{name} is not a video that can be read: {_one_line(error)}") from None
+        reason = _one_line(error).replace(str(path), name)  # the private folder stays private
+        raise ClipError(f"{name} is not a video that can be read: {reason}") from None
     if not frames:
         raise ClipError(f"{name} has no frames")
-    warning = "; ".join(_one_line(w.message) for w in caught) or None
-    if warning:
-        warning = warning.replace(str(path), name)
+    warning = "; ".join(_one_line(w.message).replace(str(path), name) for w in caught) or None
     fps = Fraction(source.fps or io.DEFAULT_FPS)
     return Clip(secrets.token_hex(8), name, np.stack(frames), fps, warning)
 
