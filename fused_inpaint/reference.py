@@ -38,6 +38,30 @@ class AxisTaps(NamedTuple):
     w1: torch.Tensor
 
 
+# Tap indices are decided in integers: a float32 coordinate can not tell size - 1 from size
+# once size > 2^24 (float(size - 1) rounds up). Floors are clamped to +-2^62 (exact in every
+# float dtype, past any tensor's size) before they become int64.
+INDEX_LIMIT = 2**62
+
+
+def tap_index(integral: torch.Tensor) -> torch.Tensor:
+    """int64 of a floored (or rounded) coordinate, clamped to +-2^62; NaN must be masked first."""
+    return integral.clamp(-INDEX_LIMIT, INDEX_LIMIT).long()
+
+
+def in_frame(q: torch.Tensor, size: int) -> torch.Tensor:
+    """Whether the sample coordinates ``q`` lie in [0, size - 1] (finite ones only)."""
+    finite = torch.isfinite(q)
+    ceil = tap_index(torch.where(finite, q, torch.zeros_like(q)).ceil())
+    return finite & (q >= 0) & (ceil <= size - 1)
+
+
+def axis_scale(size: int, dtype: torch.dtype) -> torch.Tensor:
+    """mmagic's scale for align_corners=False, size / max(size - 1, 1), rounded once in
+    ``dtype`` as the kernels round it."""
+    return torch.tensor(size, dtype=dtype) / torch.tensor(max(size - 1, 1), dtype=dtype)
+
+
 def axis_taps(
     p_plus_f: torch.Tensor, size: int, *, align_corners: bool, mode: str, padding_mode: str
 ) -> AxisTaps:
@@ -45,25 +69,31 @@ def axis_taps(
     if align_corners:
         q = p_plus_f
     else:  # mmagic: normalise by size-1, un-normalise with align_corners=False
-        q = p_plus_f * (size / max(size - 1, 1)) - 0.5
+        q = p_plus_f * axis_scale(size, p_plus_f.dtype).to(p_plus_f.device) - 0.5
     finite = torch.isfinite(q)
     q = torch.where(finite, q, torch.zeros_like(q))
     last = size - 1
-    if padding_mode == "border":
-        # Clamped coordinates carry no gradient, the border itself included (grid_sample).
-        inside = (q > 0) & (q < last)
-        q = torch.where(inside, q, q.detach().clamp(0, last))
     if mode == "nearest":
-        r = torch.round(q.detach())  # half to even
+        r = tap_index(torch.round(q.detach()))  # half to even
+        if padding_mode == "border":  # rounding commutes with the clamp to [0, last]
+            r = r.clamp(0, last)
         in0 = finite & (r >= 0) & (r <= last)
-        i0 = torch.where(in0, r, torch.zeros_like(r)).long()
+        i0 = torch.where(in0, r, torch.zeros_like(r))
         # q * 0 keeps the output connected to the flow (a zero gradient, not a missing one).
         return AxisTaps(i0, in0, torch.zeros_like(in0), q * 0)
     f0 = torch.floor(q.detach())
-    ok = finite & (f0 >= -1) & (f0 <= last)
-    i0 = torch.where(ok, f0, torch.zeros_like(f0)).long()
-    w1 = torch.where(ok, q - f0, torch.zeros_like(q))
-    return AxisTaps(i0, ok & (f0 >= 0), ok & (f0 + 1 <= last), w1)
+    i0 = tap_index(f0)
+    w1 = q - f0
+    if padding_mode == "border":
+        # q clamped to [0, last] (q >= last exactly where floor(q) >= last); clamped
+        # coordinates carry no gradient, the border itself included (grid_sample).
+        low, high = q.detach() <= 0, i0 >= last
+        i0 = torch.where(low, 0, torch.where(high, last, i0))
+        w1 = torch.where(low | high, torch.zeros_like(w1), w1)
+    ok = finite & (i0 >= -1) & (i0 <= last)
+    i0 = torch.where(ok, i0, torch.zeros_like(i0))
+    w1 = torch.where(ok, w1, torch.zeros_like(w1))
+    return AxisTaps(i0, ok & (i0 >= 0), ok & (i0 < last), w1)
 
 
 def sample(img: torch.Tensor, tx: AxisTaps, ty: AxisTaps) -> torch.Tensor:
@@ -155,7 +185,7 @@ def fb_test_values(
         torch.square(b), dim=1, keepdim=True
     )
     finite = torch.isfinite(qx) & torch.isfinite(qy)
-    inside = finite & (qx >= 0) & (qx <= w - 1) & (qy >= 0) & (qy <= h - 1)
+    inside = in_frame(qx, w) & in_frame(qy, h)
     hole = None if source_mask is None else sample((source_mask != 0).to(cdt), tx, ty)
     return FbTestValues(
         lhs, alpha * magnitude + beta, finite.unsqueeze(1), inside.unsqueeze(1), hole
@@ -235,9 +265,7 @@ def _align(x: torch.Tensor, own: torch.Tensor, flow: torch.Tensor, valid) -> tor
     qx, qy = xs + fx, ys + fy
     kw = dict(align_corners=True, mode="bilinear", padding_mode="zeros")
     sampled = sample(x, axis_taps(qx, w, **kw), axis_taps(qy, h, **kw))
-    q = (qx.detach(), qy.detach())
-    inframe = torch.isfinite(q[0]) & torch.isfinite(q[1])
-    inframe &= (q[0] >= 0) & (q[0] <= w - 1) & (q[1] >= 0) & (q[1] <= h - 1)
+    inframe = in_frame(qx.detach(), w) & in_frame(qy.detach(), h)
     weight = inframe.unsqueeze(1).to(x.dtype)
     if valid is not None:
         weight = weight * resize_nearest(valid.detach().to(x.dtype), h, w)
@@ -329,7 +357,7 @@ def flow_propagate(
     # Half to even; only in-frame (hence finite) points are rounded to an index.
     rx = torch.where(consistent, torch.round(qx), torch.zeros_like(qx))
     ry = torch.where(consistent, torch.round(qy), torch.zeros_like(qy))
-    index = (ry.long() * w + rx.long()).reshape(n, 1, h * w)
+    index = (tap_index(ry) * w + tap_index(rx)).reshape(n, 1, h * w)
     neighbour_frame = torch.gather(src_frame.reshape(n, 1, h * w), 2, index).reshape(n, h, w)
     neighbour_pos = torch.gather(src_pos.reshape(n, 2, h * w), 2, index.expand(n, 2, h * w))
     neighbour_pos = neighbour_pos.reshape(n, 2, h, w).to(cdt)

@@ -265,14 +265,18 @@ inline std::tuple<Tensor, Tensor> new_convlstm_cell_outputs(const Tensor& gates,
   using torch::headeronly::MemoryFormat;
   const bool channels_last = !gates.is_contiguous() && is_channels_last_contiguous(gates);
   const int64_t sizes[4] = {gates.size(0), gates.size(1) / 4, gates.size(2), gates.size(3)};
-  const auto new_hidden = [&] {
-    return torch::stable::empty(torch::headeronly::IntHeaderOnlyArrayRef(sizes, 4),
-                                gates.scalar_type(), std::nullopt, gates.device(), std::nullopt,
-                                channels_last ? MemoryFormat::ChannelsLast
-                                              : MemoryFormat::Contiguous);
+  const auto new_hidden = [&](const char* name) {
+    return allocate_output(name, sizes[0] * sizes[1] * sizes[2] * sizes[3], gates.scalar_type(),
+                           [&] {
+                             return torch::stable::empty(
+                                 torch::headeronly::IntHeaderOnlyArrayRef(sizes, 4),
+                                 gates.scalar_type(), std::nullopt, gates.device(), std::nullopt,
+                                 channels_last ? MemoryFormat::ChannelsLast
+                                               : MemoryFormat::Contiguous);
+                           });
   };
-  Tensor h_new = new_hidden();
-  Tensor c_new = c.has_value() ? torch::stable::empty_like(c.value()) : new_hidden();
+  Tensor h_new = new_hidden("h_new");
+  Tensor c_new = c.has_value() ? output_like(c.value(), "c_new") : new_hidden("c_new");
   return {h_new, c_new};
 }
 
@@ -281,9 +285,9 @@ inline std::tuple<Tensor, Tensor> new_convlstm_cell_grads(const Tensor& gates,
                                                           const std::optional<Tensor>& c) {
   const int64_t empty_size[1] = {0};
   const torch::headeronly::IntHeaderOnlyArrayRef empty(empty_size, 1);
-  Tensor grad_c = c.has_value() ? torch::stable::empty_like(c.value())
+  Tensor grad_c = c.has_value() ? output_like(c.value(), "grad_c")
                                 : torch::stable::new_empty(gates, empty);
-  return {torch::stable::empty_like(gates), grad_c};
+  return {output_like(gates, "grad_gates"), grad_c};
 }
 
 // Calls f(gate_t{}, cell_t{}): cell_t is gate_t, or float for a float32 c under

@@ -68,11 +68,7 @@ struct FbTest {
     s.qx = coord_t(px) + fx;
     s.qy = coord_t(py) + fy;
     if (!fi_isfinite(s.qx) || !fi_isfinite(s.qy)) return s;
-    if (check_bounds &&
-        !(s.qx >= coord_t(0) && s.qx <= coord_t(mx.size - 1) && s.qy >= coord_t(0) &&
-          s.qy <= coord_t(my.size - 1))) {
-      return s;
-    }
+    if (check_bounds && !(mx.contains(s.qx) && my.contains(s.qy))) return s;
     s.taps = {mx.taps(px, fx, kBilinear, kZeros), my.taps(py, fy, kBilinear, kZeros)};
     const auto sample_to = [&](int64_t channel) {
       return s.taps.blend(s.taps.gather(
@@ -131,8 +127,7 @@ inline Tensor new_fb_validity_output(const Tensor& flow_fw, bool both,
                       out_dtype == flow_fw.scalar_type(),
                   "dtype must be bool, uint8 or the flow's dtype");
   const int64_t sizes[5] = {both ? 2 : 1, flow_fw.size(0), 1, flow_fw.size(2), flow_fw.size(3)};
-  return torch::stable::new_empty(flow_fw, torch::headeronly::IntHeaderOnlyArrayRef(sizes, 5),
-                                  out_dtype);
+  return new_output(flow_fw, "fb_validity's output", sizes, 5, out_dtype);
 }
 
 // Calls f(flow_t{}, out_t{}) for the flow's dtype and the output's.

@@ -36,7 +36,7 @@ inline void check_flow_propagate_args(const Tensor& hole, const Tensor& flow_to,
   STD_TORCH_CHECK(hole.scalar_type() == ScalarType::Byte, "hole must be uint8");
   STD_TORCH_CHECK(src_frame.scalar_type() == ScalarType::Int, "src_frame must be int32");
   STD_TORCH_CHECK(src_pos.scalar_type() == ScalarType::Float, "src_pos must be float32");
-  STD_TORCH_CHECK(t >= 0 && t <= INT32_MAX, "t must be a frame index in [0, 2^31), got ", t);
+  check_frame_index(t, "t");
   STD_TORCH_CHECK(std::isfinite(alpha) && alpha >= 0, "alpha must be finite and >= 0");
   STD_TORCH_CHECK(std::isfinite(beta) && beta >= 0, "beta must be finite and >= 0");
   STD_TORCH_CHECK(!max_age.has_value() || max_age.value() >= 0, "max_age must be >= 0");
@@ -67,8 +67,9 @@ struct FlowPropagate {
       x = y = 0.f;
       const FbSample<coord_t> s = test.at(flow_to, flow_from, n, py, px);
       if (s.consistent) {
+        // q is in [0, size - 1] on both axes, and so is its rounding.
         const coord_t rx = fi_round_half_even(s.qx), ry = fi_round_half_even(s.qy);
-        const int64_t cx = static_cast<int64_t>(rx), cy = static_cast<int64_t>(ry);
+        const int64_t cx = tap_index(rx), cy = tap_index(ry);
         const int32_t source = src_frame.at(n, 0, cy, cx);
         const int64_t age = source > t ? source - t : t - source;
         if (source >= 0 && age <= max_age) {
@@ -88,10 +89,8 @@ struct FlowPropagate {
 inline std::tuple<Tensor, Tensor> new_flow_propagate_outputs(const Tensor& flow_to) {
   const int64_t n = flow_to.size(0), h = flow_to.size(2), w = flow_to.size(3);
   const int64_t frame_sizes[4] = {n, 1, h, w}, pos_sizes[4] = {n, 2, h, w};
-  return {torch::stable::new_empty(flow_to, torch::headeronly::IntHeaderOnlyArrayRef(frame_sizes, 4),
-                                   ScalarType::Int),
-          torch::stable::new_empty(flow_to, torch::headeronly::IntHeaderOnlyArrayRef(pos_sizes, 4),
-                                   ScalarType::Float)};
+  return {new_output(flow_to, "src_frame_t", frame_sizes, 4, ScalarType::Int),
+          new_output(flow_to, "src_pos_t", pos_sizes, 4, ScalarType::Float)};
 }
 
 template <typename flow_t>

@@ -34,7 +34,7 @@ inline void check_propagation_gather_args(const Tensor& frames, const Tensor& ho
   }
   STD_TORCH_CHECK(src_frame.scalar_type() == ScalarType::Int, "src_frame must be int32");
   STD_TORCH_CHECK(src_pos.scalar_type() == ScalarType::Float, "src_pos must be float32");
-  STD_TORCH_CHECK(t0 >= 0, "t0 must be >= 0, got ", t0);
+  check_frame_index(t0, "t0");
 }
 
 template <typename scalar_t>
@@ -58,7 +58,7 @@ struct PropagationGather {
     // product and sum is rounded on its own (no fused multiply-add on the GPU), so each
     // backend computes the reference's weights and colours bit for bit.
     coord_t w[4] = {};
-    const scalar_t* tap[4] = {};  // channel 0 of each tap that weighs
+    int64_t tap[4] = {};  // offset of each tap's channel 0 in frames; read where w > 0
     coord_t weight = 0;
     if (source >= 0 && k >= 0 && k < frames_in_chunk) {
       // A position is a sample point: pixel 0 moved by it.
@@ -70,7 +70,7 @@ struct PropagationGather {
         if ((dx ? tx.in1 : tx.in0) && (dy ? ty.in1 : ty.in0)) {
           w[i] = fi_mul_rn(dx ? tx.w1 : coord_t(1) - tx.w1, dy ? ty.w1 : coord_t(1) - ty.w1);
           if (w[i] > coord_t(0) && holes.at(n, k, 0, row, col) != 0) w[i] = 0;
-          if (w[i] > coord_t(0)) tap[i] = &frames.at(n, k, 0, row, col);
+          tap[i] = frames.offset(n, k, 0, row, col);
         }
         weight = fi_add_rn(weight, w[i]);
       }
@@ -84,7 +84,9 @@ struct PropagationGather {
       // A tap of weight 0 is never read: it adds nothing, whatever its pixel holds.
       FI_UNROLL for (int j = 0; j < kCount; ++j) {
         FI_UNROLL for (int i = 0; i < 4; ++i) {
-          if (ok && tap[i] != nullptr) value[j][i] = coord_t(tap[i][(c0 + j) * channel_stride]);
+          if (ok && w[i] > coord_t(0)) {
+            value[j][i] = coord_t(frames.data[tap[i] + (c0 + j) * channel_stride]);
+          }
         }
       }
       FI_UNROLL for (int j = 0; j < kCount; ++j) {
@@ -104,12 +106,13 @@ inline std::tuple<Tensor, Tensor> new_propagation_gather_outputs(const Tensor& f
   const bool channels_last = is_channels_last_contiguous(torch::stable::select(frames, 1, 0));
   const int64_t n = frames.size(0), h = frames.size(3), w = frames.size(4);
   const int64_t image_sizes[4] = {n, frames.size(2), h, w}, valid_sizes[4] = {n, 1, h, w};
-  Tensor image = torch::stable::empty(
-      torch::headeronly::IntHeaderOnlyArrayRef(image_sizes, 4), frames.scalar_type(),
-      std::nullopt, frames.device(), std::nullopt,
-      channels_last ? MemoryFormat::ChannelsLast : MemoryFormat::Contiguous);
-  Tensor valid = torch::stable::new_empty(
-      frames, torch::headeronly::IntHeaderOnlyArrayRef(valid_sizes, 4), ScalarType::Bool);
+  Tensor image = allocate_output("image", n * frames.size(2) * h * w, frames.scalar_type(), [&] {
+    return torch::stable::empty(torch::headeronly::IntHeaderOnlyArrayRef(image_sizes, 4),
+                                frames.scalar_type(), std::nullopt, frames.device(), std::nullopt,
+                                channels_last ? MemoryFormat::ChannelsLast
+                                              : MemoryFormat::Contiguous);
+  });
+  Tensor valid = new_output(frames, "valid", valid_sizes, 4, ScalarType::Bool);
   return {image, valid};
 }
 

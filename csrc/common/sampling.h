@@ -54,6 +54,29 @@ FI_HOST_DEVICE T fi_round_half_even(T v) {
 #endif
 }
 
+template <typename T>
+FI_HOST_DEVICE T fi_ceil(T v) {
+#if defined(__CUDA_ARCH__)
+  return ceil(v);
+#else
+  return std::ceil(v);
+#endif
+}
+
+// Whether a tap is in frame is decided on its integer index, never by comparing a
+// coordinate with coord_t(size - 1): in float32 that rounds up to size once size > 2^24,
+// and the tap at index size would count as in frame. The floor (or ceil, or rounding) of a
+// finite coordinate is an integer, exact in int64 once clamped to +-2^62 (exact in every
+// coord_t, far past any tensor's size): converting a larger value is undefined behaviour.
+constexpr int64_t kTapIndexLimit = int64_t(1) << 62;
+
+template <typename coord_t>
+FI_HOST_DEVICE int64_t tap_index(coord_t integral) {
+  if (integral <= -coord_t(kTapIndexLimit)) return -kTapIndexLimit;
+  if (integral >= coord_t(kTapIndexLimit)) return kTapIndexLimit;
+  return static_cast<int64_t>(integral);
+}
+
 // a * b and a + b, each rounded on its own. nvcc contracts a * b + c into a fused
 // multiply-add, whose single rounding would move results near a threshold off the CPU's.
 FI_HOST_DEVICE float fi_mul_rn(float a, float b) {
@@ -113,39 +136,45 @@ struct AxisMap {
     return {coord_t(size) / coord_t(denom), coord_t(0.5), size};
   }
 
+  // Whether a sample coordinate lies in [0, size - 1] (false for a non-finite one).
+  FI_HOST_DEVICE bool contains(coord_t q) const {
+    return fi_isfinite(q) && q >= coord_t(0) && tap_index(fi_ceil(q)) <= size - 1;
+  }
+
   FI_HOST_DEVICE AxisTaps<coord_t> taps(int64_t p, coord_t f, int64_t mode,
                                         int64_t padding) const {
     AxisTaps<coord_t> t;
-    coord_t q = (coord_t(p) + f) * scale - shift;
+    const coord_t q = (coord_t(p) + f) * scale - shift;
     if (!fi_isfinite(q)) return t;  // a non-finite flow samples nothing
-    const coord_t last = coord_t(size - 1);
-    coord_t dq = scale;
-    if (padding == kBorder) {
-      // Like grid_sample, the border itself counts as clamped for the gradient.
-      if (q <= coord_t(0)) {
-        q = coord_t(0);
-        dq = coord_t(0);
-      } else if (q >= last) {
-        q = last;
-        dq = coord_t(0);
-      }
-    }
+    const int64_t last = size - 1;
     if (mode == kNearest) {
-      const coord_t r = fi_round_half_even(q);
-      if (r >= coord_t(0) && r <= last) {
-        t.i0 = static_cast<int64_t>(r);
+      int64_t r = tap_index(fi_round_half_even(q));
+      // Rounding commutes with the clamp to [0, last], whose ends are integers.
+      if (padding == kBorder) r = r < 0 ? 0 : r > last ? last : r;
+      if (r >= 0 && r <= last) {
+        t.i0 = r;
         t.in0 = true;
       }
       return t;
     }
     const coord_t f0 = fi_floor(q);
-    // Range-check in floating point first: converting a huge value to an
-    // integer is undefined behaviour.
-    if (f0 < coord_t(-1) || f0 > last) return t;
-    t.i0 = static_cast<int64_t>(f0);
-    t.in0 = f0 >= coord_t(0);
-    t.in1 = f0 + coord_t(1) <= last;
-    t.w1 = q - f0;
+    int64_t i0 = tap_index(f0);
+    coord_t w1 = q - f0;
+    coord_t dq = scale;
+    if (padding == kBorder) {
+      // q clamped to [0, last]; like grid_sample, the border itself counts as clamped for
+      // the gradient. q >= last exactly when floor(q) >= last.
+      if (q <= coord_t(0) || i0 >= last) {
+        i0 = q <= coord_t(0) ? 0 : last;
+        w1 = coord_t(0);
+        dq = coord_t(0);
+      }
+    }
+    if (i0 < -1 || i0 > last) return t;
+    t.i0 = i0;
+    t.in0 = i0 >= 0;
+    t.in1 = i0 < last;
+    t.w1 = w1;
     t.dq = dq;
     return t;
   }

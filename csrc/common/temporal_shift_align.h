@@ -91,8 +91,7 @@ struct ShiftAlignGeometry {
     Alignment a{{mx.taps(px, dx, kBilinear, kZeros), my.taps(py, dy, kBilinear, kZeros)},
                 coord_t(0), ry, rx};
     const coord_t qx = coord_t(px) + dx, qy = coord_t(py) + dy;
-    if (fi_isfinite(qx) && fi_isfinite(qy) && qx >= coord_t(0) && qx <= coord_t(width - 1) &&
-        qy >= coord_t(0) && qy <= coord_t(height - 1)) {
+    if (mx.contains(qx) && my.contains(qy)) {
       a.weight = valid.data != nullptr ? coord_t(valid.at(n, k, 0, ry, rx)) : coord_t(1);
     }
     return a;
@@ -258,22 +257,26 @@ struct ShiftAlignGrads {
 
   static ShiftAlignGrads make(const Tensor& x, const Tensor& flow_fw, const Tensor& flow_bw,
                               int64_t end, bool causal, bool flow_grads) {
-    const auto zeros_or_empty = [](const Tensor& like, bool wanted) {
+    const auto zeros_or_empty = [](const Tensor& like, const char* name, bool wanted) {
       if (!wanted) {
         const int64_t empty[1] = {0};
         return torch::stable::new_empty(like, torch::headeronly::IntHeaderOnlyArrayRef(empty, 1));
       }
-      Tensor t = torch::stable::empty_like(like);
+      Tensor t = output_like(like, name);
       torch::stable::zero_(t);
       return t;
     };
-    ShiftAlignGrads g{torch::stable::empty_like(x), zeros_or_empty(flow_fw, flow_grads && !causal),
-                      zeros_or_empty(flow_bw, flow_grads), Tensor(), false};
+    ShiftAlignGrads g{output_like(x, "grad_x"), zeros_or_empty(flow_fw, "grad_flow_fw", flow_grads && !causal),
+                      zeros_or_empty(flow_bw, "grad_flow_bw", flow_grads), Tensor(), false};
     g.shifted_is_workspace = is_half_precision(x.scalar_type());
     if (g.shifted_is_workspace) {
       const int64_t sizes[5] = {x.size(0), x.size(1), end, x.size(3), x.size(4)};
-      g.shifted = torch::stable::new_zeros(x, torch::headeronly::IntHeaderOnlyArrayRef(sizes, 5),
-                                           ScalarType::Float);
+      g.shifted = allocate_output(
+          "grad_x's float32 workspace", sizes[0] * sizes[1] * sizes[2] * sizes[3] * sizes[4],
+          ScalarType::Float, [&] {
+            return torch::stable::new_zeros(
+                x, torch::headeronly::IntHeaderOnlyArrayRef(sizes, 5), ScalarType::Float);
+          });
     } else {
       g.shifted = torch::stable::narrow(g.grad_x, 2, 0, end);
       torch::stable::zero_(g.shifted);

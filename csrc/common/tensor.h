@@ -10,6 +10,7 @@
 #include <torch/headeronly/util/Half.h>
 
 #include <cstdint>
+#include <exception>
 #include <type_traits>
 
 #include "common/macros.h"
@@ -27,13 +28,20 @@ struct StridedView {
   T* data = nullptr;
   int64_t stride[kRank] = {};
 
+  // The element offset of an index from data; forms no pointer, so it is defined even on
+  // an empty tensor's null data.
   template <typename... Index>
-  FI_HOST_DEVICE T& at(Index... index) const {
+  FI_HOST_DEVICE int64_t offset(Index... index) const {
     static_assert(sizeof...(Index) == kRank, "one index per dimension");
     const int64_t indices[kRank] = {static_cast<int64_t>(index)...};
     int64_t offset = 0;
     FI_UNROLL for (int d = 0; d < kRank; ++d) offset += indices[d] * stride[d];
-    return data[offset];
+    return offset;
+  }
+
+  template <typename... Index>
+  FI_HOST_DEVICE T& at(Index... index) const {
+    return data[offset(index...)];
   }
 };
 
@@ -87,6 +95,62 @@ inline bool is_channels_last_contiguous(const Tensor& t) {
     expected *= t.size(d);
   }
   return true;
+}
+
+// A frame index of a propagation state (int32, >= 0): the range the Python functions check.
+inline void check_frame_index(int64_t value, const char* name) {
+  STD_TORCH_CHECK(value >= 0 && value <= INT32_MAX, name,
+                  " must be a frame index in [0, 2^31), got ", value);
+}
+
+inline int64_t element_size(ScalarType t) {
+  switch (t) {
+    case ScalarType::Double:
+    case ScalarType::Long:
+      return 8;
+    case ScalarType::Float:
+    case ScalarType::Int:
+      return 4;
+    case ScalarType::Half:
+    case ScalarType::BFloat16:
+      return 2;
+    default:
+      return 1;
+  }
+}
+
+// allocate() -> Tensor, an op's output of `numel` elements of `dtype`. A failure (out of
+// memory) names the output and its size: the stable ABI's own message only says which of
+// its calls failed.
+template <typename F>
+Tensor allocate_output(const char* name, int64_t numel, ScalarType dtype, const F& allocate) {
+  try {
+    return allocate();
+  } catch (const std::exception&) {
+    const int64_t size = element_size(dtype);
+    if (numel > INT64_MAX / size) {
+      STD_TORCH_CHECK(false, "could not allocate ", name, ": ", numel, " elements of ", size,
+                      " bytes, more than 2^63 bytes");
+    }
+    STD_TORCH_CHECK(false, "could not allocate ", name, ": ", numel * size, " bytes (", numel,
+                    " elements of ", size, " bytes)");
+  }
+}
+
+// empty_like(like) and new_empty(like, sizes, dtype), named in an allocation failure.
+inline Tensor output_like(const Tensor& like, const char* name) {
+  return allocate_output(name, like.numel(), like.scalar_type(),
+                         [&] { return torch::stable::empty_like(like); });
+}
+
+inline Tensor new_output(const Tensor& like, const char* name, const int64_t* sizes, int rank,
+                         ScalarType dtype) {
+  int64_t numel = 1;
+  for (int d = 0; d < rank; ++d) numel *= sizes[d];
+  return allocate_output(name, numel, dtype, [&] {
+    return torch::stable::new_empty(like, torch::headeronly::IntHeaderOnlyArrayRef(sizes, rank),
+                                    dtype);
+  });
 }
 
 inline bool is_half_precision(ScalarType t) {

@@ -12,7 +12,7 @@ namespace {
 Tensor flow_warp_cpu(const Tensor& x, const Tensor& flow, int64_t mode, int64_t padding_mode,
                      bool align_corners) {
   check_flow_warp_args(x, flow, mode, padding_mode);
-  Tensor out = torch::stable::empty_like(x);
+  Tensor out = output_like(x, "flow_warp's output");
   const int64_t n_batch = x.size(0), channels = x.size(1), height = x.size(2),
                 width = x.size(3);
   if (out.numel() == 0) return out;
@@ -36,8 +36,8 @@ std::tuple<Tensor, Tensor> flow_warp_backward_cpu(const Tensor& grad_out, const 
   check_rank(grad_out, "grad_out", 4, "(N, C, H, W)");
   for (int64_t d = 0; d < 4; ++d) check_size(grad_out, "grad_out", d, x.size(d), "like x");
   STD_TORCH_CHECK(grad_out.scalar_type() == x.scalar_type(), "grad_out must have x's dtype");
-  Tensor grad_x = torch::stable::empty_like(x);
-  Tensor grad_flow = torch::stable::empty_like(flow);
+  Tensor grad_x = output_like(x, "grad_x");
+  Tensor grad_flow = output_like(flow, "grad_flow");
   torch::stable::zero_(grad_x);
   const int64_t n_batch = x.size(0), channels = x.size(1), height = x.size(2),
                 width = x.size(3);

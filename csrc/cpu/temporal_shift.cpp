@@ -9,7 +9,7 @@ Tensor temporal_shift_cpu(const Tensor& x, int64_t fold, bool reverse) {
   check_shift_input(x);
   const int64_t frames = x.size(1), channels = x.size(2);
   const ShiftGroups groups = ShiftGroups::make(channels, fold);
-  Tensor out = torch::stable::empty_like(x);
+  Tensor out = output_like(x, "temporal_shift's output");
   if (out.numel() == 0) return out;
   dispatch_floating<false>(x.scalar_type(), "x", [&](auto tag) {
     using scalar_t = decltype(tag);

@@ -14,7 +14,7 @@ Tensor temporal_shift_align_cpu(const Tensor& x, const Tensor& flow_fw, const Te
                                 int64_t fold, bool causal) {
   check_shift_align_args(x, flow_fw, flow_bw, valid_fw, valid_bw);
   const ShiftGroups groups = ShiftGroups::make(x.size(2), fold);
-  Tensor out = torch::stable::empty_like(x);
+  Tensor out = output_like(x, "temporal_shift_align's output");
   if (out.numel() == 0) return out;
   dispatch_with_companion<false>(x, "x", flow_fw, [&](auto x_tag, auto flow_tag) {
     using scalar_t = decltype(x_tag);

@@ -38,7 +38,7 @@ Tensor flow_warp_cuda(const Tensor& x, const Tensor& flow, int64_t mode, int64_t
   check_flow_warp_args(x, flow, mode, padding_mode);
   check_cuda(x, "x");
   const torch::stable::accelerator::DeviceGuard guard(x.get_device_index());
-  Tensor out = torch::stable::empty_like(x);
+  Tensor out = output_like(x, "flow_warp's output");
   const int64_t n_batch = x.size(0), channels = x.size(1), height = x.size(2),
                 width = x.size(3);
   if (out.numel() == 0) return out;
@@ -65,15 +65,19 @@ std::tuple<Tensor, Tensor> flow_warp_backward_cuda(const Tensor& grad_out, const
   check_same_device(grad_out, "grad_out", x, "x");
   STD_TORCH_CHECK(grad_out.scalar_type() == x.scalar_type(), "grad_out must have x's dtype");
   const torch::stable::accelerator::DeviceGuard guard(x.get_device_index());
-  Tensor grad_x = torch::stable::empty_like(x);
-  Tensor grad_flow = torch::stable::empty_like(flow);
+  Tensor grad_x = output_like(x, "grad_x");
+  Tensor grad_flow = output_like(flow, "grad_flow");
   const int64_t n_batch = x.size(0), channels = x.size(1), height = x.size(2),
                 width = x.size(3);
   if (channels == 0) torch::stable::zero_(grad_flow);
   if (x.numel() == 0) return {grad_x, grad_flow};
   // Half-precision atomics are slow and lose low bits: accumulate in float32.
   const bool half = is_half_precision(x.scalar_type());
-  Tensor accum = half ? torch::stable::new_zeros(x, x.sizes(), ScalarType::Float) : grad_x;
+  Tensor accum = grad_x;
+  if (half) {
+    accum = allocate_output("grad_x's float32 workspace", x.numel(), ScalarType::Float,
+                            [&] { return torch::stable::new_zeros(x, x.sizes(), ScalarType::Float); });
+  }
   if (!half) torch::stable::zero_(grad_x);
   dispatch_with_companion<true>(x, "x", flow, [&](auto x_tag, auto flow_tag) {
     using scalar_t = decltype(x_tag);

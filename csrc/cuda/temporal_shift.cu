@@ -11,7 +11,7 @@ Tensor temporal_shift_cuda(const Tensor& x, int64_t fold, bool reverse) {
   const torch::stable::accelerator::DeviceGuard guard(x.get_device_index());
   const int64_t frames = x.size(1), channels = x.size(2);
   const ShiftGroups groups = ShiftGroups::make(channels, fold);
-  Tensor out = torch::stable::empty_like(x);
+  Tensor out = output_like(x, "temporal_shift's output");
   if (out.numel() == 0) return out;
   dispatch_floating<true>(x.scalar_type(), "x", [&](auto tag) {
     using scalar_t = decltype(tag);

@@ -29,7 +29,7 @@ Tensor temporal_shift_align_cuda(const Tensor& x, const Tensor& flow_fw, const T
   check_cuda(x, "x");
   const torch::stable::accelerator::DeviceGuard guard(x.get_device_index());
   const ShiftGroups groups = ShiftGroups::make(x.size(2), fold);
-  Tensor out = torch::stable::empty_like(x);
+  Tensor out = output_like(x, "temporal_shift_align's output");
   if (out.numel() == 0) return out;
   dispatch_with_companion<true>(x, "x", flow_fw, [&](auto x_tag, auto flow_tag) {
     using scalar_t = decltype(x_tag);

@@ -16,6 +16,9 @@ NEAREST: tl.constexpr = tl.constexpr(1)
 ZEROS: tl.constexpr = tl.constexpr(0)
 BORDER: tl.constexpr = tl.constexpr(1)
 INF: tl.constexpr = tl.constexpr(float("inf"))
+# Floors past +-2^62 (exact in every float dtype, past any tensor's size) are clamped
+# before they become int64.
+INDEX_LIMIT: tl.constexpr = tl.constexpr(float(2**62))
 
 
 @triton.jit
@@ -31,6 +34,24 @@ def round_half_even(q):
     d = q - f  # exact: the fraction of a float is representable
     f_is_odd = (f - 2.0 * tl.floor(0.5 * f)) == 1.0
     return f + ((d > 0.5) | ((d == 0.5) & f_is_odd)).to(q.dtype)
+
+
+@triton.jit
+def tap_index(integral):
+    """int64 of a finite floored (or rounded) coordinate, clamped to +-2^62 first.
+
+    Whether a tap is in frame is decided on this integer, never by comparing a coordinate
+    with ``size - 1`` as a float: in float32 that rounds up to ``size`` once size > 2^24.
+    """
+    return tl.minimum(tl.maximum(integral, -INDEX_LIMIT), INDEX_LIMIT).to(tl.int64)
+
+
+@triton.jit
+def in_frame(q, size):
+    """Elementwise: the sample coordinate q lies in [0, size - 1] (false where non-finite)."""
+    finite = isfinite(q)
+    ceil = tap_index(tl.where(finite, tl.ceil(q), 0.0))
+    return finite & (q >= 0.0) & (ceil <= size - 1)
 
 
 @triton.jit
@@ -58,33 +79,40 @@ def axis_taps(p_plus_f, size, scale, shift, MODE: tl.constexpr, PADDING: tl.cons
     Returns (i0, in0, in1, w1, dq): int64 index of the first tap (the second is i0 + 1),
     whether each tap is in the frame, the weight of the second tap, and d(coordinate)/df
     (0 where the border clamps or the coordinate is non-finite; always 0 for nearest).
-    A non-finite coordinate has no tap in the frame, and every range check happens in
-    floating point before the int conversion, so any flow yields a safe index.
+    A non-finite coordinate has no tap in the frame, and the taps are decided on their
+    integer indices (tap_index), so any flow yields a safe index at any size.
     """
     q = p_plus_f * scale - shift
     finite = isfinite(q)
     q = tl.where(finite, q, 0.0)
-    dq = tl.where(finite, scale, 0.0)
-    last = (size - 1).to(q.dtype)
-    if PADDING == BORDER:
-        # Like grid_sample, the border itself counts as clamped for the gradient.
-        clamped = (q <= 0.0) | (q >= last)
-        q = tl.minimum(tl.maximum(q, 0.0), last)
-        dq = tl.where(clamped, 0.0, dq)
+    last = size - 1
     if MODE == NEAREST:
-        r = round_half_even(q)
-        in0 = finite & (r >= 0.0) & (r <= last)
-        i0 = tl.where(in0, r, 0.0).to(tl.int64)
+        r = tap_index(round_half_even(q))
+        if PADDING == BORDER:  # rounding commutes with the clamp to [0, last]
+            r = tl.minimum(tl.maximum(r, 0), last)
+        in0 = finite & (r >= 0) & (r <= last)
+        i0 = tl.where(in0, r, 0)
         in1 = tl.zeros_like(in0)  # nearest has one tap
         w1 = tl.zeros_like(q)
         dq = tl.zeros_like(q)
     else:
         f0 = tl.floor(q)
-        ok = finite & (f0 >= -1.0) & (f0 <= last)
-        i0 = tl.where(ok, f0, 0.0).to(tl.int64)
-        in0 = ok & (f0 >= 0.0)
-        in1 = ok & (f0 + 1.0 <= last)
-        w1 = tl.where(ok, q - f0, 0.0)
+        i0 = tap_index(f0)
+        w1 = q - f0
+        dq = tl.where(finite, scale, 0.0)
+        if PADDING == BORDER:
+            # q clamped to [0, last] (q >= last exactly where floor(q) >= last); like
+            # grid_sample, the border itself counts as clamped for the gradient.
+            low = q <= 0.0
+            high = i0 >= last
+            i0 = tl.where(low, 0, tl.where(high, last, i0))
+            w1 = tl.where(low | high, 0.0, w1)
+            dq = tl.where(low | high, 0.0, dq)
+        ok = finite & (i0 >= -1) & (i0 <= last)
+        i0 = tl.where(ok, i0, 0)
+        in0 = ok & (i0 >= 0)
+        in1 = ok & (i0 < last)
+        w1 = tl.where(ok, w1, 0.0)
         dq = tl.where(ok, dq, 0.0)
     return i0, in0, in1, w1, dq
 

@@ -11,7 +11,15 @@ import triton
 import triton.language as tl
 
 from fused_inpaint.triton._grid import row_segment
-from fused_inpaint.triton._sampling import BILINEAR, ZEROS, axis_taps, blend4, gather4, isfinite
+from fused_inpaint.triton._sampling import (
+    BILINEAR,
+    ZEROS,
+    axis_taps,
+    blend4,
+    gather4,
+    in_frame,
+    isfinite,
+)
 
 BLOCK_W = 128
 
@@ -63,9 +71,7 @@ def fb_test(
     magnitude = (fx * fx + fy * fy) + (bx * bx + by * by)
     consistent = isfinite(qx) & isfinite(qy) & (lhs < alpha * magnitude + beta)
     if CHECK_BOUNDS:
-        last_x = (W - 1).to(COORD)
-        last_y = (H - 1).to(COORD)
-        consistent = consistent & (qx >= 0.0) & (qx <= last_x) & (qy >= 0.0) & (qy <= last_y)
+        consistent = consistent & in_frame(qx, W) & in_frame(qy, H)
     return consistent, qx, qy, x0, in_x0, in_x1, wx1, y0, in_y0, in_y1, wy1
 
 

@@ -20,7 +20,7 @@ from fused_inpaint.triton._sampling import (
     blend4,
     blend4_grad,
     gather4,
-    isfinite,
+    in_frame,
     scatter4,
 )
 
@@ -55,8 +55,7 @@ def alignment(
     zero = tl.full([], 0.0, COORD)
     x0, in_x0, in_x1, wx1, dqx = axis_taps(qx, W, one, zero, BILINEAR, ZEROS)
     y0, in_y0, in_y1, wy1, dqy = axis_taps(qy, H, one, zero, BILINEAR, ZEROS)
-    inframe = isfinite(qx) & isfinite(qy) & (qx >= 0.0) & (qx <= (W - 1).to(COORD))
-    inframe = inframe & (qy >= 0.0) & (qy <= (H - 1).to(COORD))
+    inframe = in_frame(qx, W) & in_frame(qy, H)
     weight = inframe.to(COORD)
     if HAS_VALID:
         valid_at = valid_ptr + n * v_n + k * v_k + fy * v_h + fx * v_w
