@@ -7,6 +7,7 @@
   fused-inpaint eval                              quality on real clips against OpenCV Telea
   fused-inpaint train -o DIR                      train on synthetic clips (torchrun: DDP)
   fused-inpaint studio [INPUT]                    a page in the browser: track and remove
+  fused-inpaint batch MANIFEST                    many videos on Ray workers (extra: batch)
 
 One module per command, each with ``add_parser(commands)``, which sets the parser's
 ``handler``. Errors in what the user gave (files, sizes, counts, options) end in one line
@@ -24,10 +25,10 @@ import warnings
 import torch
 
 from fused_inpaint import __version__, io
-from fused_inpaint.cli import bench, demo, evaluation, run, studio, track, train
+from fused_inpaint.cli import batch, bench, demo, evaluation, run, studio, track, train
 from fused_inpaint.cli.common import PROG, UsageError, one_line
 
-COMMANDS = (run, track, demo, bench, evaluation, train, studio)
+COMMANDS = (run, track, demo, bench, evaluation, train, studio, batch)
 
 
 def build_parser() -> argparse.ArgumentParser:
