@@ -1,4 +1,5 @@
-"""``fused-inpaint run INPUT --mask MASK -o OUTPUT``: inpaint a video file or frame folder."""
+"""``fused-inpaint run INPUT --mask MASK -o OUTPUT``: inpaint a video file or frame folder;
+with ``--box X,Y,W,H`` instead of ``--mask``, the object in the box, tracked."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from fused_inpaint.cli.common import (
     size_text,
     with_progress,
 )
+from fused_inpaint.cli.track import add_box_options, tracked_masks
+from fused_inpaint.tracking import DEFAULT_DILATE
 
 
 def add_parser(commands) -> None:
@@ -30,15 +33,19 @@ def add_parser(commands) -> None:
     run.add_argument(
         "input", type=io.media_name, metavar="INPUT", help="video file, folder of frames or live"
     )
-    run.add_argument(
+    holes = run.add_mutually_exclusive_group(required=True)
+    holes.add_argument(
         "--mask",
-        required=True,
         type=io.media_name,
         help="one mask image for every frame, a folder of mask images, or a mask video",
     )
+    add_box_options(run, seed=False, box_group=holes)
     run.add_argument("-o", "--output", required=True, type=io.media_name, help="video or folder")
     run.add_argument(
-        "--dilate", type=non_negative, default=0, metavar="N", help="grow the mask by N pixels"
+        "--dilate",
+        type=non_negative,
+        metavar="N",
+        help=f"grow the mask by N pixels (default: 0 for --mask, {DEFAULT_DILATE} for --box)",
     )
     run.add_argument(
         "--fps",
@@ -55,7 +62,13 @@ def add_parser(commands) -> None:
 
 def command(args: argparse.Namespace) -> int:
     if live_run.is_live(args):
+        if args.box:
+            raise UsageError("--box tracks a video file or a folder of frames, not a live input")
         return live_run.command(args)
+    if args.box:
+        args.dilate = DEFAULT_DILATE if args.dilate is None else args.dilate
+        return _inpaint(args, io.open_frames(args.input), tracked_masks(args, args.dilate))
+    args.dilate = args.dilate or 0
     args.mode = args.mode or "offline"
     if args.fps is not None and not (math.isfinite(args.fps) and args.fps > 0):
         raise UsageError(f"--fps must be a finite number > 0, got {args.fps:g}")
@@ -74,11 +87,16 @@ def command(args: argparse.Namespace) -> int:
         raise UsageError(
             f"{mask_count} masks in {args.mask} for {frame_count} frames in {args.input}"
         )
+    return _inpaint(args, frames, masks.for_inpainter())
+
+
+def _inpaint(args: argparse.Namespace, frames, masks) -> int:
+    """Inpaints ``frames`` (an io reader) under ``masks`` into OUTPUT."""
     writer = io.open_writer(args.output, args.fps or frames.fps, args.overwrite)
     inpainter = make_inpainter(args, args.mode, args.flow)
     start = time.perf_counter()
     with writer:
-        inpainted = inpainter.stream(frames, masks.for_inpainter())
+        inpainted = inpainter.stream(frames, masks)
         for frame in with_progress(inpainted, frames.estimated_count, "inpaint"):
             writer.write(frame)
     rate = writer.count / (time.perf_counter() - start)

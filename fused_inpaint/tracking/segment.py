@@ -125,6 +125,8 @@ def grabcut(
         labels[[0, -1], :] = labels[:, [0, -1]] = cv2.GC_PR_BGD
     learn = models is None
     models = ColourModels.empty() if learn else models
+    if learn:  # GrabCut starts its mixtures by k-means from OpenCV's random state
+        cv2.setRNGSeed(0)
     cv2.grabCut(
         np.ascontiguousarray(image[box]),
         labels,

@@ -12,7 +12,7 @@ Each keyframe tracks forward and backward; each frame takes every object's mask 
 nearer keyframe that names it (the earlier one on a tie). Backward tracking reaches at
 most ``window`` frames before a keyframe: frames farther back take the earlier keyframe's
 mask, or none. Memory holds the frames of that window at the working scale, never the
-video, and a mask comes out at most ``window + 1`` frames after its frame was read.
+video, and a mask comes out at most ``window + 2`` frames after its frame was read.
 """
 
 from __future__ import annotations
@@ -52,6 +52,9 @@ DEFAULT_DILATE = 4
 DEFAULT_WINDOW = 100
 # A tracked mask ends when it shrinks below this fraction of its keyframe's area.
 END_FRACTION = 0.02
+# GrabCut's mask is taken only when it keeps at least this fraction of the mask carried
+# along the flow.
+COLLAPSE = 0.3
 
 
 def _count(name: str, value, allow_none: bool = False) -> int | None:
@@ -89,10 +92,12 @@ def _box_mask(box: Box, full: tuple[int, int], size: tuple[int, int]) -> np.ndar
 @dataclass
 class _Track:
     """One object followed from a keyframe: its mask on the frame last reached (working
-    scale), its colour models, its keyframe's area, and the last frame it owns."""
+    scale), its colour models and whether they tell it apart, its keyframe's area, and
+    the last frame it owns."""
 
     mask: np.ndarray
     models: ColourModels
+    colour: bool  # whether colours told the object apart on the keyframe
     key_area: int
     until: int
 
@@ -120,7 +125,7 @@ class Tracker:
         window: int | None = DEFAULT_WINDOW,
         work_side: int = WORK_SIDE,
         dis_preset: str = "medium",
-        motion: bool = True,
+        motion: bool = False,
     ) -> None:
         self.keyframes = as_keyframes(keyframes)
         self.objects = sorted(set().union(*self.keyframes.values()))
@@ -136,8 +141,9 @@ class Tracker:
 
     @property
     def latency(self) -> int | None:
-        """Frames read ahead of the mask ``stream`` yields next, at most."""
-        return None if self.window is None else self.window + 1
+        """Frames read ahead of the mask ``stream`` yields next, at most (a keyframe is
+        segmented once the frame after it is read)."""
+        return None if self.window is None else self.window + 2
 
     def _spans_of(self, obj: int) -> dict[int, tuple[int, float]]:
         """keyframe -> (first, last) frame whose mask of ``obj`` it gives: the frames
@@ -227,15 +233,16 @@ class _Run:
                 unlike = moves_like_background(flow, guess[window], band_width(guess))
             mask = np.zeros_like(guess)
             mask[window], models = grabcut(frame.rgb[window], guess[window], unlike, None)
-            if mask.sum() < MIN_SAMPLES:  # nothing GrabCut could tell apart: the guess
+            colour = mask.sum() >= COLLAPSE * guess.sum()
+            if not colour:  # the object's colours are the background's: the guess it is
                 mask = guess
             self.masks[key][obj] = mask
             first, last = self.tracker._spans[obj][key]
             area = int(mask.sum())
             if last > key:
-                self.forward[obj] = _Track(mask, models, area, last)
+                self.forward[obj] = _Track(mask, models, colour, area, last)
             if first < key:
-                backward[obj] = _Track(mask, models.copy(), area, first)
+                backward[obj] = _Track(mask, models.copy(), colour, area, first)
         self.step_backward(key, backward)
 
     def step(self, track: _Track, frame: WorkFrame, before: WorkFrame) -> np.ndarray | None:
@@ -248,13 +255,22 @@ class _Run:
         guess = carry(track.mask[window], flow)
         if guess.sum() < least:
             return None
+        if not track.colour:  # the flow alone carries it
+            track.mask = np.zeros_like(track.mask)
+            track.mask[window] = guess
+            return track.mask
         apart = None
         if self.tracker.motion:
             apart = moves_apart(flow, guess, band_width(guess))
         mask = np.zeros_like(track.mask)
         mask[window], track.models = grabcut(frame.rgb[window], guess, None, track.models, apart)
-        if mask.sum() < least:
-            return None
+        if mask.sum() < COLLAPSE * guess.sum():
+            # GrabCut dropped most of the guess at once: the object has gone, or its
+            # colours are the background's. Only its own motion keeps it then.
+            moving = moves_like_background(flow, guess, band_width(guess)) is not None
+            if not (self.tracker.motion and moving):
+                return None
+            mask[window] = guess
         track.mask = mask
         return mask
 

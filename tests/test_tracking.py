@@ -1,0 +1,144 @@
+"""Tracking objects from boxes or rough masks: accuracy on synthetic object-removal clips,
+objects that leave, keyframes, several objects, bounded streaming and bad input."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from fused_inpaint import Tracker, track
+from fused_inpaint.data import object_removal_clip
+from fused_inpaint.tracking import track_objects
+
+pytest.importorskip("skimage")
+
+HEIGHT, WIDTH = 96, 160
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean over frames where either mask has a pixel of |a & b| / |a | b|."""
+    union = (a | b).sum(axis=(1, 2))
+    inter = (a & b).sum(axis=(1, 2))
+    return float((inter[union > 0] / union[union > 0]).mean())
+
+
+def texture(height: int, width: int, seed: int, tint) -> np.ndarray:
+    """(H, W, 3) uint8: smooth random texture in a colour ``tint`` (3 floats)."""
+    rng = np.random.default_rng(seed)
+    noise = cv2.resize(rng.random((height // 8, width // 8)), (width, height))
+    noise = 0.5 + 0.5 * noise[..., None]
+    return (noise * np.asarray(tint) * 255).astype(np.uint8)
+
+
+def squares_clip(length: int, paths: list) -> tuple[np.ndarray, np.ndarray]:
+    """Frames (T, H, W, 3) of a still textured background with 24-pixel squares, square i
+    at (x, y) = paths[i](t); and their masks (N, T, H, W) bool."""
+    background = texture(HEIGHT, WIDTH, 0, (0.3, 0.6, 0.9))
+    tints = [(0.9, 0.3, 0.2), (0.9, 0.9, 0.2)]
+    frames = np.repeat(background[None], length, axis=0)
+    masks = np.zeros((len(paths), length, HEIGHT, WIDTH), bool)
+    for i, path in enumerate(paths):
+        square = texture(24, 24, i + 1, tints[i])
+        for t in range(length):
+            x, y = path(t)
+            x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + 24, WIDTH), min(y + 24, HEIGHT)
+            if x1 > x0 and y1 > y0:
+                frames[t, y0:y1, x0:x1] = square[y0 - y : y1 - y, x0 - x : x1 - x]
+                masks[i, t, y0:y1, x0:x1] = True
+    return frames, masks
+
+
+@pytest.fixture(scope="module")
+def synthetic():
+    return [object_removal_clip(seed, length=20, height=120, width=216) for seed in range(4)]
+
+
+def test_synthetic_clips_tracked_from_a_box_reach_the_iou_target(synthetic):
+    scores = [iou(track(c.frames, boxes=[c.box], dilate=0), c.mask) for c in synthetic]
+    assert np.mean(scores) >= 0.85, scores
+
+
+def test_a_rough_mask_is_refined_to_the_object(synthetic):
+    clip = synthetic[0]
+    rough = cv2.dilate(clip.mask[0].astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
+    masks = track(clip.frames, seeds=rough, dilate=0)
+    assert iou(masks[:1], clip.mask[:1]) > iou(rough[None], clip.mask[:1])
+    assert iou(masks, clip.mask) >= 0.85
+
+
+def test_dilate_grows_the_mask_like_run_dilate(synthetic):
+    from fused_inpaint.io import dilate_hole
+
+    clip = synthetic[1]
+    tight, grown = (track(clip.frames[:4], boxes=clip.box, dilate=d) for d in (0, 3))
+    assert all((dilate_hole(t, 3) == g).all() for t, g in zip(tight, grown, strict=True))
+
+
+def test_an_object_that_leaves_the_frame_ends_its_mask():
+    # The square moves right 8 pixels a frame: gone after frame 7 of 12.
+    frames, masks = squares_clip(12, [lambda t: (100 + 8 * t, 40)])
+    tracked = track(frames, boxes=[(98, 38, 28, 28)], dilate=0)
+    assert iou(tracked[:6], masks[0, :6]) > 0.8
+    assert not tracked[8:].any()  # nothing left behind at the border
+
+
+def test_the_nearer_keyframe_wins():
+    # Two still squares; keyframe 0 boxes the left one, keyframe 10 (same object id)
+    # the right one: frames 0-5 follow the first box, 6-10 the second.
+    frames, masks = squares_clip(11, [lambda t: (20, 40), lambda t: (110, 40)])
+    boxes = {0: [(18, 38, 28, 28)], 10: [(108, 38, 28, 28)]}
+    tracked = track(frames, keyframes=boxes, dilate=0)
+    assert iou(tracked[:6], masks[0, :6]) > 0.9
+    assert iou(tracked[6:], masks[1, 6:]) > 0.9
+
+
+def test_several_objects_at_once():
+    frames, masks = squares_clip(8, [lambda t: (20 + 3 * t, 40), lambda t: (110, 20 + 3 * t)])
+    boxes = [(18, 38, 28, 28), (108, 18, 28, 28)]
+    each = track_objects(frames, boxes=boxes, dilate=0)
+    assert each.shape == (2, 8, HEIGHT, WIDTH)
+    assert iou(each[0], masks[0]) > 0.85 and iou(each[1], masks[1]) > 0.85
+    assert (track(frames, boxes=boxes, dilate=0) == each.any(axis=0)).all()
+
+
+def test_streaming_holds_a_window_and_tracks_back_that_far():
+    frames, masks = squares_clip(30, [lambda t: (40 + 2 * t, 40)])
+    window = 6
+    pulled = []
+
+    def source():
+        for t, frame in enumerate(frames):
+            pulled.append(t)
+            yield frame
+
+    tracker = Tracker({20: [(78, 38, 28, 28)]}, dilate=0, window=window)
+    out = []
+    for mask in tracker.stream(source()):
+        assert len(pulled) - len(out) <= tracker.latency == window + 2
+        out.append(mask)
+    out = np.stack(out)
+    assert len(out) == 30
+    assert not out[: 20 - window].any()  # beyond the window back from the keyframe
+    assert iou(out[20 - window :], masks[0, 20 - window :]) > 0.85
+    whole = track(frames, keyframes={20: [(78, 38, 28, 28)]}, dilate=0)
+    assert iou(whole, masks[0]) > 0.85  # the whole clip in memory: every frame
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (dict(boxes=[(10, 10, 0, 5)]), "is empty"),
+        (dict(boxes=[(500, 10, 10, 10)]), "lies outside the frame"),
+        (dict(boxes=[(10, 10, 10)]), "box of four finite numbers"),
+        (dict(boxes=[(10, 10, 10, 10)], frame=9), "keyframe 9 is past the end of the clip"),
+        (dict(seeds=np.zeros((HEIGHT, WIDTH))), "marks no pixel"),
+        (dict(seeds=np.ones((8, 8))), "the frames are"),
+        (dict(), "nothing to track"),
+    ],
+)
+def test_bad_boxes_and_keyframes_are_one_line_errors(arguments, message):
+    frames, _ = squares_clip(4, [lambda t: (20, 40)])
+    with pytest.raises(ValueError, match=message) as error:
+        track(frames, **arguments)
+    assert "\n" not in str(error.value)
