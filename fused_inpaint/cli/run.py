@@ -61,17 +61,20 @@ def add_parser(commands) -> None:
 
 
 def command(args: argparse.Namespace) -> int:
-    if live_run.is_live(args):
-        if args.box:
-            raise UsageError("--box tracks a video file or a folder of frames, not a live input")
-        return live_run.command(args)
     if args.box:
-        args.dilate = DEFAULT_DILATE if args.dilate is None else args.dilate
-        return _inpaint(args, io.open_frames(args.input), tracked_masks(args, args.dilate))
-    args.dilate = args.dilate or 0
+        live = args.input_format is not None or io.is_live_input(args.input)
+        if live or io.is_live_output(args.output):
+            raise UsageError("--box tracks a video file or a folder of frames, not a live stream")
+    elif live_run.is_live(args):
+        return live_run.command(args)
     args.mode = args.mode or "offline"
     if args.fps is not None and not (math.isfinite(args.fps) and args.fps > 0):
         raise UsageError(f"--fps must be a finite number > 0, got {args.fps:g}")
+    if args.box:
+        check_output(args.output, {"INPUT": args.input}, args.overwrite)
+        dilate = DEFAULT_DILATE if args.dilate is None else args.dilate
+        return _inpaint(args, io.open_frames(args.input), tracked_masks(args, dilate))
+    args.dilate = args.dilate or 0
     check_output(args.output, {"INPUT": args.input, "--mask": args.mask}, args.overwrite)
     frames = io.open_frames(args.input)
     masks = io.Masks(args.mask, dilate=args.dilate)

@@ -16,9 +16,10 @@ from fused_inpaint.tracking import DEFAULT_DILATE, DEFAULT_WINDOW, Tracker
 from fused_inpaint.tracking.keyframes import as_box, clip_box
 
 
-def add_box_options(parser: argparse.ArgumentParser, seed: bool) -> None:
-    """--box (repeatable), --frame, --window, and --seed where ``seed``."""
-    parser.add_argument(
+def add_box_options(parser: argparse.ArgumentParser, seed: bool, box_group=None) -> None:
+    """--box (repeatable; in ``box_group`` if given), --frame, --window, and --seed where
+    ``seed``."""
+    (box_group or parser).add_argument(
         "--box",
         action="append",
         metavar="X,Y,W,H",
