@@ -57,6 +57,9 @@ class WorkerActor:
         self.progress = ray.get_actor(progress)
         self.worker = Worker(**worker_options)
 
+    def ready(self) -> int:
+        return os.getpid()
+
     def run(self, task: Task) -> dict:
         ray.get(self.progress.started.remote(task.key, os.getpid()))
         last = 0.0
@@ -192,6 +195,10 @@ class Batch:
             outcome.tasks_left = 1
             outcome.keys.append(join.key)
             self.queue.appendleft((outcome, join))
+
+    def wait_for_workers(self) -> None:
+        """Returns once every worker has started (imported the package, taken its CPUs)."""
+        ray.get([actor.ready.remote() for actor in self.actors])
 
     def run(self) -> list[Outcome]:
         """Runs every row; on Ctrl-C, stops the workers, removes every partial output and

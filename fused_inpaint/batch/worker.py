@@ -69,7 +69,11 @@ class Worker:
     loaded once per set of pipeline options."""
 
     def __init__(self, weights=None, device=None, dtype=None, threads: int = 1):
+        import cv2
+
+        # Workers share the machine: each keeps to its threads, OpenCV's inside DIS too.
         torch.set_num_threads(threads)
+        cv2.setNumThreads(threads)
         self.weights, self.device, self.dtype, self.threads = weights, device, dtype, threads
         self._inpainters: dict[tuple, Inpainter] = {}
 

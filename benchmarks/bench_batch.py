@@ -1,0 +1,136 @@
+"""Batch benchmark: frames/s of ``fused-inpaint batch`` with 1 and 2 workers (Ray actors).
+
+With the batch extra:  python benchmarks/bench_batch.py [--quick] [--budget-s S] [--out DIR]
+      a batch of generated clips (432x240 MP4s, their masks as PNG folders, MP4 outputs)
+      on an embedded Ray, with one worker of 1 CPU, one of all the CPUs and one worker per
+      CPU, and on a GPU machine one worker and one per GPU; frames/s over the whole batch
+      from the moment the workers have started (reading, inpainting, encoding); prints the
+      table and writes DIR/<device>/batch.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import common
+import numpy as np
+import torch
+from bench_model import panning_clip
+from PIL import Image
+
+from fused_inpaint import io
+from fused_inpaint.batch import Row
+from fused_inpaint.cli.batch import DEFAULT_SEGMENT
+
+NAME = "batch"
+SIZE = (240, 432)  # (H, W)
+CLIPS, FRAMES = 4, 60  # --quick: half of each
+SETTINGS = dict(mode="offline", flow="dis", chunk=60, overlap=20, lookahead=8, max_age=30,
+                dis_preset="medium", dilate=0, fps=None)  # fmt: skip
+
+
+def write_clips(root: Path, clips: int, frames: int) -> list[Path]:
+    """``clips`` generated clips as MP4s with their masks as PNG folders; their inputs."""
+    inputs = []
+    for k in range(clips):
+        video, masks = root / f"clip{k}.mp4", root / f"clip{k}_masks"
+        clip, holes = panning_clip(*SIZE, frames, seed=k)
+        with io.VideoWriter(video, 25) as writer:
+            for frame in clip:
+                writer.write(np.ascontiguousarray(frame))
+        masks.mkdir()
+        for t, hole in enumerate(holes):
+            Image.fromarray(hole.astype(np.uint8) * 255).save(masks / f"{t:03d}.png")
+        inputs.append(video)
+    return inputs
+
+
+def configurations() -> list[tuple[str, int, int, int]]:
+    """(label, workers, CPUs each, GPUs each)."""
+    cores = os.cpu_count() or 1
+    configs = [("1 worker, 1 CPU", 1, 1, 0)]
+    if cores > 1:
+        configs.append((f"1 worker, {cores} CPUs", 1, cores, 0))
+        configs.append((f"{cores} workers, 1 CPU each", cores, 1, 0))
+    gpus = torch.cuda.device_count()
+    if gpus:
+        configs.append(("1 worker, 1 GPU", 1, 1, 1))
+        if gpus > 1:
+            configs.append((f"{gpus} workers, 1 GPU each", gpus, 1, 1))
+    return configs
+
+
+def frames_per_second(inputs: list[Path], out: Path, workers: int, cpus: int, gpus: int):
+    """(frames, seconds) of the batch of ``inputs`` into the empty folder ``out``."""
+    from fused_inpaint.batch.cluster import Batch
+
+    rows = [Row(p, out / p.name, p.with_name(f"{p.stem}_masks")) for p in inputs]
+    batch = Batch(rows, SETTINGS, workers=workers, cpus=cpus, gpus=gpus,
+                  segment=DEFAULT_SEGMENT, progress_bar=False)  # fmt: skip
+    batch.wait_for_workers()
+    start = time.perf_counter()
+    outcomes = batch.run()
+    seconds = time.perf_counter() - start
+    failed = [o.reason for o in outcomes if o.status != "done"]
+    if failed:
+        raise RuntimeError(f"rows failed: {failed[0]}")
+    return sum(o.frames for o in outcomes), seconds
+
+
+def run(quick: bool, out_dir: Path) -> None:
+    import ray
+
+    env = common.environment()
+    clips, frames = (CLIPS // 2, FRAMES // 2) if quick else (CLIPS, FRAMES)
+    notes = [
+        f"{os.cpu_count()} CPUs, Ray {ray.__version__} started here; a worker's DIS, OpenCV "
+        "and torch threads are its CPUs",
+        f"batch: {clips} generated clips of {frames} frames at {SIZE[1]}x{SIZE[0]} (a texture "
+        "panning under a moving blob), MP4 in, masks as PNG folders, MP4 out; offline mode, "
+        "DIS medium",
+        "frames/s: the batch's frames over its time from the moment every worker has started "
+        "(the network loads in each worker's first row)",
+        "the CPU is shared with other work while this runs: ratios within a run are what to read",
+    ]
+    heading = ["workers", "frames", "seconds", "frames/s", "vs 1 worker, 1 CPU"]
+    lines = [common.table_line(heading), "|---|--:|--:|--:|--:|"]
+    base = []
+
+    def measure(config: tuple) -> None:
+        label, workers, cpus, gpus = config
+        with tempfile.TemporaryDirectory() as out:
+            count, seconds = frames_per_second(inputs, Path(out), workers, cpus, gpus)
+        rate = count / seconds
+        base.append(rate)
+        ratio = f"{rate / base[0]:.2f}x"
+        print(f"{label}: {count} frames in {seconds:.1f} s, {rate:.2f} frames/s ({ratio})")
+        lines.append(common.table_line([label, str(count), f"{seconds:.1f}", f"{rate:.2f}", ratio]))
+
+    def render() -> str:
+        return common.header(NAME, env, [], notes) + "\n\n" + "\n".join(lines) + "\n"
+
+    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+    try:
+        with tempfile.TemporaryDirectory() as root:
+            inputs = write_clips(Path(root), clips, frames)
+            common.measure_and_write(NAME, env, out_dir, configurations(), measure, render)
+    finally:
+        ray.shutdown()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="frames/s of a batch with 1 and 2 workers")
+    common.add_run_arguments(parser, "half the clips, half as long")
+    args = parser.parse_args(argv)
+    common.configure(args.quick, args.budget_s)
+    run(args.quick, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
