@@ -24,15 +24,30 @@ class UsageError(Exception):
     """A request that cannot be carried out as given; the message says why, in one line."""
 
 
+def integer(text: str) -> int:
+    """An integer, also written as 1e9 or 30.0."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+    if not value.is_integer():
+        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}")
+    return int(value)
+
+
 def non_negative(text: str) -> int:
-    value = int(text)
+    value = integer(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
     return value
 
 
 def positive(text: str) -> int:
-    value = int(text)
+    value = integer(text)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
     return value

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -65,8 +66,16 @@ def dilate(holes: torch.Tensor, pixels: int) -> torch.Tensor:
     """holes: (..., H, W) bool, grown by ``pixels`` in every direction (a square)."""
     if pixels <= 0:
         return holes
-    shape = holes.shape
-    grown = F.max_pool2d(holes.reshape(-1, 1, *shape[-2:]).float(), 2 * pixels + 1, 1, pixels)
+    shape, side = holes.shape, 2 * pixels + 1
+    flat = holes.reshape(-1, *shape[-2:])
+    if holes.device.type == "cpu":  # OpenCV's dilation: about 100 times max_pool2d's speed
+        kernel = np.ones((side, side), np.uint8)
+        grown = [cv2.dilate(image.contiguous().numpy().view(np.uint8), kernel) for image in flat]
+        return torch.from_numpy(np.stack(grown)).view(torch.bool).reshape(shape)
+    # A square is a row then a column: 2 * side comparisons a pixel, not side squared.
+    grown = flat[:, None].half()
+    grown = F.max_pool2d(grown, (1, side), 1, (0, pixels))
+    grown = F.max_pool2d(grown, (side, 1), 1, (pixels, 0))
     return grown.reshape(shape) > 0
 
 

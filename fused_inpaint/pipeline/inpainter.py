@@ -23,6 +23,7 @@ from fused_inpaint.pipeline.flow import (
     FrameInput,
     NetworkFlow,
     dis_options,
+    window,
 )
 from fused_inpaint.pipeline.propagation import Propagation, Schedule
 
@@ -79,7 +80,7 @@ def schedule(mode: str, chunk: int, overlap: int, lookahead: int, max_age: int) 
         _count("overlap", overlap, 0)
         if overlap >= chunk:
             raise ValueError(f"overlap must be smaller than chunk ({chunk}), got {overlap}")
-        return Schedule(block=chunk - overlap, lookahead=overlap, max_age=max_age)
+        return Schedule(chunk - overlap, overlap, max_age, ahead_option="chunk")
     if mode == "stream":
         return Schedule(block=1, lookahead=_count("lookahead", lookahead, 0), max_age=max_age)
     return Schedule(block=1, lookahead=0, max_age=max_age, backward=False)
@@ -184,9 +185,10 @@ class Inpainter:
             # torch tensors must be writable and have positive strides: read-only buffers
             # and flipped views (BGR to RGB) are copied.
             rgb = np.require(frame, requirements=("C", "W"))
+            # On the CPU the tensors are views of the arrays: every frame is held once.
             image = torch.from_numpy(rgb).to(self.device).permute(2, 0, 1)[None]
             hole_t = torch.from_numpy(hole).to(self.device)[None, None]
-            yield FrameInput(frame, hole, image.to(self.dtype), hole_t)
+            yield FrameInput(rgb, hole, image, hole_t)
         if index >= 0 and not static and next(mask_iter, None) is not None:
             raise ValueError(f"more masks than frames ({index + 1})")
 
@@ -199,15 +201,20 @@ class Inpainter:
         anything_known, done = False, None
         try:
             for done in Propagation(source, self.schedule).run(self._inputs(frames, masks)):
-                frame = done.frame
-                image = done.image
+                frame, image, box = done.frame, done.image, done.frame.box
                 anything_known = anything_known or not frame.hole.all()
+                out = frame.rgb.copy()
+                if box is None:
+                    yield out
+                    continue
                 remaining = frame.hole_t & ~done.reached
-                if remaining.any():
+                if remaining[window(box)].any():
                     image = self.filler(image, remaining)
-                filled = image[0].float().round().clamp(0, 255).to(torch.uint8)
+                filled = image[0][window(box)].round().clamp(0, 255).to(torch.uint8)
                 filled = filled.permute(1, 2, 0).cpu().numpy()
-                yield np.where(frame.hole[..., None], filled, frame.rgb)
+                region = out[box[0] : box[1], box[2] : box[3]]
+                np.copyto(region, filled, where=frame.hole[window(box)][..., None])
+                yield out
         finally:
             source.close()
         if not anything_known and done is not None:

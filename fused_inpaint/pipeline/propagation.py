@@ -18,6 +18,7 @@ schedule, never by the video.
 
 from __future__ import annotations
 
+import os
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -25,7 +26,15 @@ from dataclasses import dataclass
 import torch
 
 from fused_inpaint.ops import flow_propagate, propagation_gather
-from fused_inpaint.pipeline.flow import FlowPair, FrameInput
+from fused_inpaint.pipeline.flow import Box, FlowPair, FrameInput, window
+
+# Frames converted to float32 at once for propagation_gather (which reads float frames):
+# as many as fit in this many bytes, at least one.
+GATHER_BYTES = 96 * 2**20
+# Bytes a pixel costs: a frame (uint8 RGB and its bool hole, once on the host and once
+# more on a GPU), the completed flows of a pair (2 flows x 2 channels, float16) and a
+# propagation state (int32 frame, 2 float32 positions).
+FRAME_BYTES, PAIR_BYTES, STATE_BYTES = 4, 8, 12
 
 
 @dataclass(frozen=True)
@@ -38,12 +47,54 @@ class Schedule:
     backward: bool = True  # online mode: the forward sweep only
     alpha: float = 0.01  # fb_validity's test
     beta: float = 0.5
+    ahead_option: str = "lookahead"  # the option that sets block + lookahead, for errors
 
     @property
     def capacity(self) -> int:
-        """Frames held on the device: the oldest a forward source may be, to the newest a
+        """Frames held at most: the oldest a forward source may be, to the newest a
         backward sweep starts from."""
         return self.max_age + self.block + self.lookahead + 1
+
+    def held_bytes(self, height: int, width: int, ahead: int, behind: int, gpu: bool) -> int:
+        """Bytes held with ``ahead`` frames read and not output (at most block +
+        lookahead) and ``behind`` older ones still read from (at most max_age + 1): the
+        frames, the pairs' flows, the forward state and the backward ones (bounded by the
+        frame; they are cropped to the hole's box), and the gather's float frames."""
+        pixels = height * width
+        frames = (ahead + behind) * FRAME_BYTES * pixels * (2 if gpu else 1)
+        states = (1 + (self.block if self.backward else 0)) * STATE_BYTES * pixels
+        return frames + ahead * PAIR_BYTES * pixels + states + gather_bytes(height, width)
+
+
+def gather_bytes(height: int, width: int) -> int:
+    """Bytes of the float frames propagation_gather reads at once."""
+    return gather_window(height, width) * (3 * 4 + 1) * height * width
+
+
+def gather_window(height: int, width: int) -> int:
+    """Frames converted to float32 at once for propagation_gather."""
+    return max(1, GATHER_BYTES // ((3 * 4 + 1) * height * width))
+
+
+def available_bytes(device: torch.device) -> int | None:
+    """Memory the machine can give now (None where it cannot be told)."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError):
+        return None
+
+
+def size_text(count: int) -> str:
+    return f"{count / 2**30:.1f} GiB" if count >= 2**30 else f"{count / 2**20:.0f} MiB"
 
 
 @dataclass
@@ -57,8 +108,9 @@ class State:
 
 @dataclass
 class Propagated:
-    """A frame after propagation: ``image`` (1, 3, H, W) holds the frame's known pixels and
-    the propagated ones, 0 elsewhere; ``reached`` (1, 1, H, W) bool, where it holds a value."""
+    """A frame after propagation: ``image`` (1, 3, H, W) float32 holds the frame's known
+    pixels and the propagated ones, 0 elsewhere; ``reached`` (1, 1, H, W) bool, where it
+    holds a value."""
 
     frame: FrameInput
     index: int
@@ -67,25 +119,37 @@ class Propagated:
 
 
 class FrameRing:
-    """The frames the sweeps read from, frame t in slot t % capacity, on the device."""
+    """The frames the sweeps read from: every frame read and not yet output, and the
+    older ones the forward state still points at (at most max_age + 1 of them)."""
 
-    def __init__(self, capacity: int, like: FrameInput):
+    def __init__(self, like: FrameInput, capacity: int):
         _, channels, height, width = like.image.shape
         kw = dict(device=like.image.device)
-        self.images = torch.empty(
-            1, capacity, channels, height, width, dtype=like.image.dtype, **kw
-        )
-        self.holes = torch.empty(1, capacity, 1, height, width, dtype=torch.uint8, **kw)
-        self.capacity, self.newest = capacity, -1
+        self.frames: dict[int, FrameInput] = {}
+        self.window = min(gather_window(height, width), capacity)
+        self._images = torch.empty(1, self.window, channels, height, width, **kw)
+        self._holes = torch.empty(1, self.window, 1, height, width, dtype=torch.uint8, **kw)
+        self._loaded = [-1] * self.window  # the frame in each slot
+        self._slot_state = torch.full((1, 1, height, width), -1, dtype=torch.int32, **kw)
         xs = torch.arange(width, dtype=torch.float32, **kw).expand(height, width)
         ys = torch.arange(height, dtype=torch.float32, **kw)[:, None].expand(height, width)
         self.grid = torch.stack([xs, ys])[None]  # (1, 2, H, W)
+        # A state that points nowhere, but for a cropped state pasted in (``expanded``).
+        self._scratch = State(
+            torch.full((1, 1, height, width), -1, dtype=torch.int32, **kw),
+            torch.zeros_like(self.grid),
+        )
 
     def put(self, index: int, frame: FrameInput) -> None:
-        slot = index % self.capacity
-        self.images[0, slot] = frame.image[0]
-        self.holes[0, slot] = frame.hole_t[0]
-        self.newest = index
+        self.frames[index] = frame
+
+    def forget(self, before: int, state: State, box: Box | None, index: int) -> None:
+        """Drops the frames older than ``before`` that frame ``index``'s ``state`` does
+        not point at (in its hole's ``box``; elsewhere it points at ``index``): nothing
+        later can, since a sweep only carries what its last state holds."""
+        used = {index} | set(self.sources([state], box))
+        for old in [k for k in self.frames if k < before and k not in used]:
+            del self.frames[old]
 
     def own(self, index: int, frame: FrameInput) -> State:
         """The state of a frame with no neighbour: its known pixels, nothing in its hole."""
@@ -93,20 +157,73 @@ class FrameRing:
         source = torch.where(hole, -1, index).to(torch.int32)
         return State(source, torch.where(hole, 0.0, self.grid))
 
-    def gather(self, state: State) -> tuple[torch.Tensor, torch.Tensor]:
-        """(image (1, 3, H, W), valid (1, 1, H, W) bool): the values ``state`` points at."""
-        held = (state.frame >= self.newest - self.capacity + 1) & (state.frame >= 0)
-        slots = torch.where(held, state.frame % self.capacity, -1).to(torch.int32)
-        return propagation_gather(self.images, self.holes, slots, state.pos)
+    def expanded(self, state: State, box: Box) -> State:
+        """The cropped ``state`` on ``box`` as a frame's state, pointing nowhere outside
+        ``box``; valid until the next call."""
+        self._scratch.frame.fill_(-1)
+        self._scratch.frame[window(box)], self._scratch.pos[window(box)] = state.frame, state.pos
+        return self._scratch
+
+    @staticmethod
+    def sources(states: list[State], box: Box | None) -> list[int]:
+        """The frames ``states`` point at inside ``box``, in order."""
+        if box is None:
+            return []
+        found = torch.cat([s.frame[window(box)].flatten() for s in states]).unique()
+        return [k for k in found.tolist() if k >= 0]
+
+    def gather(self, states: list[State], box: Box) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """(image (1, 3, h, w) float32, valid (1, 1, h, w) bool) on ``box`` of each state:
+        the values it points at. The frames are uint8; those the states point at are
+        converted to float32 into ``window`` slots (frame k in slot k % window, kept there
+        for the next frames), at most ``window`` consecutive frames a pass."""
+        top, bottom, left, right = box
+        kw = dict(device=self.grid.device)
+        out = [
+            (
+                torch.zeros(1, 3, bottom - top, right - left, **kw),
+                torch.zeros(1, 1, bottom - top, right - left, dtype=torch.bool, **kw),
+            )
+            for _ in states
+        ]
+        used = self.sources(states, box)
+        slots = self._slot_state[window(box)]  # pointing nowhere outside box
+        while used:
+            first = used[0]
+            span = [k for k in used if k < first + self.window]
+            used = used[len(span) :]
+            for k in span:
+                if self._loaded[k % self.window] != k:
+                    frame = self.frames[k]
+                    self._images[0, k % self.window] = frame.image[0]
+                    self._holes[0, k % self.window] = frame.hole_t[0]
+                    self._loaded[k % self.window] = k
+            for state, (image, valid) in zip(states, out, strict=True):
+                source = state.frame[window(box)]
+                inside = (source >= first) & (source <= span[-1])
+                slots.copy_(torch.where(inside, source % self.window, -1))
+                part, found = propagation_gather(
+                    self._images, self._holes, self._slot_state, state.pos
+                )
+                image += part[window(box)]
+                valid |= found[window(box)]
+        slots.fill_(-1)
+        return out
+
+
+def cropped(state: State, box: Box) -> State:
+    """A copy of ``state`` on ``box``."""
+    return State(state.frame[window(box)].clone(), state.pos[window(box)].clone())
 
 
 def nearest(forward: tuple, backward: tuple, index: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Each pixel's value from the source nearer in time, both averaged on a tie.
 
-    forward, backward: (State, image, valid) of one frame. Returns (image, reached)."""
-    (state_f, image_f, valid_f), (state_b, image_b, valid_b) = forward, backward
-    age_f = index - state_f.frame
-    age_b = state_b.frame - index
+    forward, backward: (source frame (1, 1, h, w) int32, image, valid) of one region of
+    one frame. Returns (image, reached)."""
+    (frame_f, image_f, valid_f), (frame_b, image_b, valid_b) = forward, backward
+    age_f = index - frame_f
+    age_b = frame_b - index
     take_f = valid_f & ~(valid_b & (age_b < age_f))
     take_b = valid_b & ~(valid_f & (age_f < age_b))
     weight_f, weight_b = take_f.to(image_f.dtype), take_b.to(image_b.dtype)
@@ -116,10 +233,14 @@ def nearest(forward: tuple, backward: tuple, index: int) -> tuple[torch.Tensor, 
 
 
 class Propagation:
-    """Runs the sweeps of ``schedule`` over frames, their flows from ``flow_source``."""
+    """Runs the sweeps of ``schedule`` over frames, their flows from ``flow_source``.
 
-    def __init__(self, flow_source, schedule: Schedule):
-        self.flow_source, self.schedule = flow_source, schedule
+    ``memory``: bytes the run may hold (default: what the device has available when the
+    first frame comes); a schedule that would hold more stops with a ValueError that names
+    the option and what it needs."""
+
+    def __init__(self, flow_source, schedule: Schedule, memory: int | None = None):
+        self.flow_source, self.schedule, self.memory = flow_source, schedule, memory
 
     def _step(self, frame: FrameInput, index: int, state: State, flows, ahead: bool) -> State:
         """Frame ``index``'s state from its neighbour's ``state``; flows: (forward,
@@ -135,16 +256,37 @@ class Propagation:
 
     def _backward_states(self, ring: FrameRing, pending: deque, count: int, flows) -> list:
         """The backward sweep from the newest pending frame: the states of the first
-        ``count`` pending frames."""
-        index, frame = pending[-1]
-        state = ring.own(index, frame)
-        states = [state] if len(pending) == count else []
-        for i in range(len(pending) - 2, -1, -1):
+        ``count`` pending frames, each cropped to its hole's box (None without a hole)."""
+        states = []
+        state = None
+        for i in range(len(pending) - 1, -1, -1):
             index, frame = pending[i]
-            state = self._step(frame, index, state, flows[index].flows(), ahead=True)
+            if state is None:
+                state = ring.own(index, frame)
+            else:
+                state = self._step(frame, index, state, flows[index].flows(), ahead=True)
             if i < count:
-                states.append(state)
+                states.append(frame.box and cropped(state, frame.box))
         return states[::-1]
+
+    def _check_memory(self, frame: FrameInput, ahead: int, behind: int) -> None:
+        """Raises a ValueError naming the option when the schedule's frames so far do not
+        fit in ``self.memory``."""
+        s, (height, width) = self.schedule, frame.hole.shape
+        gpu = frame.image.device.type == "cuda"
+        if self.memory is None or s.held_bytes(height, width, ahead, behind, gpu) <= self.memory:
+            return
+        if behind > ahead:
+            option, value = "max_age", s.max_age
+            need = s.held_bytes(height, width, ahead, s.max_age + 1, gpu)
+        else:
+            option, value = s.ahead_option, None
+            need = s.held_bytes(height, width, s.block + s.lookahead, behind, gpu)
+        setting = f"{option} {value}" if value is not None else option
+        raise ValueError(
+            f"{setting} needs {size_text(need)} at {width}x{height}, more than the "
+            f"{size_text(self.memory)} available: lower {option}"
+        )
 
     def run(self, frames: Iterable[FrameInput]) -> Iterator[Propagated]:
         """Yields each frame after propagation, in order, at most ``block + lookahead - 1``
@@ -165,23 +307,45 @@ class Propagation:
                 else:
                     pair = flows.pop(index - 1).flows()
                     forward = self._step(frame, index, forward, pair, ahead=False)
-                image, reached = ring.gather(forward)
-                if backward is not None:
-                    image_b, reached_b = ring.gather(backward[k])
-                    image, reached = nearest(
-                        (forward, image, reached), (backward[k], image_b, reached_b), index
-                    )
-                yield Propagated(frame, index, image, reached)
+                yield self._propagated(ring, index, frame, forward, backward and backward[k])
+                ring.forget(pending[0][0] if pending else index + 1, forward, frame.box, index)
 
         previous = None
         for index, frame in enumerate(frames):
-            ring = ring or FrameRing(s.capacity, frame)
+            if ring is None:
+                ring = FrameRing(frame, s.capacity)
+                if self.memory is None:
+                    self.memory = available_bytes(frame.image.device)
             ring.put(index, frame)
+            self._check_memory(frame, len(pending) + 1, len(ring.frames) - len(pending) - 1)
             if previous is not None:
                 flows[index - 1] = FlowPair(self.flow_source.pair(previous, frame), previous, frame)
+            for pair in flows.values():  # completed as they come: float16 from then on
+                if pair.ready():
+                    pair.complete()
             previous = frame
             pending.append((index, frame))
             if len(pending) == s.block + s.lookahead:
                 yield from output(s.block)
         while pending:
             yield from output(min(s.block, len(pending)))
+
+    @staticmethod
+    def _propagated(ring: FrameRing, index, frame, forward, backward) -> Propagated:
+        """Frame ``index`` with the values its states (``backward`` cropped, or None)
+        point at."""
+        image, box = frame.image.float(), frame.box
+        if box is None:
+            return Propagated(frame, index, image, ~frame.hole_t)
+        states = [forward] if backward is None else [forward, ring.expanded(backward, box)]
+        found = ring.gather(states, box)
+        value, valid = found[0]
+        if backward is not None:
+            value, valid = nearest(
+                (forward.frame[window(box)], value, valid), (backward.frame, *found[1]), index
+            )
+        hole = frame.hole_t[window(box)]
+        image[window(box)] = torch.where(hole, value, image[window(box)])
+        reached = ~frame.hole_t
+        reached[window(box)] |= valid
+        return Propagated(frame, index, image, reached)

@@ -1,0 +1,109 @@
+"""What the pipeline holds: frames once as uint8, flows in float16, states on the hole's box,
+and nothing that grows with the clip."""
+
+from __future__ import annotations
+
+import gc
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from test_pipeline import ExactFlow, inpainter, make_clip, translating
+
+from fused_inpaint.data import dilate
+from fused_inpaint.ops import propagation_gather
+from fused_inpaint.pipeline import FrameInput, flow
+from fused_inpaint.pipeline.flow import FlowPair
+from fused_inpaint.pipeline.propagation import FrameRing, Propagation, Schedule, State
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 37, 53), (3, 20, 31), (40, 50)])
+@pytest.mark.parametrize("pixels", [0, 1, 4])
+def test_dilate_is_a_square_max(shape, pixels):
+    holes = torch.rand(shape, generator=torch.Generator().manual_seed(pixels)) > 0.97
+    side = 2 * pixels + 1
+    square = F.max_pool2d(holes.reshape(-1, 1, *shape[-2:]).float(), side, 1, pixels)
+    assert torch.equal(dilate(holes, pixels), square.reshape(shape) > 0)
+
+
+@pytest.mark.parametrize(
+    "options", [dict(mode="offline", chunk=6, overlap=2), dict(mode="stream"), dict(mode="online")]
+)
+def test_what_is_held_does_not_grow_with_the_clip(options):
+    """However long the stream, the frames and flows alive stay within the schedule's
+    capacity, and the same after 80 frames as after 240."""
+    frames, masks = make_clip(8, 16, 16)
+    model = inpainter(max_age=3, **options)
+    length, alive = 240, []
+    stream = model.stream(
+        (frames[i % 8] for i in range(length)), (masks[i % 8] for i in range(length))
+    )
+    for index, _ in enumerate(stream):
+        if index % 80 == 79:
+            gc.collect()
+            kinds = [type(o) for o in gc.get_objects()]  # types only: no object kept alive
+            alive.append((kinds.count(FrameInput), kinds.count(FlowPair)))
+    assert index == length - 1
+    s = model.schedule
+    assert max(frames for frames, _ in alive) <= s.capacity, alive
+    assert max(pairs for _, pairs in alive) <= s.block + s.lookahead, alive
+    assert alive[-1] <= alive[0], alive
+
+
+def test_memory_grows_with_the_frames_read():
+    """A reach far beyond the clip holds only the frames there are; a schedule whose
+    frames cannot fit in the memory there is stops with one line naming its option."""
+    frames, masks = make_clip(6, 16, 24)
+    near = inpainter(mode="offline", max_age=30)(frames, masks)
+    assert np.array_equal(inpainter(mode="offline", max_age=10**6)(frames, masks), near)
+    inputs = inpainter()._inputs
+    schedule = Schedule(block=40, lookahead=20, max_age=30, ahead_option="chunk")
+    run = Propagation(ExactFlow(*translating(6, 16, 24, 1)[1:]), schedule, memory=2**16)
+    with pytest.raises(ValueError, match=r"^chunk needs .* at 24x16, more than .*: lower chunk$"):
+        list(run.run(inputs(frames, masks)))
+
+
+def test_gather_from_uint8_frames_is_exact():
+    """The ring reads uint8 frames through float32 slots, a few at a time: the values are
+    those propagation_gather reads from the same frames held in float32."""
+    length, h, w = 7, 12, 20
+    frames, masks = make_clip(length, h, w)
+    inputs = list(inpainter()._inputs(frames, masks))
+    ring = FrameRing(inputs[0], capacity=3)  # 3 slots: passes, frames evicted from slots
+    for index, frame in enumerate(inputs):
+        ring.put(index, frame)
+    generator = torch.Generator().manual_seed(0)
+    source = torch.randint(-1, length, (1, 1, h, w), generator=generator, dtype=torch.int32)
+    pos = torch.rand(1, 2, h, w, generator=generator) * torch.tensor([w - 1, h - 1])[:, None, None]
+    states = [State(source, pos), State(source.flip(-1).contiguous(), pos.flip(-2).contiguous())]
+    box = (2, 10, 3, 17)
+    stack = torch.stack([f.image[0].float() for f in inputs])[None]
+    holes = torch.stack([f.hole_t[0] for f in inputs])[None]
+    for _ in range(2):  # the second time from what the slots kept
+        for state, (image, valid) in zip(states, ring.gather(states, box), strict=True):
+            expected, found = propagation_gather(stack, holes, state.frame, state.pos)
+            assert torch.equal(valid, found[..., 2:10, 3:17])
+            assert torch.equal(image, expected[..., 2:10, 3:17])
+
+
+def test_float16_flows_change_the_output_by_at_most_one_level():
+    """Flows kept in float16 instead of float32 (a sub-pixel motion, so that rounding
+    matters): hole pixels differ by at most one level, and at most 1% of them at all."""
+    length, h, w = 10, 24, 40
+    frames, forward, backward = translating(length, h, w, 2)
+    scale = torch.linspace(0.9, 1.1, w)  # a motion of 1.8 to 2.2 pixels a frame
+    forward, backward = forward * scale, backward * scale
+    masks = np.zeros((length, h, w), dtype=bool)
+    masks[:, 6:18, 12:26] = True
+    outputs = []
+    for dtype in (torch.float16, torch.float32):
+        flow.FLOW_DTYPE = dtype
+        try:
+            model = inpainter(flow=ExactFlow(forward, backward), chunk=6, overlap=2)
+            outputs.append(model(frames, masks).astype(int))
+        finally:
+            flow.FLOW_DTYPE = torch.float16
+    difference = np.abs(outputs[0] - outputs[1])[masks]
+    assert difference.max() <= 1
+    assert (difference > 0).mean() <= 0.01
