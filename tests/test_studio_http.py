@@ -5,11 +5,18 @@ from __future__ import annotations
 
 import base64
 import io as bytes_io
+import json
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
+import urllib.request
 import zipfile
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 from PIL import Image
@@ -18,6 +25,7 @@ pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from fused_inpaint import io  # noqa: E402
+from fused_inpaint.cli import main  # noqa: E402
 from fused_inpaint.data import object_removal_clip  # noqa: E402
 from fused_inpaint.pipeline import Inpainter  # noqa: E402
 from fused_inpaint.studio import Studio, create_app  # noqa: E402
@@ -259,8 +267,6 @@ def test_a_truncated_video_gets_a_message(client, studio, clip_video):
 
 
 def test_a_video_of_zero_frames_gets_a_message(client, studio, tmp_path):
-    import av
-
     path = tmp_path / "empty.mkv"
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=10)
@@ -417,3 +423,38 @@ def test_stopping_the_server_removes_its_folder(clip, clip_video):
         assert list(studio.folder.glob("job-*"))
         studio.make_inpainter("online").gate.set()
     assert not studio.folder.exists()
+
+
+# --- the command ---------------------------------------------------------------------------
+
+
+def test_the_command_prints_its_address_serves_and_cleans_up_on_ctrl_c(clip_video, tmp_path):
+    environment = {**os.environ, "TMPDIR": str(tmp_path)}
+    command = [sys.executable, "-m", "fused_inpaint.cli", "studio", str(clip_video), "--port", "0"]
+    process = subprocess.Popen(
+        command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        lines = []
+        while not any("token=" in line for line in lines):
+            line = process.stdout.readline()
+            assert line, f"exited: {process.stderr.read()}"
+            lines.append(line)
+        url = next(line for line in lines if "token=" in line).strip()
+        assert url.startswith("http://127.0.0.1:") and "/?token=" in url
+        assert len(list(tmp_path.glob("fused-inpaint-studio-*"))) == 1
+        state_url = url.replace("/?token=", "/api/state?token=")
+        with urllib.request.urlopen(state_url, timeout=WAIT_S) as answer:
+            assert json.load(answer)["clips"][0]["name"] == "object.mp4"
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=WAIT_S)
+    finally:
+        process.kill()
+        process.wait()
+    assert process.returncode in (0, 130)
+    assert list(tmp_path.glob("fused-inpaint-studio-*")) == []
+
+
+def test_the_command_refuses_a_missing_input_in_one_line(tmp_path, capsys):
+    assert main(["studio", str(tmp_path / "absent.mp4"), "--port", "0"]) == 1
+    assert "input not found" in capsys.readouterr().err

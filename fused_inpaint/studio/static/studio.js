@@ -341,6 +341,8 @@ async function inpaint() {
   $("inpaint").disabled = $("track").disabled = true;
   $("downloads").hidden = true;
   $("cancel").hidden = $("progress").hidden = $("result").hidden = false;
+  stop();
+  show(0); // where the first frames done appear
   try {
     state.job = await request("POST", `/api/clips/${state.clip.id}/inpaint`, body);
     const job = await poll(state.job.id, (j) => {
