@@ -535,7 +535,7 @@ def is_live_input(name: str | os.PathLike) -> bool:
         return True
     try:
         mode = os.stat(name).st_mode
-    except (OSError, ValueError):
+    except (OSError, ValueError, TypeError):
         return False
     return stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)
 

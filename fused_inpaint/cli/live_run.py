@@ -115,11 +115,13 @@ def _stream_holes(reader: io.LiveReader, dilate: int) -> Iterator[np.ndarray]:
 
 def _masks(args: argparse.Namespace, size: tuple[int, int]):
     """One mask for every frame, or an iterator of per-frame masks, of the frames' size."""
+    dilate = args.dilate or 0  # None: not given
     if io.is_live_input(args.mask):
+        print(f"{PROG}: opening mask {args.mask} (at most {args.timeout:g} s)", file=sys.stderr)
         reader = io.LiveReader(args.mask, timeout=args.timeout)
-        mask_size, holes = reader.size, _stream_holes(reader, args.dilate)
+        mask_size, holes = reader.size, _stream_holes(reader, dilate)
     else:
-        masks = io.Masks(args.mask, dilate=args.dilate)
+        masks = io.Masks(args.mask, dilate=dilate)
         mask_size, holes = masks.size, masks.for_inpainter()
     if mask_size != size:
         raise UsageError(
