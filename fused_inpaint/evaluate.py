@@ -547,3 +547,110 @@ def write_report(evaluation: Evaluation, path: str | os.PathLike = REPORT) -> li
             shutil.rmtree(folder, ignore_errors=True)
         raise
     return [path, *images]
+
+
+# Object removal from a box: synthetic clips (``data.object_removal_clip``), whose object
+# mask and clean background are exact.
+OBJECT_SEEDS = (0, 1, 2, 3)
+OBJECT_SIZE = (240, 432)  # (H, W)
+# The object's region whose PSNR is reported: its exact mask grown by this many pixels,
+# so that what a tight mask leaves of its border (a halo) counts.
+OBJECT_REGION = 8
+OBJECT_REPORT = Path("benchmarks/results/object_removal.md")
+OBJECT_DEFINITIONS = """\
+- **clips**: `fused_inpaint.data.object_removal_clip(seed, length, 240, 432)`: a camera
+  moving over a photo, other objects cut from photos moving on their own, and on top the
+  object to remove, its exact mask and the clip without it (the ground truth).
+- **IoU**: |tracked & exact| / |tracked | exact| of the undilated tracked mask per frame, mean
+  over the frames where either mask has a pixel (an object the track lost, or a mask left
+  behind, counts 0), from one box (the object's bounding box on frame 0).
+- **PSNR object**: as PSNR hole, over the object's exact mask grown by {region} pixels, against
+  the clip without the object. *tracked*: `run --box` (the tracked masks, grown by
+  `--dilate`); *exact*: the exact masks grown as much; *Telea*: OpenCV's Telea on the
+  tracked masks.
+"""
+
+
+@dataclass
+class ObjectRemovalRow:
+    """Scores on one synthetic clip (or their mean): tracking IoU, PSNR in the object's
+    region of the inpainting with the tracked masks, the exact ones, and Telea."""
+
+    seed: str
+    iou: float
+    psnr_tracked: float
+    psnr_exact: float
+    psnr_telea: float
+
+
+def tracking_iou(masks: np.ndarray, exact: np.ndarray) -> float:
+    """masks, exact: (T, H, W) bool -> mean per-frame IoU over the frames where either has a
+    pixel (1.0 when neither ever has)."""
+    union = (masks | exact).sum(axis=(1, 2))
+    inter = (masks & exact).sum(axis=(1, 2))
+    seen = union > 0
+    return float((inter[seen] / union[seen]).mean()) if seen.any() else 1.0
+
+
+def object_removal(
+    inpainter: Method,
+    seeds: Sequence[int] = OBJECT_SEEDS,
+    frames: int = FRAMES,
+    dilations: Sequence[int] | None = None,
+    size: tuple[int, int] = OBJECT_SIZE,
+) -> dict[int, list[ObjectRemovalRow]]:
+    """Object removal from a box on each seed's synthetic clip, for each dilation (default:
+    the tracker's): dilation -> rows, one per seed and their mean last."""
+    from fused_inpaint.data import object_removal_clip
+    from fused_inpaint.tracking import DEFAULT_DILATE, track
+
+    _require("cv2")
+    dilations = [DEFAULT_DILATE] if dilations is None else list(dilations)
+    rows: dict[int, list[ObjectRemovalRow]] = {d: [] for d in dilations}
+    for seed in tqdm(seeds, desc="object removal", unit="clip", disable=None, leave=False):
+        clip = object_removal_clip(seed, frames, *size)
+        tracked = track(clip.frames, boxes=[clip.box], dilate=0)
+        region = np.stack([io.dilate_hole(m, OBJECT_REGION) for m in clip.mask])
+        for dilate in dilations:
+            holes = np.stack([io.dilate_hole(m, dilate) for m in tracked])
+            exact = np.stack([io.dilate_hole(m, dilate) for m in clip.mask])
+            scores = [
+                psnr(method(clip.frames, h), clip.background, region)
+                for method, h in ((inpainter, holes), (inpainter, exact), (telea, holes))
+            ]
+            rows[dilate].append(
+                ObjectRemovalRow(str(seed), tracking_iou(tracked, clip.mask), *scores)
+            )
+    for dilate_rows in rows.values():
+        means = [float(np.mean([getattr(r, f) for r in dilate_rows])) for f in _OBJECT_FIELDS]
+        dilate_rows.append(ObjectRemovalRow("mean", *means))
+    return rows
+
+
+_OBJECT_FIELDS = ("iou", "psnr_tracked", "psnr_exact", "psnr_telea")
+
+
+def object_removal_table(rows: dict[int, list[ObjectRemovalRow]]) -> str:
+    """The rows of ``object_removal`` as a Markdown table."""
+    heading = ["dilate", "clip", "IoU", "PSNR object tracked (dB)", "PSNR object exact (dB)",
+               "PSNR object Telea (dB)", "tracked vs exact (dB)"]  # fmt: skip
+    lines = [
+        [
+            str(d),
+            r.seed,
+            f"{r.iou:.3f}",
+            *(f"{getattr(r, f):.2f}" for f in _OBJECT_FIELDS[1:]),
+            f"{r.psnr_tracked - r.psnr_exact:+.2f}",
+        ]  # fmt: skip
+        for d, dilate_rows in rows.items()
+        for r in dilate_rows
+    ]
+    return _table(heading, lines)
+
+
+def object_removal_report(rows: dict[int, list[ObjectRemovalRow]], setup: str) -> str:
+    """The Markdown report of ``object_removal``: ``setup`` (what ran), definitions, table."""
+    definitions = OBJECT_DEFINITIONS.format(region=OBJECT_REGION)
+    return (
+        f"# Object removal from a box\n\n{setup}\n\n{definitions}\n{object_removal_table(rows)}\n"
+    )

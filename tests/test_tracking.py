@@ -142,3 +142,15 @@ def test_bad_boxes_and_keyframes_are_one_line_errors(arguments, message):
     with pytest.raises(ValueError, match=message) as error:
         track(frames, **arguments)
     assert "\n" not in str(error.value)
+
+
+def test_object_removal_evaluation_scores_each_dilation():
+    from fused_inpaint import evaluate
+
+    rows = evaluate.object_removal(evaluate.telea, [0], 6, [0, 3], (96, 160))
+    assert list(rows) == [0, 3]
+    for dilate_rows in rows.values():
+        assert [r.seed for r in dilate_rows] == ["0", "mean"]
+        assert 0.5 < dilate_rows[0].iou <= 1 and dilate_rows[0].iou == dilate_rows[1].iou
+        assert all(np.isfinite(r.psnr_tracked) and np.isfinite(r.psnr_exact) for r in dilate_rows)
+    assert "| 3 | mean |" in evaluate.object_removal_table(rows)

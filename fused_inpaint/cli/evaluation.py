@@ -6,7 +6,14 @@ import argparse
 from pathlib import Path
 
 from fused_inpaint import evaluate as quality
-from fused_inpaint.cli.common import UsageError, add_model_options, make_inpainter, positive
+from fused_inpaint import io
+from fused_inpaint.cli.common import (
+    UsageError,
+    add_model_options,
+    make_inpainter,
+    non_negative,
+    positive,
+)
 from fused_inpaint.pipeline import MODES, SOURCES
 
 
@@ -37,13 +44,34 @@ def add_parser(commands) -> None:
     evaluation.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
     evaluation.add_argument("--flows", nargs="+", choices=SOURCES, default=list(SOURCES))
     evaluation.add_argument(
-        "-o", "--output", type=Path, default=quality.REPORT, help="the Markdown report (.md)"
+        "--object-removal",
+        action="store_true",
+        help="instead: remove an object tracked from a box on synthetic clips (--seeds, "
+        "--frames, --dilate): tracking IoU, and PSNR in the object's region against the "
+        "exact masks and Telea (the offline mode with --flows' first source)",
+    )
+    evaluation.add_argument(
+        "--dilate",
+        nargs="+",
+        type=non_negative,
+        metavar="N",
+        help="--object-removal: the masks' dilations (default: the tracker's)",
+    )
+    evaluation.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        help=f"the Markdown report (.md; default: {quality.REPORT}, with --object-removal "
+        f"{quality.OBJECT_REPORT})",
     )
     add_model_options(evaluation)
     evaluation.set_defaults(handler=command)
 
 
 def command(args: argparse.Namespace) -> int:
+    if args.object_removal:
+        return object_removal(args)
+    args.output = args.output or quality.REPORT
     quality.check_output(args.output)  # before minutes of work, not after
     methods = {
         f"{mode}/{flow}": make_inpainter(args, mode, flow)
@@ -61,4 +89,25 @@ def command(args: argparse.Namespace) -> int:
     print(quality.summary_table(evaluation), end="")
     for path in written:
         print(f"wrote {path}")
+    return 0
+
+
+def object_removal(args: argparse.Namespace) -> int:
+    """``eval --object-removal``: the report of ``evaluate.object_removal``."""
+    output = args.output or quality.OBJECT_REPORT
+    quality.check_output(output)
+    inpainter = make_inpainter(args, "offline", args.flows[0])
+    seeds = args.seeds if args.seeds != list(quality.SEEDS) else list(quality.OBJECT_SEEDS)
+    try:
+        rows = quality.object_removal(inpainter, seeds, args.frames, args.dilate)
+    except ImportError as error:
+        raise UsageError(str(error)) from None
+    setup = (
+        f"- {len(seeds)} clips (seeds {', '.join(map(str, seeds))}) of {args.frames} frames, "
+        f"{quality.OBJECT_SIZE[1]}x{quality.OBJECT_SIZE[0]}; inpainting: "
+        f"{quality.describe(inpainter)}"
+    )
+    io.write_text(output, quality.object_removal_report(rows, setup))
+    print(quality.object_removal_table(rows), end="")
+    print(f"wrote {output}")
     return 0

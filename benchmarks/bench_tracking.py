@@ -1,0 +1,114 @@
+"""Tracking benchmark: the tracker's frames/s against the pipeline's, and the masks' dilation
+against the quality of the object's removal.
+
+Any machine:  python benchmarks/bench_tracking.py [--quick] [--budget-s S] [--out DIR]
+      on synthetic object-removal clips (``data.object_removal_clip``, 432x240), tracked
+      from the object's box on frame 0: tracking frames/s (``Tracker.stream``, frames in
+      memory) and, in the same run on the same clip, the pipeline's (``Inpainter``,
+      offline mode, DIS flow, under the exact mask), and their ratio; then for each
+      dilation the tracking IoU and the PSNR in the object's region of the inpainting
+      with the tracked masks, the exact ones and Telea (``evaluate.object_removal``);
+      prints the tables and writes DIR/<device>/tracking.md.
+CPU:  python -m pytest benchmarks --benchmark-only
+      one small clip tracked.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import common
+import cv2
+import numpy as np
+
+from fused_inpaint import evaluate
+from fused_inpaint.data import object_removal_clip
+from fused_inpaint.pipeline import Inpainter
+from fused_inpaint.tracking import DEFAULT_DILATE, Tracker
+
+NAME = "tracking"
+SIZE = (240, 432)  # (H, W)
+SEEDS, QUICK_SEEDS = (0, 1, 2, 3), (0,)
+FRAMES, QUICK_FRAMES = 30, 20
+DILATIONS, QUICK_DILATIONS = (0, 2, 4, 6, 8, 12), (0, DEFAULT_DILATE)
+CPU_SIZE = (96, 160)
+
+NOTES = [
+    "clips: `fused_inpaint.data.object_removal_clip(seed, frames, 240, 432)`, tracked from "
+    "the object's bounding box on frame 0",
+    "tracking frames/s: `Tracker({0: [box]}).stream(frames)` over the clip in memory, wall "
+    "clock, everything included (working-scale copies, DIS in a window around the object, "
+    "GrabCut, the masks back at full size and dilated); pipeline frames/s: "
+    "`Inpainter(mode='offline', flow='dis')` on the same clip under the exact mask, after a "
+    "warm-up on two frames; the ratio is measured in the same run",
+]
+
+
+def frames_per_second(run, count: int) -> float:
+    start = time.perf_counter()
+    run()
+    return count / (time.perf_counter() - start)
+
+
+def run(seeds, frames: int, dilations, out_dir: Path) -> None:
+    env = common.environment()
+    facts = [f"OpenCV {cv2.__version__}, {cv2.getNumThreads()} OpenCV threads"]
+    heading = ["clip", "tracking frames/s", "pipeline frames/s", "tracking time / pipeline's"]
+    speed = [common.table_line(heading), "|---|--:|--:|--:|"]
+    quality: list[str] = []
+    inpainter = Inpainter(mode="offline", flow="dis")
+
+    def measure(seed: int | None):
+        if seed is None:  # the last case: the dilations, once every speed is measured
+            rows = evaluate.object_removal(inpainter, seeds, frames, dilations, SIZE)
+            quality.append(evaluate.object_removal_table(rows))
+            return
+        clip = object_removal_clip(seed, frames, *SIZE)
+        tracker = Tracker({0: [clip.box]})
+        inpainter(clip.frames[:2], clip.mask[:2])  # warm-up
+        tracking = frames_per_second(lambda: list(tracker.stream(clip.frames)), frames)
+        pipeline = frames_per_second(lambda: inpainter(clip.frames, clip.mask), frames)
+        cells = [str(seed), f"{tracking:.1f}", f"{pipeline:.1f}", f"{pipeline / tracking:.3f}"]
+        print(" | ".join(cells), flush=True)
+        speed.append(common.table_line(cells))
+
+    def render() -> str:
+        text = common.header(NAME, env, facts, NOTES) + "\n\n" + "\n".join(speed) + "\n"
+        if quality:
+            setup = (
+                f"{len(seeds)} clips of {frames} frames; the tracked masks grown by each "
+                f"dilation (the tracker's default: {DEFAULT_DILATE})"
+            )
+            definitions = evaluate.OBJECT_DEFINITIONS.format(region=evaluate.OBJECT_REGION)
+            text += common.section("Dilation and removal quality", [setup], quality[0])
+            text += "\n" + definitions
+        return text
+
+    common.measure_and_write(NAME, env, out_dir, [*seeds, None], measure, render)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="tracking speed and the dilation's quality")
+    common.add_run_arguments(parser, f"one clip of {QUICK_FRAMES} frames, two dilations")
+    args = parser.parse_args(argv)
+    common.configure(args.quick, args.budget_s)
+    if args.quick:
+        run(QUICK_SEEDS, QUICK_FRAMES, QUICK_DILATIONS, args.out)
+    else:
+        run(SEEDS, FRAMES, DILATIONS, args.out)
+    return 0
+
+
+def test_cpu_tracking(benchmark):
+    clip = object_removal_clip(0, 8, *CPU_SIZE)
+    tracker = Tracker({0: [clip.box]})
+    benchmark.group = f"{NAME} {CPU_SIZE[1]}x{CPU_SIZE[0]}, 8 frames"
+    masks = benchmark(lambda: np.stack(list(tracker.stream(clip.frames))))
+    assert masks.shape == clip.mask.shape
+
+
+if __name__ == "__main__":
+    sys.exit(main())
