@@ -66,13 +66,19 @@ class Inpainting:
 
     def _run(self, job: Job) -> None:
         inpainter = self.make_inpainter(self.mode)
-        holes = [io.dilate_hole(mask, self.dilate) for mask in self.masks]
+        holes = []  # grown as the pipeline reads them, which is before it yields their frame
+
+        def dilated() -> Iterator[np.ndarray]:
+            for mask in self.masks:
+                holes.append(io.dilate_hole(mask, self.dilate))
+                yield holes[-1]
+
         png_folder = self.folder / "frames"
         with contextlib.ExitStack() as outputs:
             video = outputs.enter_context(io.VideoWriter(self.path("video"), self.clip.fps))
             pngs = outputs.enter_context(io.PngFolderWriter(png_folder))
             mask_video = outputs.enter_context(io.VideoWriter(self.path("mask"), self.clip.fps))
-            for index, frame in enumerate(inpainter.stream(self._frames(job), holes)):
+            for index, frame in enumerate(inpainter.stream(self._frames(job), dilated())):
                 job.check_cancelled()
                 video.write(frame)
                 pngs.write(frame)
