@@ -29,6 +29,9 @@ SAME_MOTION = 0.5
 # square root of its area), at least MIN_SEARCH pixels, as far as it may move per frame.
 SEARCH = 0.5
 MIN_SEARCH = 16
+# DIS finds large motions only through its pyramid: on windows much smaller than this
+# (working pixels a side) it misses them.
+MIN_WINDOW = 96
 # Flow vectors sampled for the background's motion: one every this many pixels.
 SAMPLE_STEP = 4
 # A pixel moves apart from the object when its flow is this far from the object's motion.
@@ -82,11 +85,17 @@ def search_window(mask: np.ndarray) -> Window:
     MIN_SEARCH pixels."""
     rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
     margin = max(MIN_SEARCH, round(SEARCH * math.sqrt(mask.sum())))
-    h, w = mask.shape
-    return (
-        slice(max(rows[0] - margin, 0), min(rows[-1] + 1 + margin, h)),
-        slice(max(cols[0] - margin, 0), min(cols[-1] + 1 + margin, w)),
+    return tuple(
+        _span(int(ends[0]) - margin, int(ends[-1]) + 1 + margin, side)
+        for ends, side in ((rows, mask.shape[0]), (cols, mask.shape[1]))
     )
+
+
+def _span(start: int, stop: int, side: int) -> slice:
+    """[start, stop) widened about its centre to MIN_WINDOW, then moved into [0, side)."""
+    length = min(max(stop - start, MIN_WINDOW), side)
+    start = min(max((start + stop - length) // 2, 0), side - length)
+    return slice(start, start + length)
 
 
 class Flow:

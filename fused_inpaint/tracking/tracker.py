@@ -125,7 +125,7 @@ class Tracker:
         window: int | None = DEFAULT_WINDOW,
         work_side: int = WORK_SIDE,
         dis_preset: str = "medium",
-        motion: bool = False,
+        motion: bool = True,
     ) -> None:
         self.keyframes = as_keyframes(keyframes)
         self.objects = sorted(set().union(*self.keyframes.values()))
