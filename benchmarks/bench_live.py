@@ -16,6 +16,7 @@ Script: python benchmarks/bench_live.py [--quick] [--budget-s S] [--seconds S] [
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 import subprocess
 import sys
@@ -116,7 +117,9 @@ class Window:
 def measure(height: int, width: int, mode: str, preset: str, seconds: float) -> Row:
     row = Row(f"{width}x{height}", mode, preset)
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    inpainter = Inpainter(device=device, mode=mode, dis_preset=preset)
+    cpus = len(os.sched_getaffinity(0))  # those this process may use, under taskset too
+    torch.set_num_threads(min(torch.get_num_threads(), cpus))
+    inpainter = Inpainter(device=device, mode=mode, dis_preset=preset, threads=min(cpus, 8))
     hole = static_hole(height, width)
     row.alone_fps = pipeline_alone_fps(inpainter, height, width, hole)
     count = int((WARM_UP_S + seconds + 10) * FPS)  # the sender outlasts the span
@@ -197,7 +200,8 @@ def main(argv: list[str] | None = None) -> int:
         "receiver: `io.LiveReader` -> `inpaint_live(realtime=True, max_delay=0.2 s)` -> "
         "`io.StreamWriter` (H.264 MPEG-TS to a loopback port), a static elliptic hole of "
         f"{HOLE_AREA:.0%} of the frame; `Inpainter(mode=..., dis_preset=...)`, default "
-        "weights, float32 on the CPU, float16 on a GPU",
+        "weights, float32 on the CPU, float16 on a GPU; DIS and torch threads: the CPUs "
+        "this process may use",
         f"figures over the span after {WARM_UP_S} s of warm-up: input frames/s = frames read "
         "/ span; dropped = frames read and not written; latency from a frame's capture "
         "(decoded) to its write (sent), in ms and in frames of the source read meanwhile; "
