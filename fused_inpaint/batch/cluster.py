@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -81,10 +83,14 @@ def start(address: str | None, cpus: int | None) -> None:
     (default: all), unless this process already runs Ray."""
     if ray.is_initialized():
         return
+    # ray.init makes SIGTERM exit at once; the caller's handler stops the batch cleanly.
+    on_terminate = signal.getsignal(signal.SIGTERM)
     if address:
         ray.init(address=address, log_to_driver=False)
     else:
         ray.init(num_cpus=cpus or os.cpu_count(), log_to_driver=False)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, on_terminate)
 
 
 def default_workers(cpus: float, gpus: float) -> int:
@@ -201,8 +207,8 @@ class Batch:
         ray.get([actor.ready.remote() for actor in self.actors])
 
     def run(self) -> list[Outcome]:
-        """Runs every row; on Ctrl-C, stops the workers, removes every partial output and
-        raises KeyboardInterrupt (the outcomes say what finished)."""
+        """Runs every row; on Ctrl-C (or any error here) stops the workers, removes every
+        partial output and raises it again (the outcomes say what finished)."""
         for number, outcome in enumerate(self.outcomes):
             self._plan(outcome, number)
         total = sum(o.estimated or 0 for o in self.outcomes if o.status == "pending")
@@ -235,7 +241,7 @@ class Batch:
                         self._fail(outcome, "every worker died")
                     self.queue.clear()
                 self._show(bar)
-        except KeyboardInterrupt:
+        except BaseException:  # Ctrl-C, or an error of the batch itself
             self._stop(running)
             raise
         finally:

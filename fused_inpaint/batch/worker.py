@@ -104,10 +104,10 @@ class Worker:
         if row.boxes:  # tracked as ``fused-inpaint track`` does, on a reader of its own
             from fused_inpaint.tracking import Tracker
 
-            dilate = {"dilate": row.options["dilate"]} if "dilate" in row.options else {}
+            dilate = {} if settings["dilate"] is None else {"dilate": settings["dilate"]}
             tracker = Tracker({row.box_frame: [list(box) for box in row.boxes]}, **dilate)
             return tracker.stream(io.open_frames(row.input))
-        masks = io.Masks(row.mask, dilate=settings["dilate"])
+        masks = io.Masks(row.mask, dilate=settings["dilate"] or 0)
         if masks.size != frames.size:
             raise io.MediaError(
                 f"mask {row.mask} is {masks.size[1]}x{masks.size[0]} but the frames of "

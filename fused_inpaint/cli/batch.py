@@ -20,6 +20,7 @@ from fused_inpaint.cli.common import (
     positive,
 )
 from fused_inpaint.pipeline import inpainter as inpainting
+from fused_inpaint.tracking import DEFAULT_DILATE
 
 DEFAULT_SEGMENT = 3000  # frames: 2 minutes at 25 fps, a few percent of it context
 INSTALL = 'the batch command runs on Ray: pip install "fused_inpaint[batch]" (or pip install ray)'
@@ -76,7 +77,10 @@ def add_parser(commands) -> None:
         help="times a task whose worker died is run again (default: %(default)s)",
     )  # fmt: skip
     batch.add_argument(
-        "--dilate", type=non_negative, default=0, metavar="N", help="grow the masks by N pixels"
+        "--dilate",
+        type=non_negative,
+        metavar="N",
+        help=f"grow the masks by N pixels (default: 0 for masks, {DEFAULT_DILATE} for boxes)",
     )
     batch.add_argument("--fps", type=float, help="frame rate of video outputs (default: input's)")
     add_pipeline_options(batch)
