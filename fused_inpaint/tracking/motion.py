@@ -32,6 +32,8 @@ MIN_SEARCH = 16
 # DIS finds large motions only through its pyramid: on windows much smaller than this
 # (working pixels a side) it misses them.
 MIN_WINDOW = 96
+# The most pixels a window is looked at with: larger ones are scaled down to it.
+VIEW_PIXELS = 192 * 192
 # Flow vectors sampled for the background's motion: one every this many pixels.
 SAMPLE_STEP = 4
 # A pixel moves apart from the object when its flow is this far from the object's motion.
@@ -60,12 +62,13 @@ def to_work(frame: np.ndarray, size: tuple[int, int]) -> WorkFrame:
     return WorkFrame(frame, cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY))
 
 
-def mask_to_work(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """(H, W) bool -> (h, w) bool: a working pixel is in it when a quarter of it is."""
+def mask_to_work(mask: np.ndarray, size: tuple[int, int], share: float = 0.25) -> np.ndarray:
+    """(H, W) bool -> (h, w) bool: a working pixel is in it when ``share`` of it is (a
+    quarter by default, so that thin strokes stay)."""
     if mask.shape == size:
         return mask
     area = cv2.resize(mask.astype(np.float32), size[::-1], interpolation=cv2.INTER_AREA)
-    return area >= 0.25
+    return area >= share
 
 
 def mask_from_work(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -98,6 +101,44 @@ def _span(start: int, stop: int, side: int) -> slice:
     return slice(start, start + length)
 
 
+@dataclass
+class View:
+    """A window of the working frames, scaled down so that it holds at most VIEW_PIXELS
+    (a large object costs what a middling one does)."""
+
+    window: Window
+    scale: float
+    shape: tuple[int, int]  # (h, w) at the view's scale
+
+    @classmethod
+    def of(cls, window: Window) -> View:
+        h, w = (s.stop - s.start for s in window)
+        scale = min(1.0, math.sqrt(VIEW_PIXELS / (h * w)))
+        return cls(window, scale, (max(1, round(h * scale)), max(1, round(w * scale))))
+
+    def frame(self, frame: WorkFrame) -> WorkFrame:
+        """The frame's window at the view's scale."""
+        rgb = frame.rgb[self.window]
+        if self.scale < 1:
+            rgb = cv2.resize(rgb, self.shape[::-1], interpolation=cv2.INTER_AREA)
+        return WorkFrame(np.ascontiguousarray(rgb), cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
+
+    def down(self, mask: np.ndarray) -> np.ndarray:
+        """(h, w) bool working mask -> its window at the view's scale (half a pixel in
+        it counts: a mask scaled down and up each frame neither grows nor shrinks)."""
+        return mask_to_work(mask[self.window], self.shape, 0.5)
+
+    def up(self, mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+        """A mask at the view's scale -> the (h, w) bool working mask of ``size``."""
+        out = np.zeros(size, bool)
+        out[self.window] = mask_from_work(mask, out[self.window].shape)
+        return out
+
+    def area(self, mask: np.ndarray) -> float:
+        """The working pixels a mask at the view's scale covers."""
+        return mask.sum() / self.scale**2
+
+
 class Flow:
     """DIS optical flow between working frames (``preset``: "ultrafast", "fast" or
     "medium")."""
@@ -108,9 +149,9 @@ class Flow:
             getattr(cv2, f"DISOPTICAL_FLOW_PRESET_{preset.upper()}")
         )
 
-    def __call__(self, a: WorkFrame, b: WorkFrame, window: Window) -> np.ndarray:
-        """The flow from ``a`` to ``b`` on ``a``'s grid in ``window``, (h, w, 2) float32."""
-        x, y = a.gray[window], b.gray[window]
+    def __call__(self, a: WorkFrame, b: WorkFrame) -> np.ndarray:
+        """The flow from ``a`` to ``b`` on ``a``'s grid, (h, w, 2) float32."""
+        x, y = a.gray, b.gray
         h, w = x.shape
         pad = (0, max(DIS_MIN_SIDE - h, 0), 0, max(DIS_MIN_SIDE - w, 0))
         x, y = (cv2.copyMakeBorder(f, *pad, cv2.BORDER_REPLICATE) for f in (x, y))

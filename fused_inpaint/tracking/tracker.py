@@ -5,8 +5,13 @@ the box or the mask; pixels that move like the background, from DIS flow to the 
 frame, start on the background side). From there the mask moves frame to frame along DIS
 flow (``flow_warp`` of the mask) and GrabCut refines it in a band around where it landed,
 with the colour models carried along, so that it follows the object's border without
-drifting off it or growing into the background. A mask that shrinks to nearly nothing
-(the object has left the frame or is hidden) ends there, and nothing is left behind.
+drifting off it or growing into the background: the band is all it may take per frame,
+and pixels of the band that move otherwise than the object (``motion``) are background
+for sure. A mask that shrinks to nearly nothing (the object has left the frame or is
+hidden) ends there, and nothing is left behind; when GrabCut drops most of the mask at
+once, only the object's own motion against the background keeps it (carried by the flow).
+An object whose colours GrabCut cannot tell apart on its keyframe (it keeps under a
+COLLAPSE share of the box) is the box, carried by the flow alone.
 
 Each keyframe tracks forward and backward; each frame takes every object's mask from the
 nearer keyframe that names it (the earlier one on a tie). Backward tracking reaches at
@@ -28,6 +33,7 @@ from fused_inpaint.tracking.keyframes import Box, as_keyframes, check_size
 from fused_inpaint.tracking.motion import (
     WORK_SIDE,
     Flow,
+    View,
     WorkFrame,
     carry,
     mask_from_work,
@@ -222,20 +228,19 @@ class _Run:
     def start(self, key: int, neighbour: int | None) -> None:
         """Segments the objects of keyframe ``key`` (the motion cue from the flow to
         frame ``neighbour``), starts their forward tracks and tracks them backward."""
-        frame = self.held[key]
         backward = {}
         for obj, hint in self.tracker.keyframes[key].items():
-            guess = self.first_guess(hint)
-            window = search_window(guess)
+            full_guess = self.first_guess(hint)
+            view = View.of(search_window(full_guess))
+            frame, guess = view.frame(self.held[key]), view.down(full_guess)
             unlike = None
             if neighbour is not None and self.tracker.motion:
-                flow = self.flow(frame, self.held[neighbour], window)
-                unlike = moves_like_background(flow, guess[window], band_width(guess))
-            mask = np.zeros_like(guess)
-            mask[window], models = grabcut(frame.rgb[window], guess[window], unlike, None)
+                flow = self.flow(frame, view.frame(self.held[neighbour]))
+                unlike = moves_like_background(flow, guess, band_width(guess))
+            mask, models = grabcut(frame.rgb, guess, unlike, None)
             colour = mask.sum() >= COLLAPSE * guess.sum()
-            if not colour:  # the object's colours are the background's: the guess it is
-                mask = guess
+            # An object whose colours are the background's: the guess it is.
+            mask = view.up(mask, self.work) if colour else full_guess
             self.masks[key][obj] = mask
             first, last = self.tracker._spans[obj][key]
             area = int(mask.sum())
@@ -250,29 +255,27 @@ class _Run:
         and refined; None when the object has gone. Only a window around the mask,
         as far as the object may have moved, is looked at."""
         least = max(MIN_SAMPLES, END_FRACTION * track.key_area)
-        window = search_window(track.mask)
-        flow = self.flow(frame, before, window)
-        guess = carry(track.mask[window], flow)
-        if guess.sum() < least:
+        view = View.of(search_window(track.mask))
+        frame = view.frame(frame)
+        flow = self.flow(frame, view.frame(before))
+        guess = carry(view.down(track.mask), flow)
+        if view.area(guess) < least:
             return None
-        if not track.colour:  # the flow alone carries it
-            track.mask = np.zeros_like(track.mask)
-            track.mask[window] = guess
-            return track.mask
-        apart = None
-        if self.tracker.motion:
-            apart = moves_apart(flow, guess, band_width(guess))
-        mask = np.zeros_like(track.mask)
-        mask[window], track.models = grabcut(frame.rgb[window], guess, None, track.models, apart)
-        if mask.sum() < COLLAPSE * guess.sum():
-            # GrabCut dropped most of the guess at once: the object has gone, or its
-            # colours are the background's. Only its own motion keeps it then.
-            moving = moves_like_background(flow, guess, band_width(guess)) is not None
-            if not (self.tracker.motion and moving):
-                return None
-            mask[window] = guess
-        track.mask = mask
-        return mask
+        mask = guess
+        if track.colour:  # else the flow alone carries it
+            apart = None
+            if self.tracker.motion:
+                apart = moves_apart(flow, guess, band_width(guess))
+            mask, track.models = grabcut(frame.rgb, guess, None, track.models, apart)
+            if mask.sum() < COLLAPSE * guess.sum():
+                # GrabCut dropped most of the guess at once: the object has gone, or its
+                # colours are the background's. Only its own motion keeps it then.
+                moving = moves_like_background(flow, guess, band_width(guess)) is not None
+                if not (self.tracker.motion and moving):
+                    return None
+                mask = guess
+        track.mask = view.up(mask, self.work)
+        return track.mask
 
     def step_forward(self, index: int) -> None:
         for obj, track in list(self.forward.items()):
