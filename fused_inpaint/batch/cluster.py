@@ -157,6 +157,11 @@ class Batch:
             long = (outcome.estimated or 0) > self.segment > 0 and not row.boxes
             if long:
                 outcome.estimated = segments.frame_count(row.input)
+                masks = segments.mask_count(row.mask)
+                if masks not in (None, outcome.estimated):
+                    raise ValueError(
+                        f"{masks} masks in {row.mask} for {outcome.estimated} frames in {row.input}"
+                    )
                 spans = segments.plan(outcome.estimated, self.segment, schedule)
         except (ValueError, OSError, io.MediaError) as error:
             self._fail(outcome, error)

@@ -4,7 +4,7 @@ MP4, MOV and WebM parts are joined by copying their packets, each part's timesta
 shifted by the parts before it (every part is one encode at the same rate, so the
 timestamps run on without a gap). Matroska and AVI do not carry the decode times that
 this needs: their parts are PNG folders, encoded once when joined. A PNG folder output
-is its parts' frames renamed in order.
+is its parts' frames linked in order.
 """
 
 from __future__ import annotations
@@ -71,11 +71,16 @@ def _encode(parts: list[Path], output: Path, fps) -> int:
 
 
 def _pngs(parts: list[Path], temp: Path) -> int:
+    """Links the parts' PNGs into ``temp`` renumbered: the parts stay whole until the
+    output is in place, so a join that is cut short can run again."""
     temp.mkdir()
     count = 0
     for part in parts:
         for image in io.list_images(part):
-            os.replace(image, temp / f"{count:05d}.png")
+            try:
+                os.link(image, temp / f"{count:05d}.png")
+            except OSError:  # a file system without hard links
+                shutil.copyfile(image, temp / f"{count:05d}.png")
             count += 1
     return count
 

@@ -126,11 +126,19 @@ def masks_from(masks: io.Masks, path: Path, first: int):
     return (io.dilate_hole(hole, masks.dilate) for hole in holes)
 
 
-def take(frames, count: int) -> Iterator:
-    """The first ``count`` of ``frames``; fewer is an error (the clip was counted)."""
+def mask_count(path: Path) -> int | None:
+    """The number of masks of a mask folder or video; None for one image (every frame's)."""
+    masks = io.Masks(path)
+    if masks.static is not None:
+        return None
+    return masks.count if masks.count is not None else len(video_timestamps(path))
+
+
+def take(frames, count: int, path: Path) -> Iterator:
+    """The first ``count`` of ``frames`` (those of ``path``); fewer is an error."""
     taken = 0
     for frame in itertools.islice(frames, count):
         taken += 1
         yield frame
     if taken < count:
-        raise io.MediaError(f"the clip ended {count - taken} frames before it was counted to")
+        raise io.MediaError(f"{path} ends {count - taken} frames before it was counted to")

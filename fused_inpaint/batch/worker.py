@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from fused_inpaint import io
@@ -36,11 +37,6 @@ class Task:
     parts: Path | None = None
     count: int = 0
     join: bool = False
-
-    @property
-    def frames(self) -> int | None:
-        """Frames it outputs, where known before it runs."""
-        return self.span.frames if self.span is not None else None
 
 
 def parts_folder(output: Path) -> Path:
@@ -124,9 +120,10 @@ class Worker:
         if span is None:
             frames, target = source, row.output
         else:
-            frames = segments.take(segments.frames_from(row.input, first), span.end - first)
-            if not hasattr(masks, "shape") or masks.ndim != 2:
-                masks = segments.take(masks, span.end - first)
+            count = span.end - first
+            frames = segments.take(segments.frames_from(row.input, first), count, row.input)
+            if not isinstance(masks, np.ndarray):  # per-frame masks, not one static mask
+                masks = segments.take(masks, count, row.mask)
             target = task.parts / join.part_name(row.output, task.index)
             task.parts.mkdir(exist_ok=True)
         remove_leftovers(target)
