@@ -131,6 +131,8 @@ def command(args: argparse.Namespace) -> int:
     try:
         on_cpu = args.device is not None and device(args.device).type == "cpu"
         gpus = args.gpus_per_worker
+        if gpus is not None and not (math.isfinite(gpus) and gpus >= 0):
+            raise UsageError(f"--gpus-per-worker must be >= 0, got {gpus:g}")
         if gpus is None:
             gpus = 0 if on_cpu or not ray.cluster_resources().get("GPU") else 1
         workers = args.workers or cluster.default_workers(args.cpus_per_worker, gpus)
