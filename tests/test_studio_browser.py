@@ -149,6 +149,58 @@ def test_remove_an_object_from_a_box_drawn_with_the_mouse(serve, page, clip, cli
     assert np.stack(list(io.Masks(downloads["mask"]).per_frame())).shape == (12, 96, 128)
 
 
+def brush_over(page, box: tuple[int, int, int, int], size: tuple[int, int]) -> None:
+    """Drags the brush in rows across ``box`` (x, y, w, h), grown by 4 pixels, in the
+    clip's pixels; ``size``: the clip's (H, W)."""
+    view = page.locator("#view").bounding_box()
+    scale_x, scale_y = view["width"] / size[1], view["height"] / size[0]
+    x, y, w, h = box
+    rows = np.linspace(y - 4, y + h + 4, 8)
+    page.mouse.move(view["x"] + (x - 4) * scale_x, view["y"] + rows[0] * scale_y)
+    page.mouse.down()
+    for row, (start, end) in zip(rows, [(x - 4, x + w + 4), (x + w + 4, x - 4)] * 4, strict=True):
+        page.mouse.move(view["x"] + start * scale_x, view["y"] + row * scale_y, steps=2)
+        page.mouse.move(view["x"] + end * scale_x, view["y"] + row * scale_y, steps=6)
+    page.mouse.up()
+
+
+def test_a_tracked_frame_corrected_with_the_brush(serve, page, clip, clip_video, tmp_path):
+    """Erasing the object on frame 9 empties the frames nearer to it than to frame 0;
+    painting it back there brings them back."""
+    server = serve()
+    size = clip.mask.shape[1:]
+    open_page(page, server, clip_video)
+    drag_box(page, clip.box, size)
+    page.click("#track")
+    expect(page.locator("#track-status")).to_contain_text("tracked")
+    page.locator("#scrub").fill("9")
+    expect(page.locator("#frame-label")).to_contain_text("10 / 12")
+    ys, xs = np.nonzero(clip.mask[9])
+    box_9 = (xs.min(), ys.min(), np.ptp(xs) + 1, np.ptp(ys) + 1)
+    page.check('input[value="erase"]')
+    page.locator("#brush").fill("60")
+    brush_over(page, box_9, size)
+    page.click("#track")
+    expect(page.locator("#track-status")).to_contain_text("tracked")
+    page.screenshot(path=tmp_path / "erased.png")
+    opened = state(page)["clips"][0]
+    masks = tracked_masks(page, opened["id"], opened["mask_version"], 12)
+    assert iou(masks[:5], clip.mask[:5]).min() > 0.85 and not masks[5:].any()
+
+    page.check('input[value="paint"]')
+    page.locator("#brush").fill("4")
+    x, y, w, h = box_9
+    brush_over(page, (x + w // 4, y + h // 4, w // 2, h // 2), size)
+    page.click("#track")
+    expect(page.locator("#track-status")).to_contain_text("tracked")
+    page.screenshot(path=tmp_path / "painted.png")
+    opened = state(page)["clips"][0]
+    masks = tracked_masks(page, opened["id"], opened["mask_version"], 12)
+    on_object = (masks[5:] & clip.mask[5:]).sum(axis=(1, 2)) / masks[5:].sum(axis=(1, 2))
+    assert masks[5:].any(axis=(1, 2)).all() and on_object.min() > 0.8
+    assert iou(masks[:5], clip.mask[:5]).min() > 0.85
+
+
 def test_without_the_token_the_page_says_so(serve, page):
     server = serve()
     page.goto(server.urls[0].split("?")[0])

@@ -2,7 +2,8 @@
 
 On the page a keyframe says what the whole mask of its frame is: its boxes (one object
 each) and what is painted there (one more object; painting a tracked frame starts from
-its tracked mask, so erasing a part that drifted removes it). So each frame takes all its
+its tracked mask, so erasing a part that drifted removes it, and erasing all of it says
+the object is not there). So each frame takes all its
 objects from the nearest keyframe (the earlier one on a tie): every keyframe is tracked
 forward and backward over the frames nearer to it than to any other. The studio tracks
 without dilation (the overlay shows the object itself) and grows the hole when it inpaints.
@@ -30,25 +31,23 @@ class Keyframe:
 
 
 def checked(keyframes: dict[int, Keyframe], size: tuple[int, int], count: int) -> dict:
-    """{frame: [box, ..., painted mask]} for Tracker, checked against ``count`` frames of
-    ``size`` (H, W); ValueError (one line) for an empty or zero-size box, a box outside the
-    frame, an unpainted keyframe or one past the end."""
+    """{frame: {object: box or painted mask}} for Tracker, checked against ``count``
+    frames of ``size`` (H, W); a keyframe painted and then erased to nothing is {} (no
+    object near it). ValueError (one line) for a zero-size box, a box outside the frame,
+    a keyframe that marks nothing or one past the end."""
     objects = {}
     for index, key in sorted(keyframes.items()):
         if index >= count:
             raise ValueError(f"keyframe {index} is past the end of the clip ({count} frames)")
-        hints = [
-            *key.boxes,
-            *([key.painted] if key.painted is not None and key.painted.any() else []),
-        ]
-        if not hints:
+        if not key.boxes and key.painted is None:
             raise ValueError(f"frame {index} marks nothing: draw a box or paint the object")
-        objects[index] = hints
+        painted = [key.painted] if key.painted is not None and key.painted.any() else []
+        objects[index] = dict(enumerate([*key.boxes, *painted]))
     if not objects:
         raise ValueError("nothing to track: draw a box or paint the object on a frame first")
-    objects = as_keyframes(objects)
-    check_size(objects, size)
-    return objects
+    marked = as_keyframes({k: v for k, v in objects.items() if v}) if any(objects.values()) else {}
+    check_size(marked, size)
+    return {index: marked.get(index, {}) for index in objects}
 
 
 def track(
@@ -62,6 +61,10 @@ def track(
     lasts = [first - 1 for first in firsts[1:]] + [len(frames) - 1]
     masks = np.zeros(frames.shape[:3], bool)
     for key, first, last in zip(keys, firsts, lasts, strict=True):
+        if not keyframes[key]:  # erased: no object on these frames
+            for _ in range(first, last + 1):
+                done()
+            continue
         tracker = Tracker({key - first: keyframes[key]}, dilate=0, window=None)
         for index, mask in enumerate(tracker.stream(frames[first : last + 1]), first):
             masks[index] = mask

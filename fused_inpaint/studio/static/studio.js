@@ -138,12 +138,11 @@ function render() {
   if (frame) view.drawImage(frame, 0, 0);
   const key = state.keyframes.get(i);
   const overlay = overlayImage(i);
-  if (key && key.paint) {
-    view.globalAlpha = 0.45;
+  if (overlay) view.drawImage(overlay, 0, 0);
+  if (key && key.paint) { // what the user painted, over what tracking made of it
+    view.globalAlpha = 0.35;
     view.drawImage(key.paint, 0, 0);
     view.globalAlpha = 1;
-  } else if (overlay) {
-    view.drawImage(overlay, 0, 0);
   }
   const boxes = key ? [...key.boxes] : [];
   if (state.drag && state.drag.box) boxes.push(state.drag.box);
@@ -302,6 +301,7 @@ async function track() {
     mask: key.paint ? key.paint.toDataURL("image/png") : null,
   }));
   $("track").disabled = true;
+  $("track-status").textContent = "tracking…";
   say("");
   try {
     const job = await request("POST", `/api/clips/${state.clip.id}/track`, { keyframes });
