@@ -84,26 +84,30 @@ def frame_count(path: Path) -> int:
 
 def _video_from(path: Path, first: int) -> Iterator[np.ndarray]:
     """A video's frames from frame ``first`` on: a seek to the keyframe before it, then
-    the frames before it decoded and dropped."""
-    if first == 0:
-        yield from io.VideoReader(path)
-        return
-    stamps = video_timestamps(path, first + 1)
-    if len(stamps) <= first:
+    the frames before it decoded and dropped. Where the seek does not land at or before
+    the frame (frames without times, an index that misleads), it decodes from the start."""
+    stamps = video_timestamps(path, first + 1) if first else []
+    if first and len(stamps) <= first:
         raise io.MediaError(f"cannot read video {path}: it has no frame {first}")
-    target = stamps[first]
-    try:
-        with av.open(str(path)) as container:
-            stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
-            container.seek(target, stream=stream, backward=True)
-            for frame in container.decode(stream):
-                if frame.pts is None:
-                    raise io.MediaError(f"cannot seek in video {path}: frames without times")
-                if frame.pts >= target:
-                    yield frame.to_ndarray(format="rgb24")
-    except av.FFmpegError as error:
-        raise io.MediaError(f"cannot decode video {path}: {error}") from None
+    if first:
+        target, found = stamps[first], False
+        try:
+            with av.open(str(path)) as container:
+                stream = container.streams.video[0]
+                stream.thread_type = "AUTO"
+                container.seek(target, stream=stream, backward=True)
+                for frame in container.decode(stream):
+                    if frame.pts is None or (not found and frame.pts > target):
+                        break  # the frame itself was not decoded: from the start instead
+                    if frame.pts == target:
+                        found = True
+                    if found:
+                        yield frame.to_ndarray(format="rgb24")
+        except av.FFmpegError as error:
+            raise io.MediaError(f"cannot decode video {path}: {error}") from None
+        if found:
+            return
+    yield from itertools.islice(io.VideoReader(path), first, None)
 
 
 def frames_from(path: Path, first: int) -> Iterator[np.ndarray]:
