@@ -28,7 +28,7 @@ from fused_inpaint import io  # noqa: E402
 from fused_inpaint.cli import main  # noqa: E402
 from fused_inpaint.data import object_removal_clip  # noqa: E402
 from fused_inpaint.pipeline import Inpainter  # noqa: E402
-from fused_inpaint.studio import Studio, create_app  # noqa: E402
+from fused_inpaint.studio import Studio, create_app, is_local  # noqa: E402
 
 PORT = 8765
 ORIGIN = f"http://127.0.0.1:{PORT}"
@@ -458,3 +458,13 @@ def test_the_command_prints_its_address_serves_and_cleans_up_on_ctrl_c(clip_vide
 def test_the_command_refuses_a_missing_input_in_one_line(tmp_path, capsys):
     assert main(["studio", str(tmp_path / "absent.mp4"), "--port", "0"]) == 1
     assert "input not found" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "host, local",
+    [("127.0.0.1", True), ("localhost", True), ("::1", True), ("[::1]", True),
+     ("0.0.0.0", False), ("::", False), ("192.168.1.20", False), ("example.com", False)],
+)  # fmt: skip
+def test_only_loopback_hosts_are_local(host, local):
+    """The command warns when it listens on a host that is not local."""
+    assert is_local(host) == local
