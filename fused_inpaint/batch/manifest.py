@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -87,8 +88,8 @@ def _option(name: str, value, where: str):
         raise ManifestError(f"{where}: {name} must be {kind.__name__}, got {value!r}") from None
     if allowed is not None and converted not in allowed:
         raise ManifestError(f"{where}: {name} must be one of {', '.join(allowed)}, got {value!r}")
-    if kind is not str and not converted >= 0:
-        raise ManifestError(f"{where}: {name} must be >= 0, got {value!r}")
+    if kind is not str and not 0 <= converted < math.inf:
+        raise ManifestError(f"{where}: {name} must be a finite number >= 0, got {value!r}")
     return converted
 
 
