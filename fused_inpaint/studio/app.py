@@ -66,7 +66,7 @@ class Studio:
     def __init__(
         self,
         make_inpainter: Callable[[str], Inpainter] | None = None,
-        device: str = "cpu",
+        device: str = "default",
         max_upload_bytes: int = MAX_UPLOAD_BYTES,
         max_clip_bytes: int = MAX_CLIP_BYTES,
     ):
