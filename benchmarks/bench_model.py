@@ -8,8 +8,10 @@ Script: python benchmarks/bench_model.py [--quick] [--budget-s S] [--out DIR]
       offline, stream and online mode with DIS flow, offline and online with the
       network's flow, offline DIS with the pure-PyTorch reference ops, and online with the
       network's flow under CUDA graphs; without a GPU the uncompiled setups in float32 at
-      432x240 on the CPU. Prints the table and writes DIR/<device>/model.md (DIR:
-      benchmarks/results by default; <device> the GPU, or "cpu-" and the CPU's model).
+      432x240 on the CPU, and the DIS modes at 854x480 and 1920x1080; beside each
+      resolution, DIS alone on the same frames in the same run. Prints the table and
+      writes DIR/<device>/model.md (DIR: benchmarks/results by default; <device> the GPU,
+      or "cpu-" and the CPU's model).
 pytest: python -m pytest benchmarks --benchmark-only
       a few small frames through the Inpainter on the cpu and torch backends.
 """
@@ -22,9 +24,11 @@ import resource
 import sys
 import time
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import common
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -32,6 +36,7 @@ import torch.nn.functional as F
 import fused_inpaint
 from fused_inpaint.models import DEFAULT_WEIGHTS
 from fused_inpaint.pipeline import Inpainter
+from fused_inpaint.pipeline.flow import dis_options
 
 NAME = "model"
 RESOLUTIONS = [(240, 432), (480, 854), (1080, 1920)]  # (H, W)
@@ -51,7 +56,9 @@ WARMUP_FRAMES = 12
 # memory is full (offline holds max_age + chunk + 1 = 91 frames).
 CHECKPOINTS = (120, 360)
 PAN = 2  # pixels per frame
-CPU_CHECKPOINTS = (100, 160)
+# On the CPU, by resolution: the long stream at 1080p is where memory would grow.
+CPU_CHECKPOINTS = {(240, 432): (100, 160), (480, 854): (100, 200), (1080, 1920): (150, 300)}
+DIS_FRAMES = 60  # frames DIS alone is timed on, both directions of each pair
 CPU_SIZE, CPU_FRAMES = (64, 96), 6
 
 NOTES = [
@@ -74,10 +81,23 @@ NOTES = [
     "graph per crop size; warm-up (s) is mostly its compile time",
 ]
 CPU_NOTE = (
-    f"frames/s: the {CPU_CHECKPOINTS[1]} frames of one stream over its whole wall time "
-    "(offline mode yields a chunk at a time); peak RSS: the process's peak resident memory "
-    f"(`ru_maxrss`) after output frames {CPU_CHECKPOINTS[0]} and {CPU_CHECKPOINTS[1]}"
+    "frames/s: the frames of one stream (160 at 432x240, 200 at 854x480, 300 at "
+    "1920x1080) over its whole wall time (offline mode yields a chunk at a time); peak RSS: "
+    "the process's peak resident memory (`VmHWM`, reset before each row), torch and the "
+    "network included, after output frames 100 and 160 (432x240), 100 and 200 (854x480), "
+    "150 and 300 (1920x1080): equal figures mean memory does not grow with the stream; the "
+    "machine was shared with other work, so the seconds are noisy: the ratio to DIS alone, "
+    "measured in the same run, is the figure"
 )
+DIS_NOTE = (
+    f"DIS alone: OpenCV's DIS (the pipeline's default preset, medium) on the first "
+    f"{DIS_FRAMES} frames of the same clip in grayscale, both directions of each pair, on "
+    "as many threads as the pipeline's DIS (min(CPU count, 8)), nothing else: ms per frame; "
+    "x DIS: the pipeline's ms per frame over it"
+)
+CPU_SIZES = [(240, 432), (480, 854), (1080, 1920)]
+# The setups measured above 432x240 on the CPU: the default flow, each mode.
+CPU_LARGE_SETUPS = SETUPS[:3]
 
 
 def panning_clip(height: int, width: int, count: int, seed: int = 0):
@@ -114,7 +134,53 @@ def peak_mib(cuda: bool) -> float:
     """Peak MiB allocated on the GPU since the last reset, or the process's peak RSS."""
     if cuda:
         return torch.cuda.max_memory_allocated() / 2**20
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 2**10  # kB
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10  # KiB on Linux
+
+
+def reset_peak(cuda: bool) -> None:
+    """Starts the peak of ``peak_mib`` afresh (on Linux; elsewhere the process's peak)."""
+    if cuda:
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+        return
+    try:
+        with open("/proc/self/clear_refs", "w") as clear:
+            clear.write("5")  # resets VmHWM to the current RSS
+    except OSError:
+        pass
+
+
+def dis_alone_ms(height: int, width: int) -> float:
+    """ms per frame of DIS alone (the default preset, both directions of each pair) on the
+    first DIS_FRAMES frames of the benchmark's clip, on the pipeline's DIS threads."""
+    preset, threads = dis_options("medium", None)
+    frames, _ = panning_clip(height, width, DIS_FRAMES, seed=1)
+    grays = [cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2GRAY) for f in frames]
+    kind = getattr(cv2, f"DISOPTICAL_FLOW_PRESET_{preset.upper()}")
+    with ThreadPoolExecutor(threads) as pool:
+        engines = list(pool.map(lambda _: cv2.DISOpticalFlow_create(kind), range(threads)))
+
+        def pair(k: int) -> None:
+            dis = engines[k % threads]
+            dis.calc(grays[k], grays[k + 1], None)
+            dis.calc(grays[k + 1], grays[k], None)
+
+        # One DIS object a thread: pairs k and k + threads never run at once.
+        def lane(first: int) -> None:
+            for k in range(first, len(grays) - 1, threads):
+                pair(k)
+
+        start = time.perf_counter()
+        list(pool.map(lane, range(threads)))
+        seconds = time.perf_counter() - start
+    return 1e3 * seconds / (len(grays) - 1)
 
 
 def measure_stream(inpainter: Inpainter, height: int, width: int, checkpoints: tuple) -> dict:
@@ -125,9 +191,7 @@ def measure_stream(inpainter: Inpainter, height: int, width: int, checkpoints: t
     for _ in inpainter.stream(*panning_clip(height, width, WARMUP_FRAMES)):
         pass
     warmup_s = time.perf_counter() - start
-    if cuda:
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats()
+    reset_peak(cuda)
     marks = {}
     clip = panning_clip(height, width, checkpoints[-1], seed=1)
     start = time.perf_counter()
@@ -149,16 +213,27 @@ def label(row: dict) -> str:
     return f"{width}x{height} {mode} {flow} {backend}" + (" + CUDA graphs" if graphs else "")
 
 
-def measure_case(case: tuple, device: str, dtype: torch.dtype, checkpoints: tuple) -> dict:
-    """One row: ``case`` = ((H, W), setup)."""
+def measure_case(
+    case: tuple, device: str, dtype: torch.dtype, checkpoints: tuple, dis_ms: dict
+) -> dict:
+    """One row: ``case`` = ((H, W), setup); ``dis_ms``: DIS alone by resolution, measured
+    here the first time a resolution comes."""
     (height, width), setup = case
     row = {"size": (height, width), "setup": setup, "note": ""}
     try:
+        if (height, width) not in dis_ms:
+            dis_ms[height, width] = dis_alone_ms(height, width)
+        row["dis_ms"] = dis_ms[height, width]
         with fused_inpaint.use_backend(setup[2]):
             inpainter = make_inpainter(setup, device, dtype)
             row.update(measure_stream(inpainter, height, width, checkpoints))
+        del inpainter
         peaks = ", ".join(f"{mib:.0f}" for mib in row["peak_mib"])
-        print(f"{label(row)}: {row['fps']:.1f} frames/s, peak MiB {peaks}", flush=True)
+        ratio = 1e3 / row["fps"] / row["dis_ms"]
+        print(
+            f"{label(row)}: {row['fps']:.1f} frames/s ({ratio:.2f} x DIS alone), peak MiB {peaks}",
+            flush=True,
+        )
     except Exception as error:  # a failing case is a row of the table, not a crash
         row["note"] = common.failure(error)
         if torch.cuda.is_available():
@@ -170,23 +245,25 @@ def measure_case(case: tuple, device: str, dtype: torch.dtype, checkpoints: tupl
 def figures(row: dict) -> list[str]:
     """The row's measured cells, or dashes where it did not run."""
     if "fps" not in row:
-        return ["—"] * (4 + len(CHECKPOINTS))
+        return ["—"] * (6 + len(CHECKPOINTS))
     return [
         f"{row['fps']:.1f}",
         f"{1e3 / row['fps']:.2f}",
+        f"{row['dis_ms']:.1f}",
+        f"{1e3 / row['fps'] / row['dis_ms']:.2f}",
         *(f"{mib:.0f}" for mib in row["peak_mib"]),
         "—" if row["reserved_mib"] is None else f"{row['reserved_mib']:.0f}",
         f"{row['warmup_s']:.1f}",
     ]
 
 
-def markdown_table(rows: list[dict], checkpoints: tuple, memory: str) -> str:
+def markdown_table(rows: list[dict], memory: str) -> str:
     """One line per case, by resolution, then in the order of SETUPS."""
-    peaks = " | ".join(f"{memory} after {c} frames" for c in checkpoints)
+    peaks = f"{memory} at the first checkpoint | {memory} at the second"
     lines = [
-        f"| resolution | mode | flow | backend | CUDA graphs | frames/s | ms/frame | {peaks} "
-        "| peak MiB reserved | warm-up (s) | note |",
-        "|---|---|---|---|---|--:|--:|" + "--:|" * len(checkpoints) + "--:|--:|---|",
+        "| resolution | mode | flow | backend | CUDA graphs | frames/s | ms/frame "
+        f"| DIS alone ms/frame | x DIS | {peaks} | peak MiB reserved | warm-up (s) | note |",
+        "|---|---|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|---|",
     ]
     for row in sorted(rows, key=lambda r: (r["size"], SETUPS.index(r["setup"]))):
         height, width = row["size"]
@@ -196,15 +273,28 @@ def markdown_table(rows: list[dict], checkpoints: tuple, memory: str) -> str:
     return "\n".join(lines)
 
 
-def report(env: common.Environment, rows: list[dict], checkpoints: tuple, cuda: bool) -> str:
+def report(env: common.Environment, rows: list[dict], cuda: bool) -> str:
     weights = "shipped" if DEFAULT_WEIGHTS.exists() else "randomly initialised (none shipped)"
     backends = "; ".join(f"{k}: {v}" for k, v in fused_inpaint.available_backends().items())
     dtype = "float16" if cuda else "float32"
     facts = [f"network: `SlimInpaintNet`, {dtype}; weights {weights}", f"backends: {backends}"]
-    notes = NOTES if cuda else [*NOTES[:2], CPU_NOTE, NOTES[3]]
+    notes = [*NOTES, DIS_NOTE] if cuda else [*NOTES[:2], CPU_NOTE, NOTES[3], DIS_NOTE]
     memory = "peak MiB" if cuda else "peak RSS MiB"
-    table = markdown_table(rows, checkpoints, memory)
+    table = markdown_table(rows, memory)
     return common.header(NAME, env, facts, notes) + "\n\n" + table + "\n"
+
+
+def cases(resolutions: list[tuple[int, int]], cuda: bool) -> list[tuple]:
+    """((H, W), setup) to measure: every setup on the GPU; on the CPU the uncompiled ones
+    at the smallest resolution, the DIS modes above it."""
+    if cuda:
+        return list(itertools.product(resolutions, SETUPS))
+    small = [s for s in SETUPS if not s[3]]
+    return [
+        (size, setup)
+        for size in resolutions
+        for setup in (small if size == CPU_SIZES[0] else CPU_LARGE_SETUPS)
+    ]
 
 
 def run(resolutions: list[tuple[int, int]], out_dir: Path) -> None:
@@ -212,15 +302,17 @@ def run(resolutions: list[tuple[int, int]], out_dir: Path) -> None:
     cuda = torch.cuda.is_available()
     env = common.environment()
     print(env.device, flush=True)
-    setups = SETUPS if cuda else [s for s in SETUPS if not s[3]]
-    checkpoints = CHECKPOINTS if cuda else CPU_CHECKPOINTS
     device, dtype = ("cuda", DTYPE) if cuda else ("cpu", torch.float32)
     rows: list[dict] = []
+    dis_ms: dict = {}
+
+    def measure(case: tuple) -> None:
+        checkpoints = CHECKPOINTS if cuda else CPU_CHECKPOINTS[case[0]]
+        rows.append(measure_case(case, device, dtype, checkpoints, dis_ms))
+
     common.measure_and_write(
-        NAME, env, out_dir, itertools.product(resolutions, setups),
-        lambda case: rows.append(measure_case(case, device, dtype, checkpoints)),
-        lambda: report(env, rows, checkpoints, cuda),
-    )  # fmt: skip
+        NAME, env, out_dir, cases(resolutions, cuda), measure, lambda: report(env, rows, cuda)
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -228,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
     common.add_run_arguments(parser, "the smallest resolution only")
     args = parser.parse_args(argv)
     common.configure(args.quick, args.budget_s)
-    resolutions = RESOLUTIONS if torch.cuda.is_available() else RESOLUTIONS[:1]
+    resolutions = RESOLUTIONS if torch.cuda.is_available() else CPU_SIZES
     run(resolutions[:1] if args.quick else resolutions, args.out)
     return 0
 

@@ -127,7 +127,9 @@ class FrameRing:
         kw = dict(device=like.image.device)
         self.frames: dict[int, FrameInput] = {}
         self.window = min(gather_window(height, width), capacity)
-        self._images = torch.empty(1, self.window, channels, height, width, **kw)
+        # Channels last, like the frames themselves: a frame is converted by a flat copy.
+        self._pixels = torch.empty(1, self.window, height, width, channels, **kw)
+        self._images = self._pixels.permute(0, 1, 4, 2, 3)
         self._holes = torch.empty(1, self.window, 1, height, width, dtype=torch.uint8, **kw)
         self._loaded = [-1] * self.window  # the frame in each slot
         self._slot_state = torch.full((1, 1, height, width), -1, dtype=torch.int32, **kw)
@@ -195,7 +197,7 @@ class FrameRing:
             for k in span:
                 if self._loaded[k % self.window] != k:
                     frame = self.frames[k]
-                    self._images[0, k % self.window] = frame.image[0]
+                    self._pixels[0, k % self.window] = frame.image[0].permute(1, 2, 0)
                     self._holes[0, k % self.window] = frame.hole_t[0]
                     self._loaded[k % self.window] = k
             for state, (image, valid) in zip(states, out, strict=True):
