@@ -4,6 +4,10 @@ Environment:
   FUSED_INPAINT_CUDA_ARCHS       compute capabilities, default "80;90" (+ PTX of the newest)
   FUSED_INPAINT_SKIP_CUDA_BUILD  1: build the CPU kernels only
   FUSED_INPAINT_NO_EXTENSION     1: pure Python install (the triton and torch backends)
+  FUSED_INPAINT_SANITIZE         1: the CPU kernels only, under AddressSanitizer and
+                                 UndefinedBehaviorSanitizer (float-cast-overflow included,
+                                 no -fwrapv), for tools/sanitize.sh; load it with libasan
+                                 preloaded
   MAX_JOBS                       parallel compile jobs, default min(cores, 8)
 """
 
@@ -16,6 +20,15 @@ ROOT = os.path.dirname(os.path.abspath(__file__))
 # Oldest torch whose stable ABI the sources target (the extension loads on it and newer).
 TORCH_TARGET_VERSION = "0x020a000000000000"
 PY_LIMITED_API = "0x030a0000"
+# Every report aborts; -fno-wrapv undoes Python's -fwrapv, which defines signed overflow.
+SANITIZE_FLAGS = [
+    "-fsanitize=address,undefined,float-cast-overflow",
+    "-fno-sanitize-recover=all",
+    "-fno-omit-frame-pointer",
+    "-fno-wrapv",
+    "-g",
+    "-O1",
+]
 
 
 def env_flag(name: str) -> bool:
@@ -47,14 +60,18 @@ def extensions():
         f"-DTORCH_TARGET_VERSION={TORCH_TARGET_VERSION}",
         f"-DPy_LIMITED_API={PY_LIMITED_API}",
     ]
-    cxx = ["-O3", "-std=c++17", *defines]
+    sanitize = env_flag("FUSED_INPAINT_SANITIZE")
+    cxx = ["-std=c++17", *defines, *(SANITIZE_FLAGS if sanitize else ["-O3"])]
     sources = ["csrc/module.cpp", *sorted(glob("csrc/cpu/*.cpp"))]
     with_cuda = (
         torch.version.cuda is not None
         and cpp_extension.CUDA_HOME is not None
         and not env_flag("FUSED_INPAINT_SKIP_CUDA_BUILD")
+        and not sanitize
     )
     kwargs = dict(include_dirs=[os.path.join(ROOT, "csrc")], py_limited_api=True)
+    if sanitize:
+        kwargs["extra_link_args"] = SANITIZE_FLAGS
     if with_cuda:
         archs = os.environ.get("FUSED_INPAINT_CUDA_ARCHS", "80;90")
         nvcc = ["-O3", "-std=c++17", "-lineinfo", "-DUSE_CUDA", *defines, *cuda_arch_flags(archs)]

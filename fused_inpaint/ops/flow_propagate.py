@@ -95,8 +95,8 @@ def flow_propagate(
     if max_age is not None:
         if not isinstance(max_age, int) or isinstance(max_age, bool):
             raise TypeError(f"max_age must be an int or None, got {type(max_age).__name__}")
-        if max_age < 0:
-            raise ValueError(f"max_age must be >= 0, got {max_age}")
+        if not 0 <= max_age < 2**63:  # the registered op's int is int64
+            raise ValueError(f"max_age must be >= 0 and < 2**63, got {max_age}")
 
     args = (hole, flow_to.detach(), flow_from.detach(), src_frame.detach(), src_pos.detach())
     backend = _backend.resolve("flow_propagate", flow_to)

@@ -101,8 +101,8 @@ def _check_args(frames, holes, src_frame, src_pos, t0) -> None:
                 f"{name} must be {dtype} of shape {shape} on {frames.device}, got {x.dtype} "
                 f"{tuple(x.shape)} on {x.device}"
             )
-    if t0 < 0:
-        raise RuntimeError(f"t0 must be >= 0, got {t0}")
+    if not 0 <= t0 < 2**31:
+        raise RuntimeError(f"t0 must be a frame index in [0, 2^31), got {t0}")
 
 
 def forward(frames, holes, src_frame, src_pos, t0):

@@ -232,8 +232,10 @@ def shift_align_bwd_kernel(
                g_n, g_t, g_c, g_h, g_w, o_n, o_t, o_c, o_h, o_w, BLOCK_C)  # fmt: skip
 
 
-def _check_args(x, flow_fw, flow_bw, valid_fw, valid_bw) -> None:
+def _check_args(x, flow_fw, flow_bw, valid_fw, valid_bw, fold) -> None:
     """The public op's checks, repeated for direct callers; RuntimeError like the C++ ones."""
+    if fold < 0:
+        raise RuntimeError(f"fold must be >= 0, got {fold}")
     if x.dim() != 5:
         raise RuntimeError(f"x must have shape (N, T, C, H, W), got {tuple(x.shape)}")
     n, t = x.shape[:2]
@@ -275,7 +277,7 @@ def _config(x, fold):
 
 def forward(x, flow_fw, flow_bw, valid_fw, valid_bw, fold, causal):
     """x: (N, T, C, H, W), flows (N, T-1, 2, Hf, Wf), masks (N, T-1, 1, Hf, Wf) -> like x."""
-    _check_args(x, flow_fw, flow_bw, valid_fw, valid_bw)
+    _check_args(x, flow_fw, flow_bw, valid_fw, valid_bw, fold)
     out = torch.empty_like(x)
     if out.numel() == 0:
         return out
@@ -296,7 +298,7 @@ def forward(x, flow_fw, flow_bw, valid_fw, valid_bw, fold, causal):
 def backward(grad_out, x, flow_fw, flow_bw, valid_fw, valid_bw, fold, causal, flow_grads):
     """-> (grad_x like x, grad_flow_fw, grad_flow_bw): zeroed like the flows, or empty when
     not asked for (``flow_grads``; causal mode has none for flow_fw)."""
-    _check_args(x, flow_fw, flow_bw, valid_fw, valid_bw)
+    _check_args(x, flow_fw, flow_bw, valid_fw, valid_bw, fold)
     if grad_out.shape != x.shape or grad_out.dtype != x.dtype or grad_out.device != x.device:
         raise RuntimeError("grad_out must match x's shape, dtype and device")
     grid, fold, end, coord = _config(x, fold)

@@ -1,0 +1,564 @@
+"""The adversarial suite: every op at the edges of what it accepts.
+
+Sides at the float32 boundary (2^24 - 1, 2^24, 2^24 + 4, 2^25, the other side 1), zero
+sizes, stride-0 and channels_last inputs, NaN, infinite and huge flows and positions,
+int32 extremes of frame indices, integer arguments at their limits and an impossible
+allocation. tools/sanitize.sh runs it (marked ``adversarial``) against the CPU kernels built
+with AddressSanitizer and UndefinedBehaviorSanitizer; it also runs in the normal test run.
+
+At the boundary sizes the inputs are small integers and flows in halves, so every product
+and sum is exact in float32: each kernel must give the reference's float32 result exactly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import sys
+
+import pytest
+import torch
+from support import HAS_GPU
+
+import fused_inpaint as fi
+from fused_inpaint import _backend, reference
+from fused_inpaint.ops.flow_propagate import OPS as PROPAGATE_OPS
+from fused_inpaint.ops.propagation_gather import OPS as GATHER_OPS
+from fused_inpaint.ops.temporal_shift import OPS as SHIFT_OPS
+from fused_inpaint.ops.temporal_shift_align import OPS as ALIGN_OPS
+
+pytestmark = pytest.mark.adversarial
+
+# (side, axis): the long side of a frame one pixel thin.
+BOUNDARY_SIZES = [
+    pytest.param(2**24 - 1, "W", id="2p24m1-W"),
+    pytest.param(2**24, "H", id="2p24-H"),
+    pytest.param(2**24 + 4, "W", id="2p24p4-W"),
+    pytest.param(2**25, "H", id="2p25-H"),
+]
+# Each mode and padding, each with one align_corners.
+WARP_MODES = [("bilinear", "zeros", True), ("bilinear", "border", False),
+              ("nearest", "zeros", False), ("nearest", "border", True)]  # fmt: skip
+# The last pixels along the long side: those compared, and those whose programs the
+# interpreter runs.
+TAIL = 8
+STEPS = torch.tensor([-1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0])
+
+
+def kernel_backends(op: str) -> list:
+    """The compiled CPU kernels, Triton (interpreted on CPU) and CUDA where they can run."""
+    params = []
+    for backend, device in (
+        ("cpu", "cpu"),
+        ("triton", "cpu"),
+        ("cuda", "cuda"),
+        ("triton", "cuda"),
+    ):
+        marks = [pytest.mark.gpu, pytest.mark.sanitize] if device == "cuda" else []
+        reason = "no CUDA device" if device == "cuda" and not HAS_GPU else None
+        reason = reason or _backend._unavailable_reason(backend, op, device)
+        if reason:
+            marks.append(pytest.mark.skip(reason=reason))
+        params.append(pytest.param(backend, device, id=f"{backend}-{device}", marks=marks))
+    return params
+
+
+def device_backends(op: str) -> list:
+    """pytest params (device, its kernel backends that can run the op): the reference runs
+    seconds per op at the boundary sizes, so one test compares every backend of a device
+    with one result of it. CUDA ones are marked ``gpu`` and ``sanitize``."""
+    params = []
+    for device in ("cpu", "cuda"):
+        backends = [
+            p.values[0] for p in kernel_backends(op)
+            if p.values[1] == device and not any(m.name == "skip" for m in p.marks)
+        ]  # fmt: skip
+        marks = [pytest.mark.gpu, pytest.mark.sanitize] if device == "cuda" else []
+        if not backends:
+            marks.append(pytest.mark.skip(reason=f"no kernel backend runs {op} on {device}"))
+        params.append(pytest.param(device, tuple(backends), id=device, marks=marks))
+    return params
+
+
+def interpreted(backend: str, device: str) -> bool:
+    return backend == "triton" and device == "cpu"
+
+
+@contextlib.contextmanager
+def last_programs(count: int):
+    """Under Triton's interpreter, each launch runs only the last ``count`` programs of its
+    grid's first axis: those that write the last pixels of a long row or column. The
+    interpreter runs programs one after another, tens of microseconds each, so all of a
+    2^25-pixel grid would take minutes; the kernels and launchers run unchanged."""
+    from triton.runtime import interpreter
+
+    grid_loop = interpreter.GridExecutor.__call__.__code__
+
+    def tail_range(*args):
+        if len(args) == 1 and sys._getframe(1).f_code is grid_loop and args[0] > count:
+            return range(args[0] - count, args[0])
+        return range(*args)
+
+    interpreter.range = tail_range
+    try:
+        yield
+    finally:
+        del interpreter.range
+
+
+def tail(t: torch.Tensor) -> torch.Tensor:
+    """The last TAIL pixels of t (..., H, W), one of H and W being 1: (..., TAIL)."""
+    return t.detach().cpu().flatten(-2)[..., -TAIL:].clone()
+
+
+def tails(out) -> tuple[torch.Tensor, ...]:
+    return tuple(tail(o) for o in (out if isinstance(out, tuple) else (out,)))
+
+
+def kernel_tails(backend: str, device: str, fn, *args, **kwargs) -> tuple[torch.Tensor, ...]:
+    """tails(fn(*args)) with the backend selected and the inputs on device."""
+    moved = [a.to(device) if isinstance(a, torch.Tensor) else a for a in args]
+    context = last_programs(TAIL) if interpreted(backend, device) else contextlib.nullcontext()
+    with fi.use_backend(backend), context:
+        return tails(fn(*moved, **kwargs))
+
+
+def assert_same(actual, expected, name: str) -> None:
+    """actual and expected, tuples of tails, equal."""
+    for a, e in zip(actual, expected, strict=True):
+        assert a.dtype == e.dtype and a.shape == e.shape, f"{name}: {a.dtype} {a.shape}"
+        assert torch.equal(a, e), f"{name}: last pixels {a.tolist()}, reference {e.tolist()}"
+
+
+def frame_shape(side: int, axis: str) -> tuple[int, int]:
+    return (1, side) if axis == "W" else (side, 1)
+
+
+def edge_flow(side: int, axis: str, n: int = 1) -> torch.Tensor:
+    """(n, 2, H, W) float32 flow in halves along the long side (the last pixels take each
+    step of STEPS in turn, across the frame's end), 0 or +-0.5 across the short one."""
+    h, w = frame_shape(side, axis)
+    along = STEPS[torch.randint(0, len(STEPS), (n, side))]
+    along[:, -TAIL:] = STEPS[:TAIL]
+    across = torch.tensor([-0.5, 0.0, 0.5])[torch.randint(0, 3, (n, side))]
+    dx, dy = (along, across) if axis == "W" else (across, along)
+    return torch.stack([dx, dy], dim=1).view(n, 2, h, w)
+
+
+def small_ints(*shape: int, dtype=torch.float32) -> torch.Tensor:
+    return torch.randint(0, 8, shape).to(dtype)
+
+
+def assert_backends_match(device, backends, expected, fn, *args, name="", **kwargs):
+    """Each backend's tails of fn(*args, **kwargs) equal ``expected`` (the reference's)."""
+    for backend in backends:
+        actual = kernel_tails(backend, device, fn, *args, **kwargs)
+        assert_same(actual, expected, f"{name} on {backend}-{device}")
+
+
+@pytest.mark.parametrize("side,axis", BOUNDARY_SIZES)
+@pytest.mark.parametrize("device,backends", device_backends("flow_warp"))
+def test_flow_warp_at_boundary_sizes(device, backends, side, axis):
+    h, w = frame_shape(side, axis)
+    x, flow = small_ints(1, 1, h, w), edge_flow(side, axis)
+    for mode, padding_mode, align_corners in WARP_MODES:
+        kw = dict(mode=mode, padding_mode=padding_mode, align_corners=align_corners)
+        expected = tails(reference.flow_warp(x, flow, **kw))
+        assert_backends_match(
+            device, backends, expected, fi.flow_warp, x, flow, name=f"flow_warp {kw}", **kw
+        )
+
+
+def warp_grads(x, flow, kw):
+    """(grad_x, grad_flow) of flow_warp(x, flow, **kw).sum()."""
+    x, flow = x.clone().requires_grad_(), flow.clone().requires_grad_()
+    return torch.autograd.grad(fi.flow_warp(x, flow, **kw).sum(), (x, flow))
+
+
+@pytest.mark.parametrize("device,backends", device_backends("flow_warp"))
+def test_flow_warp_backward_at_a_boundary_size(device, backends):
+    """The scatter of the feature gradient and the flow gradient at the last pixels (whose
+    feature gradient sums taps of pixels at most two to their left, in the programs the
+    interpreter runs)."""
+    side, axis = 2**24 + 4, "W"
+    h, w = frame_shape(side, axis)
+    x, flow = small_ints(1, 1, h, w), edge_flow(side, axis)
+    for mode, padding_mode, align_corners in WARP_MODES[:2]:
+        kw = dict(mode=mode, padding_mode=padding_mode, align_corners=align_corners)
+        with fi.use_backend("torch"):
+            expected = tails(warp_grads(x, flow, kw))
+        assert_backends_match(device, backends, expected, warp_grads, x, flow, kw, name=str(kw))
+
+
+@pytest.mark.parametrize("side,axis", BOUNDARY_SIZES)
+@pytest.mark.parametrize("device,backends", device_backends("fb_validity"))
+def test_fb_validity_at_boundary_sizes(device, backends, side, axis):
+    h, w = frame_shape(side, axis)
+    flow_fw, flow_bw = edge_flow(side, axis), edge_flow(side, axis)
+    holes = (torch.rand(1, 1, h, w) < 0.3, torch.rand(1, 1, h, w) < 0.3)
+    kw = dict(both=True, source_mask=holes, dtype=torch.uint8)
+    expected = tails(reference.fb_validity(flow_fw, flow_bw, **kw))
+    assert_backends_match(
+        device, backends, expected, fi.fb_validity, flow_fw, flow_bw, name="fb_validity", **kw
+    )
+
+
+def state(side: int, axis: str, frames: tuple[int, ...]):
+    """A propagation state on a (1, 1, H, W) frame: sources drawn from ``frames``, positions
+    in halves around each pixel, the last pixels' positions past the frame's end."""
+    h, w = frame_shape(side, axis)
+    src_frame = torch.tensor(frames, dtype=torch.int32)[torch.randint(0, len(frames), (side,))]
+    pixel = torch.arange(side, dtype=torch.float32)
+    flow = edge_flow(side, axis).view(2, side)
+    along, across = (0, 1) if axis == "W" else (1, 0)
+    pos = torch.empty(2, side)
+    pos[along] = pixel + flow[along]
+    pos[across] = flow[across]
+    return src_frame.view(1, 1, h, w), pos.view(1, 2, h, w)
+
+
+@pytest.mark.parametrize("side,axis", BOUNDARY_SIZES)
+@pytest.mark.parametrize("device,backends", device_backends("flow_propagate"))
+def test_flow_propagate_at_boundary_sizes(device, backends, side, axis):
+    h, w = frame_shape(side, axis)
+    hole = (torch.rand(1, 1, h, w) < 0.7).to(torch.uint8)
+    hole.view(-1)[-TAIL:] = 1
+    flow_to, flow_from = edge_flow(side, axis), torch.zeros(1, 2, h, w)
+    src_frame, src_pos = state(side, axis, (-1, 1, 2, 9))
+    args = (hole, flow_to, flow_from, src_frame, src_pos)
+    expected = tails(reference.flow_propagate(*args, t=3, max_age=1))
+    assert_backends_match(
+        device, backends, expected, fi.flow_propagate, *args, t=3, max_age=1, name="propagate"
+    )
+
+
+@pytest.mark.parametrize("side,axis", BOUNDARY_SIZES)
+@pytest.mark.parametrize("device,backends", device_backends("propagation_gather"))
+def test_propagation_gather_at_boundary_sizes(device, backends, side, axis):
+    h, w = frame_shape(side, axis)
+    t0 = 5
+    frames = small_ints(1, 2, 1, h, w)
+    holes = (torch.rand(1, 2, 1, h, w) < 0.2).to(torch.uint8)
+    src_frame, src_pos = state(side, axis, (-1, t0, t0 + 1, t0 + 2))
+    args = (frames, holes, src_frame, src_pos)
+    expected = tails(reference.propagation_gather(*args, t0=t0))
+    assert_backends_match(
+        device, backends, expected, fi.propagation_gather, *args, t0=t0, name="gather"
+    )
+
+
+@pytest.mark.parametrize("side,axis", BOUNDARY_SIZES)
+@pytest.mark.parametrize("device,backends", device_backends("temporal_shift_align"))
+def test_temporal_shift_align_at_boundary_sizes(device, backends, side, axis):
+    h, w = frame_shape(side, axis)
+    x = small_ints(1, 2, 2, h, w)
+    flow_fw, flow_bw = edge_flow(side, axis).unsqueeze(1), edge_flow(side, axis).unsqueeze(1)
+    valid = (torch.rand(1, 1, 1, h, w) < 0.8).float()
+    args = (x, flow_fw, flow_bw, valid, None)
+    expected = tails(reference.temporal_shift_align(*args, fold_div=2))
+    assert_backends_match(
+        device, backends, expected, fi.temporal_shift_align, *args, fold_div=2, name="tsa"
+    )
+
+
+@pytest.mark.parametrize("device,backends", device_backends("temporal_shift"))
+def test_shift_and_cell_at_a_boundary_size(device, backends):
+    """The ops without sampling on a 2^24 + 4 pixel row: plain strided indexing."""
+    side = 2**24 + 4
+    x = small_ints(1, 2, 2, 1, side)
+    expected = tails(reference.temporal_shift(x, fold_div=2))
+    assert_backends_match(device, backends, expected, fi.temporal_shift, x, fold_div=2)
+    gates, c = small_ints(1, 4, 1, side) - 4, small_ints(1, 1, 1, side)
+    expected = tails(reference.convlstm_cell(gates, c))
+    for backend in backends:
+        actual = kernel_tails(backend, device, fi.convlstm_cell, gates, c)
+        for a, e, name in zip(actual, expected, ("h_new", "c_new"), strict=True):
+            # Transcendentals: the kernels' own exp, within a few ulps of torch's.
+            torch.testing.assert_close(a, e, rtol=4e-7, atol=4e-7, msg=f"{name} on {backend}")
+
+
+# Each op's public call on inputs of the given sizes, and which sizes may be 0.
+def call_flow_warp(n, c, h, w):
+    x = torch.randn(n, c, h, w, requires_grad=True)
+    flow = torch.randn(n, 2, h, w, requires_grad=True)
+    out = fi.flow_warp(x, flow)
+    return (out, *torch.autograd.grad(out.sum(), (x, flow)))
+
+
+def call_fb_validity(n, c, h, w):
+    flow = torch.randn(n, 2, h, w)
+    mask = torch.rand(n, 1, h, w) < 0.5
+    return fi.fb_validity(flow, -flow, both=True, source_mask=(mask, mask))
+
+
+def call_flow_propagate(n, c, h, w):
+    flow = torch.randn(n, 2, h, w)
+    hole = torch.ones(n, 1, h, w, dtype=torch.uint8)
+    src_frame = torch.zeros(n, 1, h, w, dtype=torch.int32)
+    return fi.flow_propagate(hole, flow, -flow, src_frame, torch.zeros(n, 2, h, w), t=1)
+
+
+def call_propagation_gather(n, c, h, w):
+    frames = torch.randn(n, 2, c, h, w)
+    holes = torch.zeros(n, 2, 1, h, w, dtype=torch.uint8)
+    src_frame = torch.ones(n, 1, h, w, dtype=torch.int32)
+    src_pos = torch.rand(n, 2, h, w) * max(h, w)
+    return fi.propagation_gather(frames, holes, src_frame, src_pos, t0=0)
+
+
+def call_temporal_shift(n, c, h, w, t=3):
+    x = torch.randn(n, t, c, h, w, requires_grad=True)
+    out = fi.temporal_shift(x, fold_div=2)
+    return out, *torch.autograd.grad(out.sum(), x)
+
+
+def call_temporal_shift_align(n, c, h, w, t=3):
+    x = torch.randn(n, t, c, h, w, requires_grad=True)
+    flow_fw = torch.randn(n, t - 1, 2, max(h, 1), max(w, 1), requires_grad=True)
+    flow_bw = torch.randn(n, t - 1, 2, max(h, 1), max(w, 1), requires_grad=True)
+    out = fi.temporal_shift_align(x, flow_fw, flow_bw, fold_div=2)
+    return out, *torch.autograd.grad(out.sum(), (x, flow_fw, flow_bw), allow_unused=True)
+
+
+def call_convlstm_cell(n, c, h, w):
+    gates = torch.randn(n, 4 * c, h, w, requires_grad=True)
+    cell = torch.randn(n, c, h, w, requires_grad=True)
+    out = fi.convlstm_cell(gates, cell)
+    return (*out, *torch.autograd.grad(sum(o.sum() for o in out), (gates, cell)))
+
+
+EMPTY_CALLS = {
+    "flow_warp": call_flow_warp,
+    "fb_validity": call_fb_validity,
+    "flow_propagate": call_flow_propagate,
+    "propagation_gather": call_propagation_gather,
+    "temporal_shift": call_temporal_shift,
+    "temporal_shift_align": call_temporal_shift_align,
+    "convlstm_cell": call_convlstm_cell,
+}
+EMPTY_SIZES = [(0, 3, 4, 5), (2, 0, 4, 5), (2, 3, 0, 5), (2, 3, 4, 0), (0, 0, 0, 0)]
+
+
+def backends_of(op: str) -> list:
+    """Every backend that runs on the CPU, and CUDA ones in the GPU tier."""
+    return [pytest.param("torch", "cpu", id="torch-cpu"), *kernel_backends(op)]
+
+
+@pytest.mark.parametrize(
+    "op,backend,device",
+    [pytest.param(op, *p.values, id=f"{op}-{p.id}", marks=p.marks)
+     for op in EMPTY_CALLS for p in backends_of(op)],
+)  # fmt: skip
+def test_empty_dimensions_give_empty_outputs(op, backend, device):
+    """Any zero size: outputs of the reference's shapes, no data pointer touched (the
+    sanitizers would abort on a reference formed into a null one)."""
+    for sizes in EMPTY_SIZES:
+        with torch.device(device):
+            torch.manual_seed(0)
+            with fi.use_backend("torch"):
+                expected = EMPTY_CALLS[op](*sizes)
+            torch.manual_seed(0)  # the same inputs
+            with fi.use_backend(backend):
+                actual = EMPTY_CALLS[op](*sizes)
+        for a, e in zip(actual, expected, strict=False):
+            if e is None:
+                continue
+            assert a.shape == e.shape and a.dtype == e.dtype, f"{op} {sizes}: {a.shape}"
+            torch.testing.assert_close(a.cpu(), e.cpu(), equal_nan=True, msg=f"{op} {sizes}")
+
+
+def test_temporal_shift_align_single_frame_has_empty_flows():
+    """T = 1: the flows (N, 0, 2, Hf, Wf) hold nothing, and nothing reads them."""
+    x = torch.randn(2, 1, 4, 3, 5)
+    flow = torch.randn(2, 0, 2, 3, 5)
+    for backend in ("cpu", "triton"):
+        with fi.use_backend(backend):
+            out = fi.temporal_shift_align(x, flow, flow, fold_div=4)
+        torch.testing.assert_close(out, reference.temporal_shift_align(x, flow, flow, fold_div=4))
+
+
+NONFINITE = torch.tensor([float("nan"), float("inf"), -float("inf"), 1e30, -1e30, 3e38, -3e38])
+
+
+def poisoned(t: torch.Tensor, fraction: float = 0.3) -> torch.Tensor:
+    """t with a fraction of its elements NaN, infinite or huge."""
+    t = t.clone()
+    bad = torch.rand(t.shape) < fraction
+    t[bad] = NONFINITE[torch.randint(0, len(NONFINITE), (int(bad.sum()),))].to(t.dtype)
+    return t
+
+
+def stride0(t: torch.Tensor) -> torch.Tensor:
+    """The values of t's first element along every dimension but the last two, stored once
+    (stride 0), then t's values broadcast: a stride-0 view of t's shape."""
+    return t[(slice(0, 1),) * (t.dim() - 2)].expand(t.shape)
+
+
+LAYOUTS = {
+    "stride0": stride0,
+    "channels_last": lambda t: (
+        t.contiguous(memory_format=torch.channels_last)
+        if t.dim() == 4
+        else t.contiguous(memory_format=torch.channels_last_3d)
+    ),
+    "poisoned": poisoned,
+}
+
+
+def adversarial_calls(layout):
+    """(name, fn, reference fn) of each op on inputs in ``layout`` (a tensor transform of
+    the floating inputs; integer ones keep theirs)."""
+    f = LAYOUTS[layout]
+    n, h, w = 2, 5, 7
+    flow, back = f(torch.randn(n, 2, h, w) * 3), f(torch.randn(n, 2, h, w) * 3)
+    x = f(torch.randn(n, 3, h, w)) if layout != "poisoned" else torch.randn(n, 3, h, w)
+    hole = (torch.rand(n, 1, h, w) < 0.5).to(torch.uint8)
+    src_frame = torch.randint(-1, 4, (n, 1, h, w), dtype=torch.int32)
+    src_pos = f(torch.rand(n, 2, h, w) * 8 - 1)
+    frames = f(torch.randn(n, 3, 2, h, w)) if layout != "poisoned" else torch.randn(n, 3, 2, h, w)
+    holes = (torch.rand(n, 3, 1, h, w) < 0.3).to(torch.uint8)
+    video = f(torch.randn(n, 3, 4, h, w)) if layout != "poisoned" else torch.randn(n, 3, 4, h, w)
+    flows = f(torch.randn(n, 2, 2, h, w) * 3)
+    gates, cell = f(torch.randn(n, 8, h, w)), f(torch.randn(n, 2, h, w))
+    calls = []
+    for mode, padding_mode, align_corners in WARP_MODES:
+        kw = dict(mode=mode, padding_mode=padding_mode, align_corners=align_corners)
+        calls.append((f"flow_warp {kw}", lambda kw=kw: fi.flow_warp(x, flow, **kw)))
+    calls += [
+        ("fb_validity", lambda: fi.fb_validity(flow, back, both=True, source_mask=(hole, hole))),
+        ("fb_validity unbounded", lambda: fi.fb_validity(flow, back, check_bounds=False)),
+        ("flow_propagate", lambda: fi.flow_propagate(hole, flow, back, src_frame, src_pos, t=2)),
+        ("propagation_gather", lambda: fi.propagation_gather(frames, holes, src_frame, src_pos)),
+        ("temporal_shift", lambda: fi.temporal_shift(video, fold_div=4)),
+        ("temporal_shift_align", lambda: fi.temporal_shift_align(video, flows, flows, fold_div=4)),
+        ("convlstm_cell", lambda: fi.convlstm_cell(gates, cell)),
+    ]
+    return calls
+
+
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+@pytest.mark.parametrize("backend", ["cpu", "triton"])
+def test_adversarial_inputs_match_reference(backend, layout):
+    """Stride-0 and channels_last inputs, and NaN, infinite and huge flows and positions:
+    each kernel gives the reference's result."""
+    if _backend._unavailable_reason(backend, "flow_warp", "cpu"):
+        pytest.skip(_backend._unavailable_reason(backend, "flow_warp", "cpu"))
+    for name, call in adversarial_calls(layout):
+        with fi.use_backend("torch"):
+            expected = call()
+        with fi.use_backend(backend):
+            actual = call()
+        pairs = (
+            zip(actual, expected, strict=False)
+            if isinstance(expected, tuple)
+            else [(actual, expected)]
+        )
+        for a, e in pairs:
+            # Poisoned values make transcendentals and blends of inf NaN alike everywhere.
+            torch.testing.assert_close(a, e, equal_nan=True, msg=f"{name} ({layout})")
+
+
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+
+
+@pytest.mark.parametrize("backend", ["cpu", "triton"])
+def test_int32_extremes_of_frame_indices(backend):
+    """Sources at INT32_MIN and INT32_MAX, t and t0 at the largest frame index, max_age 0 and
+    the largest int64: every backend takes or drops each source as the reference does."""
+    if _backend._unavailable_reason(backend, "flow_propagate", "cpu"):
+        pytest.skip(_backend._unavailable_reason(backend, "flow_propagate", "cpu"))
+    n, h, w = 1, 4, 6
+    extremes = torch.tensor([INT32_MIN, INT32_MIN + 1, -1, 0, 1, INT32_MAX - 1, INT32_MAX])
+    src_frame = extremes[torch.randint(0, len(extremes), (n, 1, h, w))].to(torch.int32)
+    src_pos = torch.rand(n, 2, h, w) * 5
+    hole = torch.ones(n, 1, h, w, dtype=torch.uint8)
+    flow = torch.zeros(n, 2, h, w)
+    frames = torch.randn(n, 2, 3, h, w)
+    holes = torch.zeros(n, 2, 1, h, w, dtype=torch.uint8)
+    for t, max_age in itertools.product((0, 1, INT32_MAX), (None, 0, 1, 2**63 - 1)):
+        args = (hole, flow, flow, src_frame, src_pos)
+        with fi.use_backend(backend):
+            actual = fi.flow_propagate(*args, t=t, max_age=max_age)
+        expected = reference.flow_propagate(*args, t=t, max_age=max_age)
+        for a, e in zip(actual, expected, strict=False):
+            assert torch.equal(a, e), f"flow_propagate t={t} max_age={max_age}"
+    for t0 in (0, 1, INT32_MAX - 1, INT32_MAX):
+        with fi.use_backend(backend):
+            actual = fi.propagation_gather(frames, holes, src_frame, src_pos, t0=t0)
+        expected = reference.propagation_gather(frames, holes, src_frame, src_pos, t0=t0)
+        for a, e in zip(actual, expected, strict=False):
+            torch.testing.assert_close(a, e, msg=f"propagation_gather t0={t0}")
+
+
+def direct_ops(backend: str) -> dict:
+    return {
+        "flow_propagate": PROPAGATE_OPS[backend],
+        "propagation_gather": GATHER_OPS[backend],
+        "temporal_shift": SHIFT_OPS[backend],
+        "temporal_shift_align": ALIGN_OPS[backend],
+    }
+
+
+@pytest.mark.parametrize("backend", ["cpu", "triton"])
+def test_integer_arguments_have_one_range_on_every_route(backend):
+    """t, t0 in [0, 2^31), max_age >= 0, fold >= 0: the public functions and direct callers
+    of the registered ops (C++ or Triton) refuse the same values, naming the argument."""
+    if _backend._unavailable_reason(backend, "flow_propagate", "cpu"):
+        pytest.skip(_backend._unavailable_reason(backend, "flow_propagate", "cpu"))
+    ops = direct_ops(backend)
+    h, w = 3, 4
+    hole = torch.ones(1, 1, h, w, dtype=torch.uint8)
+    flow = torch.zeros(1, 2, h, w)
+    src_frame, src_pos = torch.zeros(1, 1, h, w, dtype=torch.int32), torch.zeros(1, 2, h, w)
+    frames, holes = torch.randn(1, 2, 3, h, w), torch.zeros(1, 2, 1, h, w, dtype=torch.uint8)
+    state = (hole, flow, flow, src_frame, src_pos)
+    for t in (-1, 2**31, 2**62):
+        with pytest.raises(ValueError, match="t must be a frame index"):
+            fi.flow_propagate(*state, t=t)
+        with pytest.raises(RuntimeError, match="t must be a frame index"):
+            ops["flow_propagate"](*state, t, 0.01, 0.5, None)
+    for t0 in (-1, 2**31, 2**63 - 1):
+        with pytest.raises(ValueError, match="t0 must be a frame index"):
+            fi.propagation_gather(frames, holes, src_frame, src_pos, t0=t0)
+        with pytest.raises(RuntimeError, match="t0 must be a frame index"):
+            ops["propagation_gather"](frames, holes, src_frame, src_pos, t0)
+    with pytest.raises(ValueError, match="max_age must be >= 0"):
+        fi.flow_propagate(*state, t=1, max_age=-1)
+    with pytest.raises(RuntimeError, match="max_age must be >= 0"):
+        ops["flow_propagate"](*state, 1, 0.01, 0.5, -1)
+    with pytest.raises(ValueError, match=r"max_age must be >= 0 and < 2\*\*63, got 9223372036"):
+        fi.flow_propagate(*state, t=1, max_age=2**63)
+    # The largest int64 is no limit at all, on every route.
+    expected = reference.flow_propagate(*state, t=1, max_age=None)
+    for a, e in zip(ops["flow_propagate"](*state, 1, 0.01, 0.5, 2**63 - 1), expected, strict=False):
+        assert torch.equal(a, e)
+    video = torch.randn(1, 3, 4, h, w)
+    flows = torch.zeros(1, 2, 2, h, w)
+    with pytest.raises(RuntimeError, match="fold must be >= 0"):
+        ops["temporal_shift"](video, -1, False)
+    with pytest.raises(RuntimeError, match="fold must be >= 0"):
+        ops["temporal_shift_align"](video, flows, flows, None, None, -1, False)
+    with pytest.raises(RuntimeError, match="fold must be >= 0"):  # even with nothing to shift
+        ops["temporal_shift_align"](video[:0], flows[:0], flows[:0], None, None, -1, False)
+    for fold in (4, 2**62):  # a fold past C shifts every channel it can, as fold = C does
+        expected = ops["temporal_shift"](video, 4, False)
+        assert torch.equal(ops["temporal_shift"](video, fold, False), expected)
+
+
+def test_failed_allocation_names_the_output_and_its_size():
+    """2^46 elements (2^48 bytes, past any address space): the error says which output."""
+    if _backend._unavailable_reason("cpu", "flow_warp", "cpu"):
+        pytest.skip(_backend._unavailable_reason("cpu", "flow_warp", "cpu"))
+    side = 2**23
+    x = torch.zeros(1, 1, 1, 1).expand(1, 1, side, side)
+    flow = torch.zeros(1, 2, 1, 1).expand(1, 2, side, side)
+    with (
+        fi.use_backend("cpu"),
+        pytest.raises(
+            RuntimeError, match=r"could not allocate flow_warp's output: 281474976710656 bytes"
+        ),
+    ):
+        fi.flow_warp(x, flow)
+    gates = torch.zeros(1, 4, 1, 1).expand(1, 4, side, side)
+    with fi.use_backend("cpu"), pytest.raises(RuntimeError, match="could not allocate h_new"):
+        fi.convlstm_cell(gates)
