@@ -318,9 +318,14 @@ def run(resolutions: list[tuple[int, int]], out_dir: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="pipeline benchmark")
     common.add_run_arguments(parser, "the smallest resolution only")
+    parser.add_argument(
+        "--sizes",
+        type=lambda text: [tuple(map(int, size.split("x")))[::-1] for size in text.split(",")],
+        help="WxH,... in the order measured (default: every resolution, smallest first)",
+    )
     args = parser.parse_args(argv)
     common.configure(args.quick, args.budget_s)
-    resolutions = RESOLUTIONS if torch.cuda.is_available() else CPU_SIZES
+    resolutions = args.sizes or (RESOLUTIONS if torch.cuda.is_available() else CPU_SIZES)
     run(resolutions[:1] if args.quick else resolutions, args.out)
     return 0
 

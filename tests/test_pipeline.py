@@ -12,6 +12,7 @@ from torch._dynamo.utils import counters
 
 import fused_inpaint as fi
 from fused_inpaint.pipeline import MODES, SOURCES, Inpainter, resolved
+from fused_inpaint.pipeline.filler import FILLS
 from fused_inpaint.pipeline.flow import DISFlow, FlowPair, affine_fit, complete_flow
 from fused_inpaint.pipeline.propagation import Propagation, Schedule
 
@@ -80,6 +81,15 @@ def test_any_size_and_exact_known_pixels(setup, size):
     assert out.shape == frames.shape and out.dtype == np.uint8
     assert np.array_equal(out[~masks], frames[~masks])
     assert not np.array_equal(out[masks], frames[masks])  # the holes were filled
+
+
+@pytest.mark.parametrize("fill", FILLS)
+def test_each_fill_fills_the_hole_and_keeps_known_pixels(fill):
+    frames, masks = make_clip(4, 20, 28)
+    masks[:, 4:16, 6:20] = True  # static and large: propagation leaves its core
+    out = inpainter(fill=fill, mode="online")(frames, masks)
+    assert np.array_equal(out[~masks], frames[~masks])
+    assert not np.array_equal(out[masks], frames[masks])
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -242,7 +252,8 @@ def test_compiled_filler_matches_eager():
     """The network through torch.compile: inductor alone on CPU (no CUDA graphs)."""
     torch.compiler.reset()
     frames, masks = make_clip(3, 24, 32)
-    model, compiled = inpainter(mode="online"), inpainter(mode="online", compile=True)
+    model = inpainter(mode="online", fill="network")
+    compiled = inpainter(mode="online", fill="network", compile=True)
     graphs = counters["stats"]["unique_graphs"]
     whole = compiled(frames, masks)
     streamed = np.stack(list(compiled.stream(iter(frames), iter(masks))))
@@ -276,8 +287,10 @@ def test_the_gpu_pipeline_recovers_what_a_frame_shows(backend):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_cuda_graphs_match_eager():
     # float32: inductor's fused kernels round float16 differently from eager's
-    eager = Inpainter(device="cuda", dtype=torch.float32, flow="network")
-    graphed = Inpainter(device="cuda", dtype=torch.float32, flow="network", compile=True)
+    eager = Inpainter(device="cuda", dtype=torch.float32, flow="network", fill="network")
+    graphed = Inpainter(
+        device="cuda", dtype=torch.float32, flow="network", fill="network", compile=True
+    )
     frames, masks = make_clip(6, 48, 64)
     expected = eager(frames, masks).astype(int)
     skips = counters["inductor"]["cudagraph_skips"]
@@ -328,6 +341,7 @@ def test_bad_inputs_are_named():
         (dict(max_age=0), "max_age must be an integer >= 1"),
         (dict(dis_preset="slow"), "dis_preset must be one of"),
         (dict(threads=0), "threads must be an integer >= 1"),
+        (dict(fill="poisson"), "fill must be one of navier-stokes, telea, network"),
     ]:
         with pytest.raises((ValueError, TypeError), match=message):
             inpainter(**options)(frames, masks)

@@ -1,8 +1,11 @@
-"""What no frame sees: the network fills the rest of the hole, on a crop around it.
+"""What no frame sees: the rest of the hole filled on a crop around it.
 
-Propagated pixels count as known: they are the fill's context. The network runs once per
-frame that still has a hole, as a single-frame model (no window, no memory), on a crop
-of the frame around what is left, padded to the network's size multiple.
+Propagated pixels count as known: they are the fill's context. Two kinds of fill, chosen
+by ``Inpainter(fill=...)``: OpenCV's classical inpainting ("navier-stokes", the default,
+or "telea"), or the network ("network"), run once per frame that still has a hole as a
+single-frame model (no window, no memory), on a crop padded to its size multiple. On
+synthetic clips (benchmarks/results/fill_synthetic.md) Navier-Stokes filled what
+propagation left 0.4 dB better than the network on average, at about 1/70 of its time.
 """
 
 from __future__ import annotations
@@ -10,11 +13,16 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
+import cv2
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from fused_inpaint.models import SIZE_MULTIPLE, RecurrentState, SlimInpaintNet
 
+FILLS = ("navier-stokes", "telea", "network")
+# OpenCV's inpainting radius: the neighbourhood each filled pixel is estimated from.
+CLASSICAL_RADIUS = 3
 # Pixels of context around what is left; crop sides are multiples of CROP_STEP (or the
 # whole frame), so that a compiled filler meets few distinct shapes.
 CROP_MARGIN = 32
@@ -53,6 +61,37 @@ def crop_span(extent: int, first: int, last: int) -> tuple[int, int]:
     return start, size
 
 
+def crop_around(remaining: torch.Tensor) -> tuple:
+    """remaining: (1, 1, H, W) bool, not empty. The index of a crop around it."""
+    _, _, height, width = remaining.shape
+    rows = remaining[0, 0].any(dim=1).nonzero()[:, 0].tolist()
+    cols = remaining[0, 0].any(dim=0).nonzero()[:, 0].tolist()
+    y, h = crop_span(height, rows[0], rows[-1])
+    x, w = crop_span(width, cols[0], cols[-1])
+    return ..., slice(y, y + h), slice(x, x + w)
+
+
+class ClassicalFiller:
+    """Fills ``remaining`` pixels of an image with OpenCV's inpainting, on a crop around
+    them: ``method`` "navier-stokes" (Bertalmio et al.) or "telea"."""
+
+    def __init__(self, method: str):
+        self._flag = cv2.INPAINT_NS if method == "navier-stokes" else cv2.INPAINT_TELEA
+
+    def __call__(self, image: torch.Tensor, remaining: torch.Tensor) -> torch.Tensor:
+        """image: (1, 3, H, W), 0..255; remaining: (1, 1, H, W) bool, not empty. The image
+        with ``remaining`` filled."""
+        window = crop_around(remaining)
+        crop = image[window][0].round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0)
+        hole = remaining[window][0, 0].to(torch.uint8)
+        filled = cv2.inpaint(np.ascontiguousarray(crop.cpu().numpy()), hole.cpu().numpy(),
+                             CLASSICAL_RADIUS, self._flag)  # fmt: skip
+        filled = torch.from_numpy(filled).to(image.device).permute(2, 0, 1)[None]
+        out = image.clone()
+        out[window] = torch.where(remaining[window], filled.to(image.dtype), image[window])
+        return out
+
+
 class NetworkFiller:
     """Fills ``remaining`` pixels of an image with the network's prediction."""
 
@@ -72,12 +111,8 @@ class NetworkFiller:
     def __call__(self, image: torch.Tensor, remaining: torch.Tensor) -> torch.Tensor:
         """image: (1, 3, H, W), 0..255; remaining: (1, 1, H, W) bool, not empty. The image
         with ``remaining`` filled."""
-        _, _, height, width = image.shape
-        rows = remaining[0, 0].any(dim=1).nonzero()[:, 0].tolist()
-        cols = remaining[0, 0].any(dim=0).nonzero()[:, 0].tolist()
-        y, h = crop_span(height, rows[0], rows[-1])
-        x, w = crop_span(width, cols[0], cols[-1])
-        window = (..., slice(y, y + h), slice(x, x + w))
+        window = crop_around(remaining)
+        h, w = window[1].stop - window[1].start, window[2].stop - window[2].start
         pad = (0, -w % SIZE_MULTIPLE, 0, -h % SIZE_MULTIPLE)
         crop = F.pad(image[window].to(self.dtype) / 127.5 - 1, pad, mode="replicate")
         hole = F.pad(remaining[window].to(self.dtype), pad)

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from fused_inpaint.models import SlimInpaintNet, load_network
-from fused_inpaint.pipeline.filler import NetworkFiller
+from fused_inpaint.pipeline.filler import FILLS, ClassicalFiller, NetworkFiller
 from fused_inpaint.pipeline.flow import (
     SOURCES,
     DISFlow,
@@ -91,16 +91,17 @@ class Inpainter:
 
     Each hole pixel takes the real value that the nearest frame in time shows of it,
     carried along the optical flow (``flow``: "dis", OpenCV's DIS on CPU threads,
-    "network", the network's flow head, or a ``FlowSource`` object); the network fills
-    what no frame shows.
+    "network", the network's flow head, or a ``FlowSource`` object); ``fill`` fills what
+    no frame shows: "navier-stokes" (default) or "telea", OpenCV's inpainting, or
+    "network", the network.
 
     ``mode``: "offline" (default; the clip in chunks of ``chunk`` frames overlapping by
     ``overlap``), "stream" (``lookahead`` frames of latency) or "online" (no latency, the
     past only). ``max_age``: the farthest, in frames, a value is carried. ``weights``: a
     safetensors file (default: the shipped ones). ``device``: default CUDA when available;
     ``dtype``: default float16 on CUDA, float32 on CPU. ``dis_preset``: "ultrafast",
-    "fast" or "medium"; ``threads``: DIS pairs computed at once. ``compile``: the network
-    through ``torch.compile`` (CUDA graphs on CUDA; each new crop size compiles once).
+    "fast" or "medium"; ``threads``: DIS pairs computed at once. ``compile``: the network's
+    fill through ``torch.compile`` (CUDA graphs on CUDA; each new crop size compiles once).
 
     ``inpainter(frames, masks)`` inpaints a clip: frames (T, H, W, 3) uint8 (or a list),
     masks (T, H, W) or one static (H, W) mask. ``inpainter.stream(frames, masks)`` yields
@@ -122,6 +123,7 @@ class Inpainter:
         dis_preset: str = "medium",
         threads: int | None = None,
         compile: bool = False,
+        fill: str = "navier-stokes",
     ) -> None:
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         if self.device.type not in ("cpu", "cuda"):
@@ -142,7 +144,13 @@ class Inpainter:
         self.schedule = schedule(mode, chunk, overlap, lookahead, max_age)
         self.network: SlimInpaintNet = load_network(weights).to(self.device, dtype).eval()
         self.network.set_window(0, 0)  # the filler runs it on single frames
-        self.filler = NetworkFiller(self.network, dtype, compile)
+        if fill not in FILLS:
+            raise ValueError(f"fill must be one of {', '.join(FILLS)}; got {fill!r}")
+        self.fill = fill
+        if fill == "network":
+            self.filler = NetworkFiller(self.network, dtype, compile)
+        else:
+            self.filler = ClassicalFiller(fill)
         self._dis_options = dis_options(dis_preset, threads)  # checked now, used per run
 
     @property
