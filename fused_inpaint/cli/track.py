@@ -98,7 +98,9 @@ def add_parser(commands) -> None:
     )
     track.add_argument("input", type=Path, metavar="INPUT", help="video file or folder of frames")
     add_box_options(track, seed=True)
-    track.add_argument("-o", "--output", required=True, type=Path, metavar="MASKS")
+    track.add_argument(
+        "-o", "--output", required=True, type=Path, metavar="MASKS", help="mask video or folder"
+    )
     track.add_argument(
         "--dilate",
         type=non_negative,
