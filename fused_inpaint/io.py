@@ -21,11 +21,13 @@ come (``StreamWriter``).
 from __future__ import annotations
 
 import glob
+import itertools
 import os
 import re
 import secrets
 import shutil
 import stat
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -611,23 +613,36 @@ class LiveReader:
         self.fps = self._stream.average_rate or self._stream.guessed_rate or None
         self.time_base = self._stream.time_base
         self.count = self.estimated_count = None
+        # Held while FFmpeg reads: closing from another thread waits for the read to end.
+        self._reading = threading.Lock()
+        self._closed = False
 
     def __iter__(self) -> Iterator[TimedFrame]:
-        index = 0
-        try:
-            for frame in self._container.decode(self._stream):
+        frames = self._container.decode(self._stream)
+        for index in itertools.count():
+            with self._reading:
+                if self._closed:
+                    return
+                try:
+                    frame = next(frames, None)
+                except av.ExitError:
+                    raise LiveTimeout(f"no frame from {self.name} for {self.timeout:g} s") from None
+                except av.FFmpegError as error:
+                    message = _ffmpeg_message(error)
+                    raise MediaError(f"cannot decode {self.name}: {message}") from None
+                if frame is None:
+                    return
                 captured = time.monotonic()
                 rgb = frame.to_ndarray(format="rgb24")
-                yield TimedFrame(rgb, index, frame.pts, frame.time_base, captured)
-                index += 1
-        except av.ExitError:
-            raise LiveTimeout(f"no frame from {self.name} for {self.timeout:g} s") from None
-        except av.FFmpegError as error:
-            message = _ffmpeg_message(error)
-            raise MediaError(f"cannot decode {self.name}: {message}") from None
+            yield TimedFrame(rgb, index, frame.pts, frame.time_base, captured)
 
     def close(self) -> None:
-        self._container.close()
+        """Closes the source, once a read under way in another thread has ended (at most
+        ``timeout`` seconds); an iteration in that thread then ends."""
+        with self._reading:
+            if not self._closed:
+                self._closed = True
+                self._container.close()
 
     def __enter__(self) -> LiveReader:
         return self

@@ -225,3 +225,14 @@ def test_live_names_are_told_from_files(tmp_path):
         io.open_writer("http://127.0.0.1:8080/live")
     with pytest.raises(io.MediaError, match="container format is for a URL"):
         io.open_writer(tmp_path / "out.mp4", format="mpegts")
+
+
+def test_closing_a_live_source_while_another_thread_reads_it():
+    reader = io.LiveReader("testsrc2=size=64x48:rate=25,realtime", format="lavfi", timeout=5)
+    indices = []
+    thread = threading.Thread(target=lambda: indices.extend(f.index for f in reader))
+    thread.start()
+    time.sleep(0.5)
+    reader.close()  # waits for the read under way, then the reading thread's loop ends
+    thread.join(5)
+    assert not thread.is_alive() and indices and indices == list(range(len(indices)))

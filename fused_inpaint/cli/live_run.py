@@ -99,12 +99,8 @@ def add_options(parser: argparse.ArgumentParser) -> None:
 
 def is_live(args: argparse.Namespace) -> bool:
     """Whether the run reads or writes anything live."""
-    names = (args.input, args.mask, args.output)
-    return (
-        args.input_format is not None
-        or any(map(io.is_live_input, names[:2]))
-        or (io.is_live_output(args.output))
-    )
+    live_input = args.input_format is not None or io.is_live_input(args.input)
+    return live_input or io.is_live_input(args.mask) or io.is_live_output(args.output)
 
 
 def _stream_holes(reader: io.LiveReader, dilate: int) -> Iterator[np.ndarray]:
