@@ -59,9 +59,12 @@ def test_memory_grows_with_the_frames_read():
     assert np.array_equal(inpainter(mode="offline", max_age=10**6)(frames, masks), near)
     inputs = inpainter()._inputs
     schedule = Schedule(block=40, lookahead=20, max_age=30, ahead_option="chunk")
-    run = Propagation(ExactFlow(*translating(6, 16, 24, 1)[1:]), schedule, memory=2**16)
+    fits = schedule.held_bytes(16, 24, ahead=3, behind=0, gpu=False)
+    run = Propagation(ExactFlow(*translating(6, 16, 24, 1)[1:]), schedule, memory=fits)
+    read = []
     with pytest.raises(ValueError, match=r"^chunk needs .* at 24x16, more than .*: lower chunk$"):
-        list(run.run(inputs(frames, masks)))
+        list(run.run(inputs((read.append(i) or f for i, f in enumerate(frames)), masks)))
+    assert len(read) == 4  # the fourth frame did not fit
 
 
 def test_gather_from_uint8_frames_is_exact():

@@ -59,16 +59,12 @@ class Schedule:
         """Bytes held with ``ahead`` frames read and not output (at most block +
         lookahead) and ``behind`` older ones still read from (at most max_age + 1): the
         frames, the pairs' flows, the forward state and the backward ones (bounded by the
-        frame; they are cropped to the hole's box), and the gather's float frames."""
+        frame; they are cropped to the hole's box), and the gather's float32 slots."""
         pixels = height * width
         frames = (ahead + behind) * FRAME_BYTES * pixels * (2 if gpu else 1)
-        states = (1 + (self.block if self.backward else 0)) * STATE_BYTES * pixels
-        return frames + ahead * PAIR_BYTES * pixels + states + gather_bytes(height, width)
-
-
-def gather_bytes(height: int, width: int) -> int:
-    """Bytes of the float frames propagation_gather reads at once."""
-    return gather_window(height, width) * (3 * 4 + 1) * height * width
+        states = (1 + (min(self.block, ahead) if self.backward else 0)) * STATE_BYTES * pixels
+        slots = min(gather_window(height, width), self.capacity) * (3 * 4 + 1) * pixels
+        return frames + ahead * PAIR_BYTES * pixels + states + slots
 
 
 def gather_window(height: int, width: int) -> int:
