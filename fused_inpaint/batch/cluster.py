@@ -217,8 +217,12 @@ class Batch:
         for number, outcome in enumerate(self.outcomes):
             self._plan(outcome, number)
         total = sum(o.estimated or 0 for o in self.outcomes if o.status == "pending")
-        idle = list(self.actors)
+        # Tasks go to started workers only: a worker the cluster has no room for yet
+        # (more asked for than it holds) takes none until it starts.
+        starting = {actor.ready.remote(): actor for actor in self.actors}
+        idle: list = []
         running: dict = {}  # ObjectRef -> (actor, outcome, task)
+        lost = "every worker died"
         shown = None if self.progress_bar else True  # None: on a terminal only
         bar = tqdm(total=total or None, unit="frame", desc="batch", disable=shown, leave=False)
         try:
@@ -229,8 +233,21 @@ class Batch:
                         continue
                     actor = idle.pop()
                     running[actor.run.remote(task)] = (actor, outcome, task)
-                done, _ = ray.wait(list(running), num_returns=1, timeout=POLL_S)
+                if not (idle or running or starting):  # no worker left to run the rest
+                    for outcome, _ in self.queue:
+                        self._fail(outcome, lost)
+                    self.queue.clear()
+                    break
+                done, _ = ray.wait([*running, *starting], num_returns=1, timeout=POLL_S)
                 for ref in done:
+                    if ref in starting:
+                        actor = starting.pop(ref)
+                        try:
+                            ray.get(ref)
+                            idle.append(actor)
+                        except RayActorError as error:
+                            lost = f"no worker could start: {error}"
+                        continue
                     actor, outcome, task = running.pop(ref)
                     try:
                         self._finished(outcome, task, ray.get(ref))
@@ -241,10 +258,6 @@ class Batch:
                         self._fail(
                             outcome, f"its worker died {times} times: {type(error).__name__}"
                         )
-                if not idle and not running:  # every worker died more often than it may
-                    for outcome, _ in self.queue:
-                        self._fail(outcome, "every worker died")
-                    self.queue.clear()
                 self._show(bar)
         except BaseException:  # Ctrl-C, or an error of the batch itself
             self._stop(running)
