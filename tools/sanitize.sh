@@ -5,8 +5,8 @@
 # beside a linked copy of the package (the in-tree extension is left alone), proves the
 # sanitizers live (a positive control must abort on each kind of report, and the extension
 # must carry their hooks), then runs the tests against that build with libasan preloaded.
-# Any report aborts the run. Triton's interpreter runs no C++ of the package: its cases
-# are deselected.
+# Any report aborts the run, and goes to stderr (pytest captures only Python's streams).
+# Triton's interpreter runs no C++ of the package: its cases are deselected.
 #
 # usage: tools/sanitize.sh [--quick] [pytest arguments]
 #   --quick   the adversarial suite only (tests/test_edges.py; what CI runs)
@@ -41,8 +41,10 @@ find "$build/pkg" -name __pycache__ -prune -exec rm -rf {} +
 rm -f "$build/pkg/fused_inpaint/_C.abi3.so"
 cp "$build/lib/fused_inpaint/_C.abi3.so" "$build/pkg/fused_inpaint/_C.abi3.so"
 
-libasan=$(g++ -print-file-name=libasan.so)
-export LD_PRELOAD=$libasan
+# libasan first; libstdc++ with it, or ASan finds no __cxa_throw to wrap (Python itself does
+# not load libstdc++) and aborts at the first C++ exception, a kernel's argument check.
+LD_PRELOAD="$(g++ -print-file-name=libasan.so) $(readlink -f "$(g++ -print-file-name=libstdc++.so)")"
+export LD_PRELOAD
 # allocator_may_return_null: an impossible allocation fails like torch's own allocator does
 # (the tests ask for one), instead of aborting.
 export ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=1:abort_on_error=1
@@ -53,7 +55,8 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 flags=$(python -c "import setup; print(' '.join(setup.SANITIZE_FLAGS))")
 cat >"$build/control.cpp" <<'EOF'
 #include <cstdint>
-extern "C" int read_past_end(int n) {
+// UBSan's object-size check would see this read first: here ASan must.
+extern "C" __attribute__((no_sanitize("undefined"))) int read_past_end(int n) {
   int* p = new int[4];
   const int v = p[n];  // n = 4: one past the end
   delete[] p;
@@ -81,9 +84,10 @@ control "lib.read_past_end(4)" "heap-buffer-overflow"
 control "lib.signed_overflow(2)" "signed integer overflow"
 control "lib.float_cast_overflow.argtypes = [ctypes.c_float]; lib.float_cast_overflow(1e30)" \
   "outside the range of representable values"
+symbols=$(nm -D "$build/pkg/fused_inpaint/_C.abi3.so")
 for hook in __asan_report_load4 __ubsan_handle_add_overflow_abort \
   __ubsan_handle_float_cast_overflow_abort; do
-  if ! nm -D "$build/pkg/fused_inpaint/_C.abi3.so" | grep -q "$hook"; then
+  if ! grep -q "$hook" <<<"$symbols"; then
     echo "sanitize: FAILED: the extension has no $hook: not built with the sanitizers" >&2
     exit 1
   fi
@@ -93,6 +97,6 @@ echo "sanitize: the extension carries the sanitizers' hooks"
 cd "$build/pkg"
 export PYTHONPATH=$build/pkg
 python -c "import fused_inpaint._C as c, sys; assert c.__file__.startswith('$build'), c.__file__"
-python -m pytest -p no:cacheprovider -p no:randomly -q -n 0 \
+python -m pytest -p no:cacheprovider -p no:randomly -q -n 0 --capture=sys \
   --rootdir "$root" -c "$root/pyproject.toml" -k "not triton" \
   "${tests[@]/#/$root/}" "$@"
