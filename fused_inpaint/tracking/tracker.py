@@ -31,6 +31,8 @@ import numpy as np
 from fused_inpaint.io import dilate_hole
 from fused_inpaint.tracking.keyframes import Box, as_keyframes, check_size
 from fused_inpaint.tracking.motion import (
+    KEY_VIEW_PIXELS,
+    TRACK_VIEW_PIXELS,
     WORK_SIDE,
     Flow,
     View,
@@ -231,7 +233,7 @@ class _Run:
         backward = {}
         for obj, hint in self.tracker.keyframes[key].items():
             full_guess = self.first_guess(hint)
-            view = View.of(search_window(full_guess))
+            view = View.of(search_window(full_guess), KEY_VIEW_PIXELS)
             frame, guess = view.frame(self.held[key]), view.down(full_guess)
             unlike = None
             if neighbour is not None and self.tracker.motion:
@@ -255,7 +257,7 @@ class _Run:
         and refined; None when the object has gone. Only a window around the mask,
         as far as the object may have moved, is looked at."""
         least = max(MIN_SAMPLES, END_FRACTION * track.key_area)
-        view = View.of(search_window(track.mask))
+        view = View.of(search_window(track.mask), TRACK_VIEW_PIXELS)
         frame = view.frame(frame)
         flow = self.flow(frame, view.frame(before))
         guess = carry(view.down(track.mask), flow)
