@@ -113,12 +113,14 @@ def run(quick: bool, out_dir: Path) -> None:
             best[label] = (count, seconds, os.getloadavg()[0])
 
     def render() -> str:
-        heading = ["workers", "frames", "seconds", "frames/s", f"vs {configs[0][0]}", "load"]
-        lines = [common.table_line(heading), "|---|--:|--:|--:|--:|--:|"]
+        bases = [label for label, workers, _, gpus in configs if workers == 1 and not gpus]
+        heading = ["workers", "frames", "seconds", "frames/s", *(f"vs {b}" for b in bases)]
+        lines = [common.table_line([*heading, "load"]), "|---|" + "--:|" * len(heading)]
+        rates = {label: count / seconds for label, (count, seconds, _) in best.items()}
         for label, (count, seconds, load) in best.items():
-            ratio = (count / seconds) / (best[configs[0][0]][0] / best[configs[0][0]][1])
-            cells = [label, count, f"{seconds:.1f}", f"{count / seconds:.2f}", f"{ratio:.2f}x"]
-            lines.append(common.table_line([*map(str, cells), f"{load:.1f}"]))
+            ratios = [f"{rates[label] / rates[b]:.2f}x" if b in rates else "—" for b in bases]
+            cells = [label, str(count), f"{seconds:.1f}", f"{rates[label]:.2f}", *ratios]
+            lines.append(common.table_line([*cells, f"{load:.1f}"]))
         return common.header(NAME, env, [], notes) + "\n\n" + "\n".join(lines) + "\n"
 
     ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
