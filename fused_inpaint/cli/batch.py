@@ -9,13 +9,14 @@ import sys
 import time
 from pathlib import Path
 
+import torch
+
 from fused_inpaint import io
 from fused_inpaint.batch import ManifestError, read_manifest, rows_from_folders, summary
 from fused_inpaint.cli.common import (
     DTYPES,
     UsageError,
     add_pipeline_options,
-    device,
     non_negative,
     positive,
 )
@@ -115,9 +116,20 @@ def _settings(args: argparse.Namespace) -> dict:
     return {name: getattr(args, name) for name in names} | {"fps": args.fps}
 
 
+def _device_type(name: str | None) -> str | None:
+    """The type of ``--device`` (checked here; whether the workers have one, there)."""
+    if name is None:
+        return None
+    try:
+        kind = torch.device(name).type
+    except RuntimeError:
+        raise UsageError(f"unknown device {name!r}") from None
+    if kind not in ("cpu", "cuda"):
+        raise UsageError(f"--device {name}: fused-inpaint runs on cpu or cuda")
+    return kind
+
+
 def command(args: argparse.Namespace) -> int:
-    rows, summary_path = _rows(args)
-    settings = _settings(args)
     try:
         import ray
 
@@ -126,13 +138,15 @@ def command(args: argparse.Namespace) -> int:
         if error.name != "ray":
             raise
         raise UsageError(INSTALL) from None
+    settings = _settings(args)
+    on_cpu = _device_type(args.device) == "cpu"
+    gpus = args.gpus_per_worker
+    if gpus is not None and not (math.isfinite(gpus) and gpus >= 0):
+        raise UsageError(f"--gpus-per-worker must be >= 0, got {gpus:g}")
+    rows, summary_path = _rows(args)
     started_here = not ray.is_initialized()
     cluster.start(args.address, args.cpus)
     try:
-        on_cpu = args.device is not None and device(args.device).type == "cpu"
-        gpus = args.gpus_per_worker
-        if gpus is not None and not (math.isfinite(gpus) and gpus >= 0):
-            raise UsageError(f"--gpus-per-worker must be >= 0, got {gpus:g}")
         if gpus is None:
             gpus = 0 if on_cpu or not ray.cluster_resources().get("GPU") else 1
         workers = args.workers or cluster.default_workers(args.cpus_per_worker, gpus)
