@@ -153,7 +153,7 @@ class _StopOnSignal:
 
 def _status_line():
     """An ``on_write`` that keeps a status line on a terminal's stderr."""
-    bar = tqdm(total=None, unit="frame", desc="live", disable=None, leave=False, file=sys.stderr)
+    bar = tqdm(unit=" frames", desc="live", disable=None, leave=False, file=sys.stderr)
     shown = [0.0]
 
     def on_write(stats: LatencyStats, capture: Capture) -> None:
