@@ -227,13 +227,19 @@ def test_dis_recovers_a_translation():
     model = inpainter()
     a, b = model._inputs(frames, masks)
     source = DISFlow(torch.device("cpu"), "medium", threads=2)
-    forward, backward = FlowPair(source.pair(a, b), a, b).flows()
-    source.close()
+    estimate = source.pair(a, b)
+    forward, backward = estimate.result()
     assert forward.shape == backward.shape == (1, 2, 48, 64)
     inner = (..., slice(8, -8), slice(8, -8))  # away from the borders the texture left
     assert (forward[inner][:, 0] - 3).abs().median() < 0.1
     assert (backward[inner][:, 0] + 3).abs().median() < 0.1
     assert forward[inner][:, 1].abs().median() < 0.1
+    # Completed in the hole, kept where propagation reads it: the hole and around.
+    forward, backward = FlowPair(estimate, a, b).flows()
+    source.close()
+    hole = (..., slice(20, 30), slice(25, 40))
+    assert (forward[hole][:, 0] - 3).abs().median() < 0.1
+    assert (backward[hole][:, 0] + 3).abs().median() < 0.1
 
 
 def test_read_only_and_flipped_frames():

@@ -230,13 +230,27 @@ def completed(flow: torch.Tensor, grown_hole: tuple, grown_target: tuple) -> tor
     return flow
 
 
+def read_box(box: Box | None, other: Box | None, other_flow: torch.Tensor) -> Box | None:
+    """The part of a frame's flow to its neighbour that propagation reads: its own hole's
+    ``box`` (where it carries values) and where the neighbour's hole (``other``) lands
+    along the neighbour's flow ``other_flow`` (N, 2, H, W), with the sampling taps around
+    (where the forward-backward test reads it)."""
+    if other is None:
+        return box
+    height, width = other_flow.shape[-2:]
+    reach = math.ceil(float(other_flow[window(other)].abs().amax())) + 2
+    return union(box, grown(other, reach, height, width))
+
+
 class FlowPair:
     """The flows of frames (a, b): the source's estimate, completed in the holes
-    (``completed``) once, on the caller's thread, and kept in float16 (FLOW_DTYPE)."""
+    (``completed``) once, on the caller's thread, and kept in float16 (FLOW_DTYPE) on
+    the part that propagation reads (``read_box``)."""
 
     def __init__(self, estimate: Future, a: FrameInput, b: FrameInput):
         self._estimate, self._frames = estimate, (a, b)
-        self._flows: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._flows: tuple | None = None  # ((box, flow on it) or None) of each direction
+        self._shape, self._device = (1, 2, *a.hole.shape), a.hole_t.device
 
     def ready(self) -> bool:
         """Whether the estimate has arrived (then ``complete`` does not wait)."""
@@ -253,18 +267,30 @@ class FlowPair:
             if stored.data_ptr() == estimate.data_ptr():  # the source's own tensor
                 stored = stored.clone()
             flows.append(completed(stored, x.grown_hole(), y.grown_hole()))
-        self._flows = tuple(flows)
+        forward, backward = flows
+        kept = []
+        for flow, box in ((forward, read_box(a.box, b.box, backward)),
+                          (backward, read_box(b.box, a.box, forward))):  # fmt: skip
+            kept.append(box and (box, flow[window(box)].clone()))
+        self._flows = tuple(kept)
         self._estimate = self._frames = None
 
-    def flows(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(forward, backward), each (1, 2, H, W) float32 on the device."""
+    def flows(self, out: tuple | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(forward, backward), each (1, 2, H, W) float32 on the device, written into
+        ``out`` (two such tensors) when given: exact where propagation reads them, zero
+        elsewhere (or, in ``out``, what was there)."""
         self.complete()
-        return self._flows[0].float(), self._flows[1].float()
+        if out is None:
+            out = tuple(torch.zeros(self._shape, device=self._device) for _ in range(2))
+        for kept, full in zip(self._flows, out, strict=True):
+            if kept:
+                full[window(kept[0])] = kept[1]
+        return out
 
     @property
     def nbytes(self) -> int:
         """Bytes held: the completed flows, or nothing until they are."""
-        return 0 if self._flows is None else sum(f.nbytes for f in self._flows)
+        return 0 if self._flows is None else sum(f[1].nbytes for f in self._flows if f)
 
 
 def dis_options(preset: str, threads: int | None) -> tuple[str, int]:

@@ -132,6 +132,8 @@ class FrameRing:
         xs = torch.arange(width, dtype=torch.float32, **kw).expand(height, width)
         ys = torch.arange(height, dtype=torch.float32, **kw)[:, None].expand(height, width)
         self.grid = torch.stack([xs, ys])[None]  # (1, 2, H, W)
+        # A pair's flows for a step, written where the step reads them (FlowPair.flows).
+        self.flows = (torch.zeros_like(self.grid), torch.zeros_like(self.grid))
         # A state that points nowhere, but for a cropped state pasted in (``expanded``).
         self._scratch = State(
             torch.full((1, 1, height, width), -1, dtype=torch.int32, **kw),
@@ -262,7 +264,8 @@ class Propagation:
             if state is None:
                 state = ring.own(index, frame)
             else:
-                state = self._step(frame, index, state, flows[index].flows(), ahead=True)
+                pair = flows[index].flows(ring.flows)
+                state = self._step(frame, index, state, pair, ahead=True)
             if i < count:
                 states.append(frame.box and cropped(state, frame.box))
         return states[::-1]
@@ -303,7 +306,7 @@ class Propagation:
                 if forward is None:
                     forward = ring.own(index, frame)
                 else:
-                    pair = flows.pop(index - 1).flows()
+                    pair = flows.pop(index - 1).flows(ring.flows)
                     forward = self._step(frame, index, forward, pair, ahead=False)
                 yield self._propagated(ring, index, frame, forward, backward and backward[k])
                 ring.forget(pending[0][0] if pending else index + 1, forward, frame.box, index)
