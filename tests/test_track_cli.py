@@ -85,3 +85,14 @@ def test_box_and_mask_are_exclusive(clip, tmp_path, capsys):
     args = ["run", str(clip["folder"]), "--box", BOX, "--mask", str(mask), "-o", "x"]
     assert main(args) == 2
     assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_eval_object_removal_writes_its_report(tmp_path, capsys):
+    pytest.importorskip("skimage")
+    report = tmp_path / "object_removal.md"
+    args = ["eval", "--object-removal", "--seeds", "0", "--frames", "4", "--dilate", "0", "2"]
+    assert main([*args, "-o", str(report)]) == 0
+    text = report.read_text()
+    assert "# Object removal from a box" in text
+    assert "| 0 | mean |" in text and "| 2 | mean |" in text
+    assert f"wrote {report}" in capsys.readouterr().out
