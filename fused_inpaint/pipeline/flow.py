@@ -10,8 +10,9 @@ points into the other frame's hole) is completed from the flow around it
 (``complete_flow``), with the ops of the selected backend on the pipeline's device.
 A source (``FlowSource``) has ``pair(a, b)``, which returns a
 ``concurrent.futures.Future`` of its estimate of the (forward, backward) flows of two
-adjacent frames, each (1, 2, H, W) float32 on the pipeline's device, and ``close()``.
-``FlowPair`` completes them once, on the caller's thread, when they are first needed.
+adjacent frames, each (1, 2, H, W) float32 (or float16) on the pipeline's device, and
+``close()``. ``FlowPair`` completes them once, on the caller's thread, as they arrive, and
+keeps them in float16 on the region propagation reads (the holes and around).
 """
 
 from __future__ import annotations
@@ -286,11 +287,6 @@ class FlowPair:
             if kept:
                 full[window(kept[0])] = kept[1]
         return out
-
-    @property
-    def nbytes(self) -> int:
-        """Bytes held: the completed flows, or nothing until they are."""
-        return 0 if self._flows is None else sum(f[1].nbytes for f in self._flows if f)
 
 
 def dis_options(preset: str, threads: int | None) -> tuple[str, int]:

@@ -11,9 +11,10 @@ One schedule serves every mode: frames are output in blocks of ``block`` frames,
 block's backward sweep starting ``lookahead`` frames after its last frame (or at the
 clip's end), while the forward sweep runs on across blocks. Offline mode is a block of
 ``chunk - overlap`` frames with ``overlap`` frames of lookahead; streaming is a block of
-one frame; online mode has no backward sweep. The frames a sweep may read sit in a ring
-of ``max_age + block + lookahead + 1`` slots on the device: memory is bounded by the
-schedule, never by the video.
+one frame; online mode has no backward sweep. The frames a sweep may read are those read
+and not yet output, and the older ones the forward state still points at: at most
+``max_age + block + lookahead + 1``, each held once as it came (uint8); memory grows with
+the frames read up to that bound (``Schedule.held_bytes``), never with the video.
 """
 
 from __future__ import annotations
@@ -58,8 +59,8 @@ class Schedule:
     def held_bytes(self, height: int, width: int, ahead: int, behind: int, gpu: bool) -> int:
         """Bytes held with ``ahead`` frames read and not output (at most block +
         lookahead) and ``behind`` older ones still read from (at most max_age + 1): the
-        frames, the pairs' flows, the forward state and the backward ones (bounded by the
-        frame; they are cropped to the hole's box), and the gather's float32 slots."""
+        frames, the pairs' flows and the backward states (at most: both are kept on the
+        region around the holes), the forward state, and the gather's float32 slots."""
         pixels = height * width
         frames = (ahead + behind) * FRAME_BYTES * pixels * (2 if gpu else 1)
         states = (1 + (min(self.block, ahead) if self.backward else 0)) * STATE_BYTES * pixels
@@ -270,12 +271,12 @@ class Propagation:
                 states.append(frame.box and cropped(state, frame.box))
         return states[::-1]
 
-    def _check_memory(self, frame: FrameInput, ahead: int, behind: int) -> None:
+    def _check_memory(self, frame: FrameInput, ahead: int, behind: int, memory: int) -> None:
         """Raises a ValueError naming the option when the schedule's frames so far do not
-        fit in ``self.memory``."""
+        fit in ``memory`` bytes."""
         s, (height, width) = self.schedule, frame.hole.shape
         gpu = frame.image.device.type == "cuda"
-        if self.memory is None or s.held_bytes(height, width, ahead, behind, gpu) <= self.memory:
+        if s.held_bytes(height, width, ahead, behind, gpu) <= memory:
             return
         if behind > ahead:
             option, value = "max_age", s.max_age
@@ -286,7 +287,7 @@ class Propagation:
         setting = f"{option} {value}" if value is not None else option
         raise ValueError(
             f"{setting} needs {size_text(need)} at {width}x{height}, more than the "
-            f"{size_text(self.memory)} available: lower {option}"
+            f"{size_text(memory)} available: lower {option}"
         )
 
     def run(self, frames: Iterable[FrameInput]) -> Iterator[Propagated]:
@@ -315,10 +316,11 @@ class Propagation:
         for index, frame in enumerate(frames):
             if ring is None:
                 ring = FrameRing(frame, s.capacity)
-                if self.memory is None:
-                    self.memory = available_bytes(frame.image.device)
+                memory = self.memory or available_bytes(frame.image.device)
             ring.put(index, frame)
-            self._check_memory(frame, len(pending) + 1, len(ring.frames) - len(pending) - 1)
+            if memory is not None:
+                behind = len(ring.frames) - len(pending) - 1
+                self._check_memory(frame, len(pending) + 1, behind, memory)
             if previous is not None:
                 flows[index - 1] = FlowPair(self.flow_source.pair(previous, frame), previous, frame)
             for pair in flows.values():  # completed as they come: float16 from then on
