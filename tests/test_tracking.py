@@ -83,6 +83,15 @@ def test_an_object_that_leaves_the_frame_ends_its_mask():
     assert not tracked[8:].any()  # nothing left behind at the border
 
 
+def test_an_object_hidden_by_another_ends_its_mask():
+    # Square 1, drawn on top, slides over the still square 0 and covers it from frame 8.
+    frames, masks = squares_clip(14, [lambda t: (60, 40), lambda t: (max(60, 124 - 8 * t), 40)])
+    visible = masks[0] & ~masks[1]
+    tracked = track(frames, boxes=[(58, 38, 28, 28)], dilate=0)
+    assert iou(tracked[:8], visible[:8]) > 0.9
+    assert not tracked[9:].any()  # no mask left on the square that hides it
+
+
 def test_the_nearer_keyframe_wins():
     # Two still squares; keyframe 0 boxes the left one, keyframe 10 (same object id)
     # the right one: frames 0-5 follow the first box, 6-10 the second.
