@@ -211,7 +211,7 @@ def command(args: argparse.Namespace) -> int:
                 raise KeyboardInterrupt
             raise result.error or io.MediaError(f"{result.ending} before a frame was written")
     print(
-        f"{PROG}: {result.ending}; wrote {result.written} frames to {args.output}", file=sys.stderr
+        f"{PROG}: {result.ending}; wrote {result.written} frames to {writer.path}", file=sys.stderr
     )
     print(f"{PROG}: {result.summary()}", file=sys.stderr)
     if result.error is not None:
