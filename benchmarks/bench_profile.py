@@ -17,6 +17,7 @@ import io
 import pstats
 import sys
 import time
+from pathlib import Path
 
 import bench_model
 import common
@@ -73,7 +74,9 @@ def main(argv: list[str] | None = None) -> int:
         f"cProfile); DIS alone, one thread, both directions: {dis_s:.2f} s; ratio "
         f"{pipeline_s / dis_s:.2f}",
     ]
-    body = "\n".join(line.rstrip() for line in text.getvalue().strip().splitlines()[-TOP - 3 :])
+    root = str(Path(__file__).resolve().parents[1]) + "/"
+    lines = text.getvalue().replace(root, "").strip().splitlines()[-TOP - 3 :]
+    body = "\n".join(line.rstrip() for line in lines)
     report = common.header(NAME, env, facts, []) + f"\n\n```\n{body}\n```\n"
     path = common.write_report(args.out, NAME, env, report)
     print(report)
