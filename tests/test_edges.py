@@ -29,7 +29,8 @@ from fused_inpaint.ops.temporal_shift_align import OPS as ALIGN_OPS
 
 pytestmark = pytest.mark.adversarial
 
-# (side, axis): the long side of a frame one pixel thin.
+# (side, axis): the long side of a frame one pixel thin. The reference takes seconds per op
+# at these sizes: the tests are marked long (collected first).
 BOUNDARY_SIZES = [
     pytest.param(2**24 - 1, "W", id="2p24m1-W"),
     pytest.param(2**24, "H", id="2p24-H"),
@@ -163,6 +164,7 @@ def assert_backends_match(
         assert_same(tuple(actual), tuple(wanted), f"{name} on {backend}-{device}")
 
 
+@pytest.mark.long
 @pytest.mark.parametrize("side,axis", BOUNDARY_SIZES)
 @pytest.mark.parametrize("device,backends", device_backends("flow_warp"))
 def test_flow_warp_at_boundary_sizes(device, backends, side, axis):
@@ -182,6 +184,7 @@ def warp_grads(x, flow, kw):
     return torch.autograd.grad(fi.flow_warp(x, flow, **kw).sum(), (x, flow))
 
 
+@pytest.mark.long
 @pytest.mark.parametrize("device,backends", device_backends("flow_warp"))
 def test_flow_warp_backward_at_a_boundary_size(device, backends):
     """The scatter of the feature gradient and the flow gradient at the last pixels (whose
@@ -197,6 +200,7 @@ def test_flow_warp_backward_at_a_boundary_size(device, backends):
         assert_backends_match(device, backends, expected, warp_grads, x, flow, kw, name=str(kw))
 
 
+@pytest.mark.long
 @pytest.mark.parametrize("side,axis", BOUNDARY_SIZES)
 @pytest.mark.parametrize("device,backends", device_backends("fb_validity"))
 def test_fb_validity_at_boundary_sizes(device, backends, side, axis):
@@ -224,6 +228,7 @@ def state(side: int, axis: str, frames: tuple[int, ...]):
     return src_frame.view(1, 1, h, w), pos.view(1, 2, h, w)
 
 
+@pytest.mark.long
 @pytest.mark.parametrize("side,axis", BOUNDARY_SIZES)
 @pytest.mark.parametrize("device,backends", device_backends("flow_propagate"))
 def test_flow_propagate_at_boundary_sizes(device, backends, side, axis):
@@ -239,6 +244,7 @@ def test_flow_propagate_at_boundary_sizes(device, backends, side, axis):
     )
 
 
+@pytest.mark.long
 @pytest.mark.parametrize("side,axis", BOUNDARY_SIZES)
 @pytest.mark.parametrize("device,backends", device_backends("propagation_gather"))
 def test_propagation_gather_at_boundary_sizes(device, backends, side, axis):
@@ -254,6 +260,7 @@ def test_propagation_gather_at_boundary_sizes(device, backends, side, axis):
     )
 
 
+@pytest.mark.long
 @pytest.mark.parametrize("side,axis", BOUNDARY_SIZES)
 @pytest.mark.parametrize("device,backends", device_backends("temporal_shift_align"))
 def test_temporal_shift_align_at_boundary_sizes(device, backends, side, axis):
@@ -269,6 +276,7 @@ def test_temporal_shift_align_at_boundary_sizes(device, backends, side, axis):
     )  # fmt: skip
 
 
+@pytest.mark.long
 @pytest.mark.parametrize("device,backends", device_backends("temporal_shift"))
 def test_shift_and_cell_at_a_boundary_size(device, backends):
     """The ops without sampling on a 2^24 + 4 pixel row: plain strided indexing."""
