@@ -112,12 +112,13 @@ def send(url: str, frames: int) -> subprocess.Popen:
 class SenderThread(threading.Thread):
     """A sender with its frames made beforehand, in this process, so that it starts
     sending at once, however loaded the machine: a receiver, which waits at most its
-    --timeout, sees every frame. ``stop`` ends it early."""
+    --timeout, sees every frame. ``frames``: a count of the generated clip's frames (of
+    ``size``), or the frames themselves. ``stop`` ends it early."""
 
-    def __init__(self, url: str, count: int, lossless: bool = False, size=(HEIGHT, WIDTH)):
+    def __init__(self, url: str, frames, lossless: bool = False, size=(HEIGHT, WIDTH)):
         super().__init__(daemon=True)
         self.url, self.lossless, self.sent = url, lossless, None
-        self.frames = list(clip_frames(*size, count))
+        self.frames = list(clip_frames(*size, frames)) if isinstance(frames, int) else frames
         self.stop = threading.Event()
 
     def run(self) -> None:
@@ -281,3 +282,34 @@ def test_a_mask_stream_of_another_size_is_refused(mask, tmp_path):
     sender.join(WAIT_S)
     expected = f"mask {url} is 64x36 but the frames of {source} are {WIDTH}x{HEIGHT}"
     assert receiver.lines[-1] == f"fused-inpaint: error: {expected}", receiver.lines
+
+
+def test_a_mask_stream_masks_a_live_input_frame_by_frame(mask, tmp_path):
+    _, hole = mask
+    count = 30
+    source = f"testsrc2=size={WIDTH}x{HEIGHT}:rate={FPS}:duration={count / FPS}"
+    url = f"udp://127.0.0.1:{free_port(socket.SOCK_DGRAM)}"
+    white_box = np.repeat(hole[..., None] * np.uint8(255), 3, axis=2)
+    sender = SenderThread(url, [white_box] * (count + 2 * FPS))
+    out = tmp_path / "frames"
+    receiver = Receiver(source, "--input-format", "lavfi", "--mask", url, "-o", out,
+                        "--no-realtime", "--mode", "online", *FAST)  # fmt: skip
+    receiver.wait_opening(f"mask {url}")
+    sender.start()
+    assert receiver.finish() == 0, receiver.stderr()
+    sender.stop.set()
+    sender.join(WAIT_S)
+    assert "the input ended" in receiver.stderr()
+    with io.LiveReader(source, format="lavfi") as reader:
+        inputs = [frame.rgb for frame in reader]
+    outputs = read_pngs(out)
+    assert len(outputs) == len(inputs) == count
+    # The mask came through H.264: exact far from the box's edges, whatever the coding did.
+    far = ~io.dilate_hole(hole, 3)
+    inside = hole & ~io.dilate_hole(~hole, 3)
+    for output, frame in zip(outputs, inputs, strict=True):
+        np.testing.assert_array_equal(output[far], frame[far])
+    assert any(
+        (output[inside] != frame[inside]).any()
+        for output, frame in zip(outputs, inputs, strict=True)
+    )
