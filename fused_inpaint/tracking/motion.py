@@ -206,11 +206,12 @@ def moves_apart(flow: np.ndarray, region: np.ndarray, margin: int) -> np.ndarray
     return None if distance is None else distance > APART_MOTION
 
 
-def moves_like_background(flow: np.ndarray, region: np.ndarray, margin: int) -> np.ndarray | None:
-    """(h, w) bool: the pixels whose flow is the background's motion (an affine motion
-    fitted robustly to the flow outside ``region`` grown by ``margin``), when the pixels
-    of ``region`` (h, w) bool move otherwise; None when they do not (or no background is
-    left to fit), as then motion tells nothing."""
+def background_distance(flow: np.ndarray, region: np.ndarray, margin: int) -> np.ndarray | None:
+    """(h, w) float32: each pixel's flow's distance from the background's motion (an
+    affine motion fitted robustly to the flow outside ``region`` (h, w) bool grown by
+    ``margin``), when the pixels of ``region`` move otherwise (the median of their
+    distance at least DISTINCT_MOTION); None when they do not (or no background is left
+    to fit), as then motion tells nothing."""
     h, w = region.shape
     ys, xs = np.mgrid[0:h:SAMPLE_STEP, 0:w:SAMPLE_STEP]
     outside = ~grow(region, margin)[ys, xs]
@@ -226,4 +227,12 @@ def moves_like_background(flow: np.ndarray, region: np.ndarray, margin: int) -> 
     distance = np.linalg.norm(flow - background, axis=-1)
     if np.median(distance[region]) < DISTINCT_MOTION:
         return None
-    return distance < SAME_MOTION
+    return distance
+
+
+def moves_like_background(flow: np.ndarray, region: np.ndarray, margin: int) -> np.ndarray | None:
+    """(h, w) bool: the pixels whose flow is the background's motion (within SAME_MOTION
+    of it), when the pixels of ``region`` (h, w) bool move otherwise; None when they do
+    not (``background_distance``)."""
+    distance = background_distance(flow, region, margin)
+    return None if distance is None else distance < SAME_MOTION

@@ -37,6 +37,7 @@ from fused_inpaint.tracking.motion import (
     Flow,
     View,
     WorkFrame,
+    background_distance,
     carry,
     mask_from_work,
     mask_to_work,
@@ -51,6 +52,7 @@ from fused_inpaint.tracking.segment import (
     ColourModels,
     band_width,
     grabcut,
+    grow,
 )
 
 # Pixels the masks are grown by (io.dilate_hole), chosen by the object-removal PSNR of
@@ -63,6 +65,24 @@ END_FRACTION = 0.02
 # GrabCut's mask is taken only when it keeps at least this fraction of the mask carried
 # along the flow.
 COLLAPSE = 0.3
+# Pixels of the carried mask that move at least this fraction as far from the background's
+# motion as the object does stay in it whatever GrabCut says.
+KEEP_MOTION = 0.75
+
+
+def kept(guess: np.ndarray, distance: np.ndarray | None, apart: np.ndarray | None) -> np.ndarray:
+    """The pixels of the carried ``guess`` (h, w) bool that stay in the mask whatever
+    GrabCut says (a part of the object coloured like the background is dropped by GrabCut
+    and, once dropped, stays visible in the video): those that move with the object (not
+    ``apart`` from it) and away from the background, their flow's ``distance`` (h, w)
+    from the background's motion at least KEEP_MOTION of the object's median one (the
+    flow of the border's background pixels, blurred with the object's, falls short of
+    it); none when the object moves like the background (``distance`` None) or its motion
+    cannot be fitted (``apart`` None)."""
+    if distance is None or apart is None:
+        return np.zeros_like(guess)
+    inside = ~grow(~guess, 1)
+    return inside & ~apart & (distance >= KEEP_MOTION * np.median(distance[guess]))
 
 
 def _count(name: str, value, allow_none: bool = False) -> int | None:
@@ -265,17 +285,18 @@ class _Run:
             return None
         mask = guess
         if track.colour:  # else the flow alone carries it
-            apart = None
+            apart = distance = None
             if self.tracker.motion:
                 apart = moves_apart(flow, guess, band_width(guess))
+                distance = background_distance(flow, guess, band_width(guess))
             mask, track.models = grabcut(frame.rgb, guess, None, track.models, apart)
             if mask.sum() < COLLAPSE * guess.sum():
                 # GrabCut dropped most of the guess at once: the object has gone, or its
                 # colours are the background's. Only its own motion keeps it then.
-                moving = moves_like_background(flow, guess, band_width(guess)) is not None
-                if not (self.tracker.motion and moving):
+                if distance is None:
                     return None
                 mask = guess
+            mask |= kept(guess, distance, apart)
         track.mask = view.up(mask, self.work)
         return track.mask
 
