@@ -10,12 +10,8 @@ and pixels of the band that move otherwise than the object (``motion``) are back
 for sure. A mask that shrinks to nearly nothing (the object has left the frame or is
 hidden) ends there, and nothing is left behind; when GrabCut drops most of the mask at
 once, only the object's own motion against the background keeps it (carried by the flow).
-Pixels of the carried mask that move with the object, away from the background, stay
-whatever GrabCut says (``kept``): a part of the object coloured like the background would
-else be dropped and stay visible. When GrabCut barely changes the carried mask, the next
-frame skips it (``CALM``). An object whose colours GrabCut cannot tell apart on its
-keyframe (it keeps under a COLLAPSE share of the box) is the box, carried by the flow
-alone.
+An object whose colours GrabCut cannot tell apart on its keyframe (it keeps under a
+COLLAPSE share of the box) is the box, carried by the flow alone.
 
 Each keyframe tracks forward and backward; each frame takes every object's mask from the
 nearer keyframe that names it (the earlier one on a tie). Backward tracking reaches at
@@ -72,10 +68,6 @@ COLLAPSE = 0.3
 # Pixels of the carried mask that move at least this fraction as far from the background's
 # motion as the object does stay in it whatever GrabCut says.
 KEEP_MOTION = 0.75
-# When GrabCut changes less than this fraction of the carried mask, the flow alone carries
-# it to the next frame (GrabCut costs half of a tracked frame; measured on synthetic clips,
-# the masks are as good).
-CALM = 0.03
 
 
 def kept(guess: np.ndarray, distance: np.ndarray | None, apart: np.ndarray | None) -> np.ndarray:
@@ -136,7 +128,6 @@ class _Track:
     colour: bool  # whether colours told the object apart on the keyframe
     key_area: int
     until: int
-    calm: int = 0  # frames the flow alone carries it before GrabCut looks again (CALM)
 
 
 class Tracker:
@@ -293,9 +284,7 @@ class _Run:
         if view.area(guess) < least:
             return None
         mask = guess
-        if track.calm:
-            track.calm -= 1
-        elif track.colour:  # else the flow alone carries it
+        if track.colour:  # else the flow alone carries it
             apart = distance = None
             if self.tracker.motion:
                 apart = moves_apart(flow, guess, band_width(guess))
@@ -308,8 +297,6 @@ class _Run:
                     return None
                 mask = guess
             mask |= kept(guess, distance, apart)
-            if (mask ^ guess).sum() < CALM * guess.sum():
-                track.calm = 1
         track.mask = view.up(mask, self.work)
         return track.mask
 
