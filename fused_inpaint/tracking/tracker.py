@@ -10,8 +10,11 @@ and pixels of the band that move otherwise than the object (``motion``) are back
 for sure. A mask that shrinks to nearly nothing (the object has left the frame or is
 hidden) ends there, and nothing is left behind; when GrabCut drops most of the mask at
 once, only the object's own motion against the background keeps it (carried by the flow).
-An object whose colours GrabCut cannot tell apart on its keyframe (it keeps under a
-COLLAPSE share of the box) is the box, carried by the flow alone.
+Pixels of the carried mask that move with the object, away from the background, stay
+whatever GrabCut says (``kept``): a part of the object coloured like the background would
+else be dropped and stay visible. An object whose colours GrabCut cannot tell apart on
+its keyframe (it keeps under a COLLAPSE share of the box) is the box, carried by the flow
+alone.
 
 Each keyframe tracks forward and backward; each frame takes every object's mask from the
 nearer keyframe that names it (the earlier one on a tie). Backward tracking reaches at
