@@ -92,6 +92,25 @@ def test_an_object_hidden_by_another_ends_its_mask():
     assert not tracked[9:].any()  # no mask left on the square that hides it
 
 
+def test_a_moving_part_coloured_like_the_background_stays_in_the_mask():
+    # A red and yellow square moves right from a blue background onto a red one, whose
+    # colours GrabCut cannot tell from its red half: that half moves with the square.
+    background = texture(HEIGHT, WIDTH, 0, (0.3, 0.6, 0.9))
+    background[:, 80:] = texture(HEIGHT, WIDTH, 3, (0.9, 0.3, 0.2))[:, 80:]
+    square = texture(28, 28, 1, (0.9, 0.3, 0.2))
+    square[:, 14:] = texture(28, 14, 2, (0.9, 0.9, 0.2))
+    frames = np.repeat(background[None], 14, axis=0)
+    masks = np.zeros((14, HEIGHT, WIDTH), bool)
+    for t in range(14):
+        x = 20 + 6 * t
+        frames[t, 34:62, x : x + 28] = square
+        masks[t, 34:62, x : x + 28] = True
+    tracked = track(frames, boxes=[(20, 34, 28, 28)], dilate=0)
+    covered = [(m & g).sum() / g.sum() for m, g in zip(tracked, masks, strict=True)]
+    assert min(covered) >= 0.75, covered
+    assert iou(tracked, masks) >= 0.9
+
+
 def test_the_nearer_keyframe_wins():
     # Two still squares; keyframe 0 boxes the left one, keyframe 10 (same object id)
     # the right one: frames 0-5 follow the first box, 6-10 the second.
