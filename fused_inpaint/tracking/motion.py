@@ -212,20 +212,10 @@ def background_distance(flow: np.ndarray, region: np.ndarray, margin: int) -> np
     ``margin``), when the pixels of ``region`` move otherwise (the median of their
     distance at least DISTINCT_MOTION); None when they do not (or no background is left
     to fit), as then motion tells nothing."""
-    h, w = region.shape
-    ys, xs = np.mgrid[0:h:SAMPLE_STEP, 0:w:SAMPLE_STEP]
-    outside = ~grow(region, margin)[ys, xs]
-    if outside.sum() < 16 or not region.any():
+    if not region.any():
         return None
-    points = np.stack([xs[outside], ys[outside]], axis=-1).astype(np.float32)
-    moved = points + flow[ys[outside], xs[outside]]
-    affine, _ = cv2.estimateAffine2D(points, moved, ransacReprojThreshold=1.0)
-    if affine is None:
-        return None
-    grid = np.stack(np.mgrid[0:h, 0:w][::-1], axis=-1).astype(np.float32)  # (x, y)
-    background = grid @ affine[:, :2].T.astype(np.float32) + affine[:, 2] - grid
-    distance = np.linalg.norm(flow - background, axis=-1)
-    if np.median(distance[region]) < DISTINCT_MOTION:
+    distance = _affine_distance(flow, ~grow(region, margin))
+    if distance is None or np.median(distance[region]) < DISTINCT_MOTION:
         return None
     return distance
 
