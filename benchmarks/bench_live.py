@@ -210,7 +210,11 @@ def main(argv: list[str] | None = None) -> int:
         "before the row, the most the live run could reach on the machine as loaded then",
     ]
     if not torch.cuda.is_available():
-        facts.append("the CPU was shared with other work while this ran: figures are pessimistic")
+        load = os.getloadavg()[0]
+        facts.append(
+            f"1-minute load average at the start: {load:.1f} on {os.cpu_count()} CPUs (above "
+            "the CPU count, other work shared the CPU and the figures are pessimistic)"
+        )
 
     def measure_case(case):
         height, width, mode = case
