@@ -236,6 +236,43 @@ def test_torch_compile_fullgraph(backend, device):
         assert torch.equal(c, e)
 
 
+def bool_dtype_views_compiled(fn, *args) -> list[str]:
+    """The dtype views of bool tensors (aten.view.dtype) in the ATen graph that
+    torch.compile hands its backend for fn(*args)."""
+    from torch._dynamo.backends.common import aot_autograd
+
+    found = []
+
+    def capture(gm, example_inputs):
+        for node in gm.graph.nodes:
+            if node.target is torch.ops.aten.view.dtype:
+                if node.args[0].meta["val"].dtype == torch.bool:
+                    found.append(node.format_node())
+        return gm
+
+    torch._dynamo.reset()
+    torch.compile(fn, fullgraph=True, backend=aot_autograd(fw_compiler=capture))(*args)
+    return found
+
+
+@pytest.mark.parametrize("backend,device", BACKENDS)
+def test_compiled_ops_convert_bool_holes(backend, device):
+    """Inductor lowers a bool -> uint8 view to a bitcast, which Triton refuses (int1 to
+    uint8): torch.compile failed on the GPU for every op given a bool hole mask. Under
+    torch.compile the ops convert the mask instead."""
+    (frames, holes, src_frame, src_pos), _ = make_inputs("odd", "fp32", device)
+    assert holes.dtype == torch.bool
+    flow = torch.zeros(frames.shape[0], 2, *frames.shape[3:], device=device)
+
+    def fill(frames, holes, flow, src_frame, src_pos):
+        valid = fi.fb_validity(flow, flow, source_mask=holes[:, 0])
+        state = fi.flow_propagate(holes[:, 1], flow, flow, src_frame, src_pos, t=1)
+        return valid, *fi.propagation_gather(frames, holes, *state)
+
+    with fi.use_backend(backend):
+        assert bool_dtype_views_compiled(fill, frames, holes, flow, src_frame, src_pos) == []
+
+
 @pytest.mark.parametrize("backend,device", BACKENDS)
 def test_empty_inputs(backend, device):
     for n, c, h, w in [(0, 3, 4, 5), (2, 0, 4, 5), (2, 3, 0, 5), (2, 3, 4, 0)]:

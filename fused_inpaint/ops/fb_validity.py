@@ -37,7 +37,12 @@ def hole_bytes(mask: torch.Tensor) -> torch.Tensor:
         return mask
     if mask.dtype != torch.bool:
         mask = mask != 0
-    return mask.view(torch.uint8)
+    if torch.compiler.is_compiling():
+        # Inductor lowers a bool -> uint8 view to a bitcast, which Triton refuses (int1 to
+        # uint8: "Cannot bitcast data-type of size 1 to data-type of size 8"); a conversion
+        # compiles, and fuses into the kernel that made the mask.
+        return mask.to(torch.uint8)
+    return mask.view(torch.uint8)  # eager: the same bytes, no copy
 
 
 def hole_indicator(name: str, mask, like_name: str, like: torch.Tensor) -> torch.Tensor:
