@@ -21,7 +21,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from fused_inpaint import demo, io
+from fused_inpaint.data.masks import dilate as dilate_holes
 from fused_inpaint.data.masks import moving_holes
 from fused_inpaint.models import DEFAULT_WEIGHTS
 from fused_inpaint.ops import fb_validity, flow_warp
@@ -43,6 +44,9 @@ TRACKING_SIDE = (0.2, 0.35)
 FRAMES = 60
 REPORT = Path("benchmarks/results/quality.md")
 TELEA_RADIUS = 3
+# The band around the hole where the completed flow's error is reported on its own: DIS's
+# patches there overlap the hole.
+FLOW_BORDER = 8
 MIN_SIZE = 7  # SSIM's window
 INSTALL_HINT = "pip install fused-inpaint[eval]"
 PEAK = 255.0
@@ -54,7 +58,7 @@ COLUMNS = {  # Row field -> (table heading, format)
     "warp_error": ("warping error", "{:.1f}"),
     "fps": ("frames/s", "{:.1f}"),
 }
-DEFINITIONS = """\
+DEFINITIONS = f"""\
 - **PSNR hole**: 10 log10(255² / MSE), the MSE pooled over every hole pixel and channel of
   the clip (a frame with a small hole weighs little; no single frame makes it infinite).
 - **PSNR frame**: the same, pooled over every pixel of the clip.
@@ -77,6 +81,12 @@ DEFINITIONS = """\
   (20 to 35% of the frame's sides) that starts on the clip's fastest-moving region and
   moves each frame by the median ground-truth flow inside it, like a box around an object
   to remove. One mask per kind and seed.
+- **completed flow**: each pipeline flow source's flows as propagation follows them
+  (`Inpainter.completed_flows`: estimated on the frames with the holes blanked, completed
+  in the holes), the forward flow from frame t to t+1, against the ground truth's optical
+  flow (above), which sees the frames unmasked: the mean end-point error (pixels) over
+  the hole pixels of frame t where that flow is trusted ("in the hole"), and over the
+  trusted pixels within {FLOW_BORDER} pixels outside the hole ("border").
 - Every figure is the mean over the seeds; an **average** row is the mean over clips and
   kinds of hole, and **vs Telea** is a method's PSNR in the hole minus Telea's.
 - Methods see the frames with the holes blanked. Telea: `cv2.inpaint` with `INPAINT_TELEA`,
@@ -99,6 +109,18 @@ class Row:
     ssim_frame: float
     warp_error: float
     fps: float
+
+
+@dataclass
+class FlowErrorRow:
+    """A flow source's completed flow against the ground truth's on one clip and kind of
+    hole (or an average), mean over seeds: end-point error in the hole and at its border."""
+
+    clip: str
+    holes: str
+    flow: str
+    hole: float
+    border: float
 
 
 @dataclass
@@ -126,6 +148,7 @@ class Evaluation:
     comparisons: dict[str, np.ndarray]
     methods: dict[str, str]  # name -> what it is
     seeds: tuple[int, ...]
+    flow_errors: list[FlowErrorRow] = field(default_factory=list)
 
 
 def _require(module: str):
@@ -279,6 +302,32 @@ def _check_clip(name: str, frames: np.ndarray) -> None:
         raise ValueError(f"clip {name} is {frames.shape[2]}x{frames.shape[1]}: SSIM needs 7x7")
 
 
+def flow_error(
+    flows, truth: torch.Tensor, trusted: torch.Tensor, holes: np.ndarray
+) -> tuple[float, float]:
+    """(EPE in the hole, EPE within FLOW_BORDER pixels outside it) of ``flows``, an
+    iterable of (forward, backward) (1, 2, H, W) per pair (``Inpainter.completed_flows``),
+    against ``truth`` (T-1, 2, H, W) over its ``trusted`` (T-1, H, W) pixels; holes:
+    (T, H, W) bool. See DEFINITIONS."""
+    hole = torch.from_numpy(holes[:-1])
+    border = dilate_holes(hole, FLOW_BORDER) & ~hole
+    forward = torch.cat([f.float().cpu() for f, _ in flows])
+    error = (forward - truth).norm(dim=1)
+    return _masked_mean(error.numpy(), (hole & trusted).numpy()), _masked_mean(
+        error.numpy(), (border & trusted).numpy()
+    )
+
+
+def _flow_sources(methods: dict[str, Method]) -> dict[str, Method]:
+    """Flow name -> the first method that completes flows with it (an ``Inpainter``)."""
+    sources: dict[str, Method] = {}
+    for method in methods.values():
+        if hasattr(method, "completed_flows"):
+            name = method.flow if isinstance(method.flow, str) else type(method.flow).__name__
+            sources.setdefault(name, method)
+    return sources
+
+
 def _timed(method: Method, frames: np.ndarray, holes: np.ndarray) -> tuple[np.ndarray, float]:
     """(output, frames/s) of ``method`` on the clip."""
     start = time.perf_counter()
@@ -314,16 +363,20 @@ def evaluate_clip(
     seeds: Sequence[int],
     kinds: Sequence[str] = HOLE_KINDS,
     progress=None,
-) -> tuple[list[Row], ClipInfo, dict[str, np.ndarray]]:
-    """Rows (one per kind of hole and method), the clip's info, and per kind its
-    middle-frame comparison (first seed). ``progress``: a tqdm bar advanced once per mask."""
+) -> tuple[list[Row], ClipInfo, dict[str, np.ndarray], list[FlowErrorRow]]:
+    """Rows (one per kind of hole and method), the clip's info, per kind its
+    middle-frame comparison (first seed), and the flow error rows (one per kind of hole and
+    flow source of the methods). ``progress``: a tqdm bar advanced once per mask."""
     truth = clip.frames
     length, height, width = truth.shape[:3]
     flow, trusted = truth_motion(truth)
     rows, truth_errors, fractions, comparisons = [], [], [], {}
+    flow_rows = []
+    flow_sources = _flow_sources(methods)
     warmed_up = set()
     for kind in kinds:
         scores = {method: [] for method in methods}
+        flow_scores = {name: [] for name in flow_sources}
         for index, seed in enumerate(seeds):
             holes = make_holes(kind, flow, trusted, seed)
             # Blanked holes: no method can copy the ground truth it is scored against.
@@ -338,14 +391,20 @@ def evaluate_clip(
                     warmed_up.add(method)
                 outputs[method], fps = _timed(inpaint, blanked, holes)
                 scores[method].append(_scores(outputs[method], truth, holes, flow, region, fps))
+            for flow_name, source in flow_sources.items():
+                flows = source.completed_flows(blanked, holes)
+                flow_scores[flow_name].append(flow_error(flows, flow, trusted, holes))
             if index == 0:
                 comparisons[f"{name}-{kind}"] = _comparison(truth, holes, list(outputs.values()))
             if progress is not None:
                 progress.update()
         rows += [_mean_row(name, kind, method, scores[method]) for method in methods]
+        for flow_name, errors in flow_scores.items():
+            hole, border = np.mean(errors, axis=0)
+            flow_rows.append(FlowErrorRow(name, kind, flow_name, float(hole), float(border)))
     hole_fraction, truth_error = float(np.mean(fractions)), float(np.mean(truth_errors))
     info = ClipInfo(name, clip.source, length, height, width, hole_fraction, truth_error)
-    return rows, info, comparisons
+    return rows, info, comparisons, flow_rows
 
 
 def _mean_row(clip: str, holes: str, method: str, scores: list[dict[str, float]]) -> Row:
@@ -411,19 +470,20 @@ def evaluate(
     for name, clip in loaded.items():
         _check_clip(name, clip.frames)
     methods = {"Telea": telea, **methods}
-    rows, infos, comparisons = [], [], {}
+    rows, infos, comparisons, flow_rows = [], [], {}, []
     total = len(loaded) * len(kinds) * len(seeds)
     with tqdm(total=total, desc="eval", unit="mask", disable=None, leave=False) as bar:
         for name, clip in loaded.items():
-            clip_rows, info, clip_comparisons = evaluate_clip(
+            clip_rows, info, clip_comparisons, clip_flow_rows = evaluate_clip(
                 name, clip, methods, seeds, kinds, bar
             )
             rows += clip_rows
             infos.append(info)
             comparisons.update(clip_comparisons)
+            flow_rows += clip_flow_rows
     described = {name: describe(method) for name, method in methods.items()}
     described["Telea"] = f"OpenCV Telea, radius {TELEA_RADIUS}, each frame on its own"
-    return Evaluation(rows, infos, comparisons, described, tuple(seeds))
+    return Evaluation(rows, infos, comparisons, described, tuple(seeds), flow_rows)
 
 
 def _cell(value: float, spec: str) -> str:
@@ -474,11 +534,37 @@ def results_table(rows: list[Row], first: Sequence[str] = ("clip", "holes")) -> 
     return _table(heading, lines)
 
 
+def flow_averages(rows: list[FlowErrorRow]) -> list[FlowErrorRow]:
+    """Per kind of hole and flow source, the mean of its rows over the clips (clip
+    "average")."""
+    groups: dict[tuple[str, str], list[FlowErrorRow]] = {}
+    for row in rows:
+        groups.setdefault((row.holes, row.flow), []).append(row)
+    return [
+        FlowErrorRow(
+            "average", kind, flow, *(float(np.mean([vars(r)[k] for r in group]))
+                                     for k in ("hole", "border"))
+        )
+        for (kind, flow), group in groups.items()
+    ]  # fmt: skip
+
+
+def flow_table(rows: list[FlowErrorRow]) -> str:
+    """Markdown: the completed flow's end-point error per clip, kind of hole and source."""
+    heading = ["clip", "holes", "flow", "EPE in the hole (px)", "EPE border (px)"]
+    lines = [[r.clip, r.holes, r.flow, _cell(r.hole, "{:.2f}"), _cell(r.border, "{:.2f}")]
+             for r in rows]  # fmt: skip
+    return _table(heading, lines)
+
+
 def summary_table(evaluation: Evaluation) -> str:
-    """Markdown: each method's average over the clips and kinds of hole, then per kind."""
+    """Markdown: each method's average over the clips and kinds of hole, then per kind,
+    then the completed flow's error per kind (where a method completes flows)."""
     overall = results_table(averages(evaluation.rows), first=())
     per_kind = results_table(averages(evaluation.rows, by_kind=True), first=("holes",))
-    return f"{overall}\n{per_kind}"
+    if not evaluation.flow_errors:
+        return f"{overall}\n{per_kind}"
+    return f"{overall}\n{per_kind}\n{flow_table(flow_averages(evaluation.flow_errors))}"
 
 
 def format_report(evaluation: Evaluation, image_folder: str) -> str:
@@ -487,6 +573,9 @@ def format_report(evaluation: Evaluation, image_folder: str) -> str:
     methods = "\n".join(f"- **{name}**: {text}" for name, text in evaluation.methods.items())
     panels = " | ".join(evaluation.methods)
     images = "\n".join(f"![{name}]({image_folder}/{name}.png)" for name in evaluation.comparisons)
+    flows = ""
+    if evaluation.flow_errors:
+        flows = f"\n## Completed flow per clip\n\n{flow_table(evaluation.flow_errors)}"
     return f"""# Inpainting quality on real footage
 
 {methods}
@@ -499,7 +588,7 @@ Masks: seeds {seeds}, one per kind of hole.
 {summary_table(evaluation)}
 ## Per clip
 
-{results_table(evaluation.rows)}
+{results_table(evaluation.rows)}{flows}
 ## Definitions
 
 {DEFINITIONS}

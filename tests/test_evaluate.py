@@ -238,6 +238,27 @@ def test_evaluate_the_pipeline(tmp_path):
     # Pixels outside the hole come back exactly, so the frame scores beat the hole's.
     assert math.isfinite(online.psnr_hole) and online.psnr_frame > online.psnr_hole + 5
     assert online.ssim_frame > online.ssim_hole
+    # A translation's flow is completed exactly in the hole, up to DIS's own error.
+    [flow_row] = result.flow_errors
+    assert (flow_row.clip, flow_row.holes, flow_row.flow) == ("pan", "moving", "dis")
+    assert 0 <= flow_row.hole < 0.5 and 0 <= flow_row.border < 0.5
+    assert "EPE in the hole (px)" in quality.summary_table(result)
+
+
+def test_flow_error_is_measured_in_the_hole_and_at_its_border():
+    truth = torch.zeros(2, 2, HEIGHT, WIDTH)
+    trusted = torch.ones(2, HEIGHT, WIDTH, dtype=torch.bool)
+    holes = np.zeros((3, HEIGHT, WIDTH), dtype=bool)
+    holes[:, 20:30, 20:30] = True
+    flows = [torch.zeros(1, 2, HEIGHT, WIDTH) for _ in range(2)]
+    flows[0][:, 0, 20:30, 20:30] = 3.0  # wrong by 3 pixels in the hole
+    flows[1][:, 1, 20:30, 30:34] = 4.0  # wrong by 4 pixels on part of the border
+    hole, border = quality.flow_error([(f, None) for f in flows], truth, trusted, holes)
+    assert hole == pytest.approx(1.5)
+    band = (10 + 2 * quality.FLOW_BORDER) ** 2 - 100
+    assert border == pytest.approx(4 * 40 / (2 * band))
+    trusted[0] = False  # only the second pair is counted
+    assert quality.flow_error([(f, None) for f in flows], truth, trusted, holes)[0] == 0
 
 
 def test_average_rows_are_the_mean_over_clips_and_holes(evaluation):

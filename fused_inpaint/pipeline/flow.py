@@ -94,6 +94,13 @@ class FrameInput:
     _box: tuple | None = field(default=None, init=False, repr=False)
     _grown: tuple | None = field(default=None, init=False, repr=False)
 
+    @classmethod
+    def of(cls, rgb: np.ndarray, hole: np.ndarray, device: torch.device) -> FrameInput:
+        """The frame ``rgb`` (H, W, 3) uint8, C-contiguous and writable, with its ``hole``
+        (H, W) bool; on the CPU the tensors are views of the arrays."""
+        image = torch.from_numpy(rgb).to(device).permute(2, 0, 1)[None]
+        return cls(rgb, hole, image, torch.from_numpy(hole).to(device)[None, None])
+
     @property
     def box(self) -> Box | None:
         """The box around the hole, None without one; found once."""
@@ -231,6 +238,19 @@ def completed(flow: torch.Tensor, grown_hole: tuple, grown_target: tuple) -> tor
     return flow
 
 
+def completed_pair(estimate: tuple, a: FrameInput, b: FrameInput) -> tuple:
+    """A source's estimate (forward a -> b, backward b -> a) of frames (a, b), each
+    (1, 2, H, W), as (forward, backward) in FLOW_DTYPE, completed in the holes
+    (``completed``); the estimate itself is left as it was."""
+    flows = []
+    for flow, (x, y) in zip(estimate, ((a, b), (b, a)), strict=True):
+        stored = flow.to(FLOW_DTYPE)
+        if stored.data_ptr() == flow.data_ptr():  # the source's own tensor
+            stored = stored.clone()
+        flows.append(completed(stored, x.grown_hole(), y.grown_hole()))
+    return tuple(flows)
+
+
 def read_box(box: Box | None, other: Box | None, other_flow: torch.Tensor) -> Box | None:
     """The part of a frame's flow to its neighbour that propagation reads: its own hole's
     ``box`` (where it carries values) and where the neighbour's hole (``other``) lands
@@ -262,13 +282,7 @@ class FlowPair:
         if self._flows is not None:
             return
         a, b = self._frames
-        flows = []
-        for estimate, (x, y) in zip(self._estimate.result(), ((a, b), (b, a)), strict=True):
-            stored = estimate.to(FLOW_DTYPE)
-            if stored.data_ptr() == estimate.data_ptr():  # the source's own tensor
-                stored = stored.clone()
-            flows.append(completed(stored, x.grown_hole(), y.grown_hole()))
-        forward, backward = flows
+        forward, backward = completed_pair(self._estimate.result(), a, b)
         kept = []
         for flow, box in ((forward, read_box(a.box, b.box, backward)),
                           (backward, read_box(b.box, a.box, forward))):  # fmt: skip

@@ -24,6 +24,7 @@ from fused_inpaint.pipeline.flow import (
     FlowSource,
     FrameInput,
     NetworkFlow,
+    completed_pair,
     dis_options,
     window,
 )
@@ -215,11 +216,26 @@ class Inpainter:
             # and flipped views (BGR to RGB) are copied.
             rgb = np.require(frame, requirements=("C", "W"))
             # On the CPU the tensors are views of the arrays: every frame is held once.
-            image = torch.from_numpy(rgb).to(self.device).permute(2, 0, 1)[None]
-            hole_t = torch.from_numpy(hole).to(self.device)[None, None]
-            yield FrameInput(rgb, hole, image, hole_t)
+            yield FrameInput.of(rgb, hole, self.device)
         if index >= 0 and not static and next(mask_iter, None) is not None:
             raise ValueError(f"more masks than frames ({index + 1})")
+
+    @torch.inference_mode()
+    def completed_flows(self, frames, masks) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The flows propagation follows, for each pair of adjacent frames: (forward t ->
+        t+1 on t's grid, backward t+1 -> t on t+1's grid), each (1, 2, H, W) float32 on the
+        device, completed in the holes; ``frames`` and ``masks`` as for ``stream``."""
+        source = self._flow_source()
+        try:
+            previous = None
+            for frame in self._inputs(frames, masks):
+                if previous is not None:
+                    estimate = source.pair(previous, frame).result()
+                    forward, backward = completed_pair(estimate, previous, frame)
+                    yield forward.float(), backward.float()
+                previous = frame
+        finally:
+            source.close()
 
     @torch.inference_mode()
     def stream(self, frames: Iterable[ArrayLike], masks) -> Iterator[np.ndarray]:
