@@ -116,12 +116,22 @@ def tails(out) -> tuple[torch.Tensor, ...]:
     return tuple(tail(o) for o in (out if isinstance(out, tuple) else (out,)))
 
 
+def on_device(value, device: str):
+    """A tensor, or a tuple of them (fb_validity's pair of masks), moved to device."""
+    if isinstance(value, torch.Tensor):
+        return value.to(device)
+    if isinstance(value, tuple):
+        return tuple(on_device(v, device) for v in value)
+    return value
+
+
 def kernel_tails(backend: str, device: str, fn, *args, **kwargs) -> tuple[torch.Tensor, ...]:
-    """tails(fn(*args)) with the backend selected and the inputs on device."""
-    moved = [a.to(device) if isinstance(a, torch.Tensor) else a for a in args]
+    """tails(fn(*args, **kwargs)) with the backend selected and every input on device."""
+    args = [on_device(a, device) for a in args]
+    kwargs = {k: on_device(v, device) for k, v in kwargs.items()}
     context = last_programs(TAIL) if interpreted(backend, device) else contextlib.nullcontext()
     with fi.use_backend(backend), context:
-        return tails(fn(*moved, **kwargs))
+        return tails(fn(*args, **kwargs))
 
 
 def assert_same(actual, expected, name: str) -> None:

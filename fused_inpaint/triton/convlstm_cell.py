@@ -55,14 +55,20 @@ def as_element_of(ptr, v):
 
 
 @triton.jit
-def tile_of(H, W, CH, BLOCK_C: tl.constexpr, BLOCK_W: tl.constexpr):
+def tile_of(N, H, W, CH, BLOCK_C: tl.constexpr, BLOCK_W: tl.constexpr):
     """This program's row (n, y), its channels [BLOCK_C, 1] and columns [1, BLOCK_W]
-    (int64), and which of them exist."""
-    row = tl.program_id(0).to(tl.int64)
+    (int64), and which of them exist. The grid is one axis, rows fastest, then column
+    tiles, then channel tiles: a GPU's second and third grid axes stop at 65535, fewer
+    column tiles than a row of 2^24 pixels has."""
+    tile = tl.program_id(0).to(tl.int64)
+    rows = N.to(tl.int64) * H
+    row = tile % rows
+    rest = tile // rows
+    column_tiles = tl.cdiv(W, BLOCK_W)
     n = row // H
     y = row % H
-    ch = (tl.program_id(2) * BLOCK_C + tl.arange(0, BLOCK_C)).to(tl.int64)[:, None]
-    x = (tl.program_id(1) * BLOCK_W + tl.arange(0, BLOCK_W)).to(tl.int64)[None, :]
+    ch = ((rest // column_tiles) * BLOCK_C + tl.arange(0, BLOCK_C))[:, None]
+    x = ((rest % column_tiles) * BLOCK_W + tl.arange(0, BLOCK_W))[None, :]
     return n, y, ch, x, (ch < CH) & (x < W)
 
 
@@ -81,9 +87,9 @@ def load_gates(gates_ptr, at, chunk_step, mask, ACC: tl.constexpr):
     return i, f, o, g
 
 
-@triton.jit(do_not_specialize=["H", "W", "CH"])
+@triton.jit(do_not_specialize=["N", "H", "W", "CH"])
 def convlstm_cell_fwd_kernel(
-    gates_ptr, c_ptr, h_new_ptr, c_new_ptr, H, W, CH,
+    gates_ptr, c_ptr, h_new_ptr, c_new_ptr, N, H, W, CH,
     stride_gn, stride_gc, stride_gh, stride_gw,
     stride_cn, stride_cc, stride_ch, stride_cw,
     stride_hn, stride_hc, stride_hh, stride_hw,
@@ -92,7 +98,7 @@ def convlstm_cell_fwd_kernel(
 ):  # fmt: skip
     """c_new = sigmoid(f) c + sigmoid(i) tanh(g), h_new = sigmoid(o) tanh(c_new).
     Strides: g gates, c c, h h_new, d c_new; without HAS_C, c is zero and c_ptr unused."""
-    n, y, ch, x, mask = tile_of(H, W, CH, BLOCK_C, BLOCK_W)
+    n, y, ch, x, mask = tile_of(N, H, W, CH, BLOCK_C, BLOCK_W)
     gates_at = offsets(n, y, ch, x, stride_gn, stride_gc, stride_gh, stride_gw)
     i, f, o, g = load_gates(gates_ptr, gates_at, CH.to(tl.int64) * stride_gc, mask, ACC)
     in_gate = sigmoid(i) * tanh(g)
@@ -109,9 +115,9 @@ def convlstm_cell_fwd_kernel(
     tl.store(c_new_ptr + c_new_at, as_element_of(c_new_ptr, c_new), mask=mask)
 
 
-@triton.jit(do_not_specialize=["H", "W", "CH"])
+@triton.jit(do_not_specialize=["N", "H", "W", "CH"])
 def convlstm_cell_bwd_kernel(
-    grad_h_ptr, grad_c_new_ptr, gates_ptr, c_ptr, grad_gates_ptr, grad_c_ptr, H, W, CH,
+    grad_h_ptr, grad_c_new_ptr, gates_ptr, c_ptr, grad_gates_ptr, grad_c_ptr, N, H, W, CH,
     stride_hn, stride_hc, stride_hh, stride_hw,
     stride_dn, stride_dc, stride_dh, stride_dw,
     stride_gn, stride_gc, stride_gh, stride_gw,
@@ -122,7 +128,7 @@ def convlstm_cell_bwd_kernel(
 ):  # fmt: skip
     """Gradients of all four gates and of c from grad_h and grad_c_new, recomputing the
     activations. Strides: h grad_h, d grad_c_new, g gates, c c, a grad_gates, b grad_c."""
-    n, y, ch, x, mask = tile_of(H, W, CH, BLOCK_C, BLOCK_W)
+    n, y, ch, x, mask = tile_of(N, H, W, CH, BLOCK_C, BLOCK_W)
     gates_at = offsets(n, y, ch, x, stride_gn, stride_gc, stride_gh, stride_gw)
     chunk_step = CH.to(tl.int64) * stride_gc
     pre_i, pre_f, pre_o, pre_g = load_gates(gates_ptr, gates_at, chunk_step, mask, ACC)
@@ -202,8 +208,9 @@ def _check_grads(grad_h, grad_c_new, gates, c) -> None:
             )
 
 
-def _launch_config(gates: torch.Tensor) -> tuple[tuple[int, int, int], dict]:
-    """Grid and block sizes: the tile is long along the gates' contiguous dimension."""
+def _launch_config(gates: torch.Tensor) -> tuple[tuple[int], dict]:
+    """Grid (one axis: tile_of) and block sizes: the tile is long along the gates'
+    contiguous dimension."""
     n, four_ch, h, w = gates.shape
     hidden = four_ch // 4
     if gates.stride(1) < gates.stride(3):  # channels_last: channels are contiguous
@@ -212,7 +219,7 @@ def _launch_config(gates: torch.Tensor) -> tuple[tuple[int, int, int], dict]:
     else:
         block_w = min(triton.next_power_of_2(w), 256)
         block_c = min(triton.next_power_of_2(hidden), TILE // block_w)
-    grid = (n * h, triton.cdiv(w, block_w), triton.cdiv(hidden, block_c))
+    grid = (n * h * triton.cdiv(w, block_w) * triton.cdiv(hidden, block_c),)
     acc = tl.float64 if gates.dtype == torch.float64 else tl.float32
     return grid, dict(ACC=acc, BLOCK_C=block_c, BLOCK_W=block_w, num_warps=NUM_WARPS)
 
@@ -226,8 +233,8 @@ def forward(gates: torch.Tensor, c: torch.Tensor | None) -> tuple[torch.Tensor, 
     grid, config = _launch_config(gates)
     c_strides = (0, 0, 0, 0) if c is None else c.stride()
     convlstm_cell_fwd_kernel[grid](
-        gates, gates if c is None else c, h_new, c_new, gates.size(2), gates.size(3),
-        h_new.size(1), *gates.stride(), *c_strides, *h_new.stride(), *c_new.stride(),
+        gates, gates if c is None else c, h_new, c_new, gates.size(0), gates.size(2),
+        gates.size(3), h_new.size(1), *gates.stride(), *c_strides, *h_new.stride(), *c_new.stride(),
         HAS_C=c is not None, **config,
     )  # fmt: skip
     return h_new, c_new
@@ -248,7 +255,8 @@ def backward(
     grad_c_strides = (0, 0, 0, 0) if c is None else grad_c.stride()
     convlstm_cell_bwd_kernel[grid](
         grad_h, grad_c_new, gates, gates if c is None else c, grad_gates,
-        grad_gates if c is None else grad_c, gates.size(2), gates.size(3), gates.size(1) // 4,
+        grad_gates if c is None else grad_c, gates.size(0), gates.size(2), gates.size(3),
+        gates.size(1) // 4,
         *grad_h.stride(), *grad_c_new.stride(), *gates.stride(), *c_strides,
         *grad_gates.stride(), *grad_c_strides,
         HAS_C=c is not None, **config,

@@ -3,7 +3,9 @@
 
 Each program takes BLOCK_P pixels of the flattened (N, H, W), computes their taps once,
 then walks the channels in [BLOCK_C, BLOCK_P] tiles. Every tensor goes in with its
-strides: non-contiguous, channels_last and expanded inputs are never copied.
+strides: non-contiguous, channels_last and expanded inputs are never copied. Both
+kernels launch without fused multiply-adds: the sample coordinate (p + f) * scale - shift
+is rounded step by step as on the CPU, which near a side of 2^24 decides the taps.
 """
 
 import torch
@@ -210,6 +212,7 @@ def forward(
         x, flow, out, channels, h, w, n * h * w, channels_per_program,
         *x.stride(), *flow.stride(), *out.stride(),
         MODE=mode, PADDING=padding_mode, ALIGN_CORNERS=bool(align_corners), **config,
+        enable_fp_fusion=False,
     )  # fmt: skip
     return out
 
@@ -244,6 +247,7 @@ def backward(
         grad_out, x, flow, accum, grad_flow, channels, h, w, n * h * w,
         *grad_out.stride(), *x.stride(), *flow.stride(), *accum.stride(), *grad_flow.stride(),
         MODE=mode, PADDING=padding_mode, ALIGN_CORNERS=bool(align_corners), **config,
+        enable_fp_fusion=False,
     )  # fmt: skip
     if half:
         grad_x.copy_(accum)

@@ -3,7 +3,9 @@
 
 Each program takes a segment of BLOCK_W pixels of one row of one frame: it reads the
 flow and trust mask of its pixels once, inline at their own resolution, then walks the
-channels of each group in [BLOCK_C, BLOCK_W] tiles.
+channels of each group in [BLOCK_C, BLOCK_W] tiles. Both kernels launch without fused
+multiply-adds: the flow vector is scaled and rounded before the pixel is added, as on the
+CPU, so every backend picks the same taps and decides alike what lies in the frame.
 """
 
 import torch
@@ -291,6 +293,7 @@ def forward(x, flow_fw, flow_bw, valid_fw, valid_bw, fold, causal):
         *vfw_strides, *vbw_strides,
         HAS_VALID_FW=valid_fw is not None, HAS_VALID_BW=valid_bw is not None,
         CAUSAL=bool(causal), COORD=coord, BLOCK_C=BLOCK_C, BLOCK_W=BLOCK_W,
+        enable_fp_fusion=False,
     )  # fmt: skip
     return out
 
@@ -325,7 +328,7 @@ def backward(grad_out, x, flow_fw, flow_bw, valid_fw, valid_bw, fold, causal, fl
             *dfw.stride(), *dbw.stride(),
             HAS_VALID_FW=valid_fw is not None, HAS_VALID_BW=valid_bw is not None,
             CAUSAL=bool(causal), FLOW_GRAD=bool(flow_grads), COORD=coord, BLOCK_C=BLOCK_C,
-            BLOCK_W=BLOCK_W,
+            BLOCK_W=BLOCK_W, enable_fp_fusion=False,
         )  # fmt: skip
     if half:
         grad_x[:, :, :end].copy_(acc)
