@@ -20,6 +20,7 @@ ROOT = os.path.dirname(os.path.abspath(__file__))
 # Oldest torch whose stable ABI the sources target (the extension loads on it and newer).
 TORCH_TARGET_VERSION = "0x020a000000000000"
 PY_LIMITED_API = "0x030a0000"
+DEFINES = [f"-DTORCH_TARGET_VERSION={TORCH_TARGET_VERSION}", f"-DPy_LIMITED_API={PY_LIMITED_API}"]
 # Every report aborts; -fno-wrapv undoes Python's -fwrapv, which defines signed overflow.
 SANITIZE_FLAGS = [
     "-fsanitize=address,undefined,float-cast-overflow",
@@ -49,6 +50,11 @@ def cuda_arch_flags(archs: str) -> list[str]:
     return flags + ["-gencode", f"arch=compute_{numbers[-1]},code=compute_{numbers[-1]}"]
 
 
+def nvcc_flags(archs: str) -> list[str]:
+    """nvcc's flags for the .cu sources, beyond those torch's build adds."""
+    return ["-O3", "-std=c++17", "-lineinfo", "-DUSE_CUDA", *DEFINES, *cuda_arch_flags(archs)]
+
+
 def extensions():
     if env_flag("FUSED_INPAINT_NO_EXTENSION"):
         return [], {}
@@ -56,12 +62,8 @@ def extensions():
     from torch.utils import cpp_extension
 
     os.environ.setdefault("MAX_JOBS", str(min(os.cpu_count() or 1, 8)))
-    defines = [
-        f"-DTORCH_TARGET_VERSION={TORCH_TARGET_VERSION}",
-        f"-DPy_LIMITED_API={PY_LIMITED_API}",
-    ]
     sanitize = env_flag("FUSED_INPAINT_SANITIZE")
-    cxx = ["-std=c++17", *defines, *(SANITIZE_FLAGS if sanitize else ["-O3"])]
+    cxx = ["-std=c++17", *DEFINES, *(SANITIZE_FLAGS if sanitize else ["-O3"])]
     sources = ["csrc/module.cpp", *sorted(glob("csrc/cpu/*.cpp"))]
     with_cuda = (
         torch.version.cuda is not None
@@ -74,11 +76,11 @@ def extensions():
         kwargs["extra_link_args"] = SANITIZE_FLAGS
     if with_cuda:
         archs = os.environ.get("FUSED_INPAINT_CUDA_ARCHS", "80;90")
-        nvcc = ["-O3", "-std=c++17", "-lineinfo", "-DUSE_CUDA", *defines, *cuda_arch_flags(archs)]
         ext = cpp_extension.CUDAExtension(
             "fused_inpaint._C",
-            sources + sorted(glob("csrc/cuda/*.cu")),
-            extra_compile_args={"cxx": cxx + ["-DUSE_CUDA"], "nvcc": nvcc},
+            # csrc/cuda/*.cpp (the host compiler's) register the kernels of the .cu files.
+            sources + sorted(glob("csrc/cuda/*.cpp")) + sorted(glob("csrc/cuda/*.cu")),
+            extra_compile_args={"cxx": cxx + ["-DUSE_CUDA"], "nvcc": nvcc_flags(archs)},
             **kwargs,
         )
     else:

@@ -1,7 +1,11 @@
-"""Compiles every CUDA source with nvcc, compile only, for one architecture.
+"""Compiles every CUDA source with nvcc, with the build's flags, for one architecture; with a
+CPU-only torch, also calls the CUDA kernels' entry points.
 
-For machines without a GPU and with a CPU-only torch (CI): the sources are written
-against the LibTorch stable ABI, whose headers ship in every torch wheel.
+For machines without a GPU (CI): the sources are written against the LibTorch stable ABI,
+whose headers ship in every torch wheel. With a CPU-only torch the objects are then linked
+with the kernels' registration (csrc/cuda/*.cpp) into a library of their own, which
+tests/test_cuda_entries.py loads to call each CUDA kernel through the dispatcher with bad
+arguments: no device code runs, and a crash fails the check.
 
     python tools/check_cuda_compile.py [--arch 90]
 """
@@ -9,6 +13,7 @@ against the LibTorch stable ABI, whose headers ship in every torch wheel.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -16,11 +21,23 @@ import sysconfig
 import tempfile
 from pathlib import Path
 
+import torch
 from torch.utils import cpp_extension
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from setup import TORCH_TARGET_VERSION  # noqa: E402
+from setup import DEFINES, nvcc_flags  # noqa: E402
+
+
+def run(name: str, command: list[str], env: dict | None = None, expect: str = "") -> bool:
+    """Runs command, prints `name: ok` or its output; whether it succeeded (and printed
+    ``expect``)."""
+    result = subprocess.run(command, capture_output=True, text=True, env=env)
+    ok = result.returncode == 0 and expect in result.stdout
+    print(f"{name}: {'ok' if ok else 'FAILED'}")
+    if not ok:
+        print(result.stdout + result.stderr, file=sys.stderr)
+    return ok
 
 
 def main() -> int:
@@ -34,30 +51,43 @@ def main() -> int:
     includes = [f"-I{p}" for p in cpp_extension.include_paths()]
     includes += [f"-I{sysconfig.get_paths()['include']}", f"-I{ROOT / 'csrc'}"]
     sources = sorted((ROOT / "csrc" / "cuda").glob("*.cu"))
-    failed = []
     with tempfile.TemporaryDirectory() as tmp:
-        for source in sources:
-            command = [
-                nvcc,
-                "-c",
-                "-std=c++17",
-                "-O3",
-                "-DUSE_CUDA",
-                f"-DTORCH_TARGET_VERSION={TORCH_TARGET_VERSION}",
-                f"-gencode=arch=compute_{args.arch},code=sm_{args.arch}",
-                *includes,
-                str(source),
-                "-o",
-                str(Path(tmp) / (source.stem + ".o")),
-            ]
-            result = subprocess.run(command, capture_output=True, text=True)
-            status = "ok" if result.returncode == 0 else "FAILED"
-            print(f"nvcc {source.relative_to(ROOT)}: {status}")
-            if result.returncode != 0:
-                print(result.stdout + result.stderr, file=sys.stderr)
-                failed.append(source)
-    print(f"{len(sources) - len(failed)} compiled, {len(failed)} failed")
-    return 1 if failed or not sources else 0
+        objects = [Path(tmp) / (source.stem + ".cu.o") for source in sources]
+        compiled = []
+        for source, obj in zip(sources, objects, strict=True):
+            command = [nvcc, "-c", *cpp_extension.COMMON_NVCC_FLAGS, "-Xcompiler", "-fPIC",
+                       *nvcc_flags(args.arch), *includes, str(source), "-o", str(obj)]  # fmt: skip
+            compiled.append(run(f"nvcc {source.relative_to(ROOT)}", command))
+        print(f"{sum(compiled)} compiled, {len(sources) - sum(compiled)} failed")
+        if not sources or not all(compiled):
+            return 1
+        if torch.version.cuda is not None:
+            print("torch has CUDA: the entry points are tested on the GPU")
+            return 0
+        return 0 if call_entry_points(objects, includes, Path(tmp)) else 1
+
+
+def call_entry_points(cu_objects: list[Path], includes: list[str], tmp: Path) -> bool:
+    """Links the CUDA objects with their registration into a library and runs
+    tests/test_cuda_entries.py on it."""
+    registration = sorted((ROOT / "csrc" / "cuda").glob("*.cpp"))
+    objects = [tmp / (source.stem + ".o") for source in registration]
+    for source, obj in zip(registration, objects, strict=True):
+        command = ["c++", "-c", "-fPIC", "-O1", "-std=c++17", "-DUSE_CUDA", *DEFINES,
+                   *includes, str(source), "-o", str(obj)]  # fmt: skip
+        if not run(f"c++ {source.relative_to(ROOT)}", command):
+            return False
+    library = tmp / "cuda_entries.so"
+    torch_lib = Path(torch.__file__).parent / "lib"
+    link = [shutil.which("nvcc"), "-shared", *map(str, objects + cu_objects),
+            f"-L{torch_lib}", "-lc10", "-ltorch", "-ltorch_cpu", "-o", str(library)]  # fmt: skip
+    if not run("link the CUDA kernels", link):
+        return False
+    env = dict(os.environ, FUSED_INPAINT_CUDA_ENTRIES=str(library))
+    test = [sys.executable, "-m", "pytest", str(ROOT / "tests" / "test_cuda_entries.py"),
+            "-q", "-rs", "-p", "no:randomly", "-p", "no:cacheprovider", "-n", "0"]  # fmt: skip
+    # Not skipped: the library must load and register the CUDA kernels.
+    return run("call the CUDA entry points (tests/test_cuda_entries.py)", test, env, " passed")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@ namespace fused_inpaint {
 // Checks every fb_validity kernel repeats for direct callers of the registered op.
 inline void check_fb_validity_args(const Tensor& flow_fw, const Tensor& flow_bw,
                                    const std::optional<Tensor>& source_fw,
-                                   const std::optional<Tensor>& source_bw) {
+                                   const std::optional<Tensor>& source_bw,
+                                   std::optional<ScalarType> dtype) {
   check_rank(flow_fw, "flow_fw", 4, "(N, 2, H, W)");
   check_size(flow_fw, "flow_fw", 1, 2, "(N, 2, H, W)");
   check_rank(flow_bw, "flow_bw", 4, "(N, 2, H, W)");
@@ -29,6 +30,10 @@ inline void check_fb_validity_args(const Tensor& flow_fw, const Tensor& flow_bw,
     check_same_device(mask, "source_mask", flow_fw, "flow_fw");
     STD_TORCH_CHECK(mask.scalar_type() == ScalarType::Byte, "source_mask must be uint8");
   }
+  const ScalarType out_dtype = dtype.value_or(flow_fw.scalar_type());
+  STD_TORCH_CHECK(out_dtype == ScalarType::Bool || out_dtype == ScalarType::Byte ||
+                      out_dtype == flow_fw.scalar_type(),
+                  "dtype must be bool, uint8 or the flow's dtype");
 }
 
 // x^2 + y^2, each step rounded on its own.
@@ -119,15 +124,12 @@ struct FbValidity {
 };
 
 // The op's output: (D, N, 1, H, W), D = 2 with both directions; bool, uint8 or (default)
-// the flow's dtype.
+// the flow's dtype (check_fb_validity_args).
 inline Tensor new_fb_validity_output(const Tensor& flow_fw, bool both,
                                      std::optional<ScalarType> dtype) {
-  const ScalarType out_dtype = dtype.value_or(flow_fw.scalar_type());
-  STD_TORCH_CHECK(out_dtype == ScalarType::Bool || out_dtype == ScalarType::Byte ||
-                      out_dtype == flow_fw.scalar_type(),
-                  "dtype must be bool, uint8 or the flow's dtype");
   const int64_t sizes[5] = {both ? 2 : 1, flow_fw.size(0), 1, flow_fw.size(2), flow_fw.size(3)};
-  return new_output(flow_fw, "fb_validity's output", sizes, 5, out_dtype);
+  return new_output(flow_fw, "fb_validity's output", sizes, 5,
+                    dtype.value_or(flow_fw.scalar_type()));
 }
 
 // Calls f(flow_t{}, out_t{}) for the flow's dtype and the output's.

@@ -24,6 +24,16 @@ inline void check_flow_warp_args(const Tensor& x, const Tensor& flow, int64_t mo
                   "padding_mode must be 0 (zeros) or 1 (border), got ", padding_mode);
 }
 
+inline void check_flow_warp_backward_args(const Tensor& grad_out, const Tensor& x,
+                                          const Tensor& flow, int64_t mode,
+                                          int64_t padding_mode) {
+  check_flow_warp_args(x, flow, mode, padding_mode);
+  check_rank(grad_out, "grad_out", 4, "(N, C, H, W)");
+  for (int64_t d = 0; d < 4; ++d) check_size(grad_out, "grad_out", d, x.size(d), "like x");
+  check_same_device(grad_out, "grad_out", x, "x");
+  STD_TORCH_CHECK(grad_out.scalar_type() == x.scalar_type(), "grad_out must have x's dtype");
+}
+
 template <typename scalar_t, typename flow_t>
 struct FlowWarpForward {
   using coord_t = typename CoordOf<scalar_t>::type;

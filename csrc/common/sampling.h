@@ -144,7 +144,9 @@ struct AxisMap {
   FI_HOST_DEVICE AxisTaps<coord_t> taps(int64_t p, coord_t f, int64_t mode,
                                         int64_t padding) const {
     AxisTaps<coord_t> t;
-    const coord_t q = (coord_t(p) + f) * scale - shift;
+    // Rounded step by step: a fused multiply-add here moves q across a pixel boundary
+    // where its ulp reaches 1 (a side near 2^24), and the GPU would pick other taps.
+    const coord_t q = fi_add_rn(fi_mul_rn(coord_t(p) + f, scale), -shift);
     if (!fi_isfinite(q)) return t;  // a non-finite flow samples nothing
     const int64_t last = size - 1;
     if (mode == kNearest) {

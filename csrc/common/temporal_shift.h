@@ -11,15 +11,16 @@ struct ShiftGroups {
   int64_t fold;
   int64_t end;
 
+  // fold >= 0 (check_shift_args).
   static ShiftGroups make(int64_t channels, int64_t fold) {
-    STD_TORCH_CHECK(fold >= 0, "fold must be >= 0, got ", fold);
     const int64_t f = fold < channels ? fold : channels;
     return {f, 2 * f < channels ? 2 * f : channels};
   }
 };
 
-inline void check_shift_input(const Tensor& x) {
+inline void check_shift_args(const Tensor& x, int64_t fold) {
   check_rank(x, "x", 5, "(N, T, C, H, W)");
+  STD_TORCH_CHECK(fold >= 0, "fold must be >= 0, got ", fold);
 }
 
 // out[t, group ahead] = x[t + step], out[t, group behind] = x[t - step], zero past the

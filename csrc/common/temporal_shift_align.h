@@ -16,8 +16,8 @@ namespace fused_inpaint {
 
 inline void check_shift_align_args(const Tensor& x, const Tensor& flow_fw, const Tensor& flow_bw,
                                    const std::optional<Tensor>& valid_fw,
-                                   const std::optional<Tensor>& valid_bw) {
-  check_shift_input(x);
+                                   const std::optional<Tensor>& valid_bw, int64_t fold) {
+  check_shift_args(x, fold);
   const char* flow_shape = "(N, T-1, 2, Hf, Wf)";
   for (const auto& [flow, name] : {std::pair{&flow_fw, "flow_fw"}, std::pair{&flow_bw, "flow_bw"}}) {
     check_rank(*flow, name, 5, flow_shape);
@@ -86,8 +86,9 @@ struct ShiftAlignGeometry {
     const int64_t fy = (py * flow_height) / height, fx = (px * flow_width) / width;
     const int64_t ry = fy < flow_height - 1 ? fy : flow_height - 1;
     const int64_t rx = fx < flow_width - 1 ? fx : flow_width - 1;
-    const coord_t dx = coord_t(flow.at(n, k, 0, ry, rx)) * scale_x;
-    const coord_t dy = coord_t(flow.at(n, k, 1, ry, rx)) * scale_y;
+    // Rounded before p is added (no fused multiply-add on the GPU): q decides the taps.
+    const coord_t dx = fi_mul_rn(coord_t(flow.at(n, k, 0, ry, rx)), scale_x);
+    const coord_t dy = fi_mul_rn(coord_t(flow.at(n, k, 1, ry, rx)), scale_y);
     Alignment a{{mx.taps(px, dx, kBilinear, kZeros), my.taps(py, dy, kBilinear, kZeros)},
                 coord_t(0), ry, rx};
     const coord_t qx = coord_t(px) + dx, qy = coord_t(py) + dy;

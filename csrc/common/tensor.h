@@ -79,6 +79,10 @@ inline void check_size(const Tensor& t, const char* name, int64_t dim, int64_t e
                   t.size(dim), " at dim ", dim, " should be ", expected);
 }
 
+inline void check_cuda(const Tensor& t, const char* name) {
+  STD_TORCH_CHECK(t.is_cuda(), name, " must be a CUDA tensor");
+}
+
 inline void check_same_device(const Tensor& t, const char* name, const Tensor& ref,
                               const char* ref_name) {
   STD_TORCH_CHECK(t.is_cuda() == ref.is_cuda() &&
@@ -188,6 +192,13 @@ void dispatch_floating(ScalarType t, const char* name, const F& f) {
   STD_TORCH_CHECK(false, name, ": unsupported dtype for this backend (",
                   kWithHalf ? "float16, bfloat16, float32, float64" : "float32, float64",
                   " are supported)");
+}
+
+// dispatch_floating's dtype check on its own, for an entry point that checks everything
+// before it calls a kernel's launcher.
+template <bool kWithHalf>
+void check_floating(const Tensor& t, const char* name) {
+  dispatch_floating<kWithHalf>(t.scalar_type(), name, [](auto) {});
 }
 
 // Calls f(scalar_t{}, companion_t{}) where companion_t is scalar_t, or float when the

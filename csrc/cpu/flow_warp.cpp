@@ -32,10 +32,7 @@ Tensor flow_warp_cpu(const Tensor& x, const Tensor& flow, int64_t mode, int64_t 
 std::tuple<Tensor, Tensor> flow_warp_backward_cpu(const Tensor& grad_out, const Tensor& x,
                                                   const Tensor& flow, int64_t mode,
                                                   int64_t padding_mode, bool align_corners) {
-  check_flow_warp_args(x, flow, mode, padding_mode);
-  check_rank(grad_out, "grad_out", 4, "(N, C, H, W)");
-  for (int64_t d = 0; d < 4; ++d) check_size(grad_out, "grad_out", d, x.size(d), "like x");
-  STD_TORCH_CHECK(grad_out.scalar_type() == x.scalar_type(), "grad_out must have x's dtype");
+  check_flow_warp_backward_args(grad_out, x, flow, mode, padding_mode);
   Tensor grad_x = output_like(x, "grad_x");
   Tensor grad_flow = output_like(flow, "grad_flow");
   torch::stable::zero_(grad_x);

@@ -6,7 +6,7 @@ namespace fused_inpaint {
 namespace {
 
 Tensor temporal_shift_cpu(const Tensor& x, int64_t fold, bool reverse) {
-  check_shift_input(x);
+  check_shift_args(x, fold);
   const int64_t frames = x.size(1), channels = x.size(2);
   const ShiftGroups groups = ShiftGroups::make(channels, fold);
   Tensor out = output_like(x, "temporal_shift's output");

@@ -12,7 +12,7 @@ namespace {
 Tensor temporal_shift_align_cpu(const Tensor& x, const Tensor& flow_fw, const Tensor& flow_bw,
                                 std::optional<Tensor> valid_fw, std::optional<Tensor> valid_bw,
                                 int64_t fold, bool causal) {
-  check_shift_align_args(x, flow_fw, flow_bw, valid_fw, valid_bw);
+  check_shift_align_args(x, flow_fw, flow_bw, valid_fw, valid_bw, fold);
   const ShiftGroups groups = ShiftGroups::make(x.size(2), fold);
   Tensor out = output_like(x, "temporal_shift_align's output");
   if (out.numel() == 0) return out;
@@ -34,7 +34,7 @@ std::tuple<Tensor, Tensor, Tensor> temporal_shift_align_backward_cpu(
     const Tensor& grad_out, const Tensor& x, const Tensor& flow_fw, const Tensor& flow_bw,
     std::optional<Tensor> valid_fw, std::optional<Tensor> valid_bw, int64_t fold, bool causal,
     bool flow_grads) {
-  check_shift_align_args(x, flow_fw, flow_bw, valid_fw, valid_bw);
+  check_shift_align_args(x, flow_fw, flow_bw, valid_fw, valid_bw, fold);
   check_shift_align_grad_out(grad_out, x);
   const ShiftGroups groups = ShiftGroups::make(x.size(2), fold);
   ShiftAlignGrads grads =

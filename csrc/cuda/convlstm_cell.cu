@@ -6,15 +6,12 @@
 #include <tuple>
 
 #include "common/convlstm_cell.h"
+#include "cuda/kernels.h"
 #include "cuda/launch.cuh"
 
 namespace fused_inpaint {
-namespace {
 
-std::tuple<Tensor, Tensor> convlstm_cell_cuda(const Tensor& gates, std::optional<Tensor> c) {
-  check_convlstm_cell_args(gates, c);
-  check_cuda(gates, "gates");
-  const torch::stable::accelerator::DeviceGuard guard(gates.get_device_index());
+std::tuple<Tensor, Tensor> convlstm_cell_cuda(const Tensor& gates, const std::optional<Tensor>& c) {
   const auto outputs = new_convlstm_cell_outputs(gates, c);
   const Tensor &h_new = std::get<0>(outputs), &c_new = std::get<1>(outputs);
   with_convlstm_cell_forward<true>(gates, c, h_new, c_new, [&](const auto& op) {
@@ -27,10 +24,7 @@ std::tuple<Tensor, Tensor> convlstm_cell_cuda(const Tensor& gates, std::optional
 std::tuple<Tensor, Tensor> convlstm_cell_backward_cuda(const Tensor& grad_h,
                                                        const Tensor& grad_c_new,
                                                        const Tensor& gates,
-                                                       std::optional<Tensor> c) {
-  check_convlstm_cell_backward_args(grad_h, grad_c_new, gates, c);
-  check_cuda(gates, "gates");
-  const torch::stable::accelerator::DeviceGuard guard(gates.get_device_index());
+                                                       const std::optional<Tensor>& c) {
   const auto grads = new_convlstm_cell_grads(gates, c);
   const Tensor &grad_gates = std::get<0>(grads), &grad_c = std::get<1>(grads);
   with_convlstm_cell_backward<true>(
@@ -39,13 +33,6 @@ std::tuple<Tensor, Tensor> convlstm_cell_backward_cuda(const Tensor& grad_h,
                            channels_innermost(gates), gates, "convlstm_cell backward");
       });
   return grads;
-}
-
-}  // namespace
-
-STABLE_TORCH_LIBRARY_IMPL(fused_inpaint, CUDA, m) {
-  m.impl("convlstm_cell", TORCH_BOX(&convlstm_cell_cuda));
-  m.impl("convlstm_cell_backward", TORCH_BOX(&convlstm_cell_backward_cuda));
 }
 
 }  // namespace fused_inpaint

@@ -3,19 +3,15 @@
 // at q (neighbouring threads hit the same lines for smooth flows), tests them, then reads
 // the neighbour's state at round(q). Registers hold one pixel's taps and test values only.
 #include "common/flow_propagate.h"
+#include "cuda/kernels.h"
 #include "cuda/launch.cuh"
 
 namespace fused_inpaint {
-namespace {
 
 std::tuple<Tensor, Tensor> flow_propagate_cuda(const Tensor& hole, const Tensor& flow_to,
                                                const Tensor& flow_from, const Tensor& src_frame,
                                                const Tensor& src_pos, int64_t t, double alpha,
                                                double beta, std::optional<int64_t> max_age) {
-  check_flow_propagate_args(hole, flow_to, flow_from, src_frame, src_pos, t, alpha, beta,
-                            max_age);
-  check_cuda(flow_to, "flow_to");
-  const torch::stable::accelerator::DeviceGuard guard(flow_to.get_device_index());
   Tensor frame_out, pos_out;
   std::tie(frame_out, pos_out) = new_flow_propagate_outputs(flow_to);
   if (frame_out.numel() == 0) return {frame_out, pos_out};
@@ -27,12 +23,6 @@ std::tuple<Tensor, Tensor> flow_propagate_cuda(const Tensor& hole, const Tensor&
                      "flow_propagate");
   });
   return {frame_out, pos_out};
-}
-
-}  // namespace
-
-STABLE_TORCH_LIBRARY_IMPL(fused_inpaint, CUDA, m) {
-  m.impl("flow_propagate", TORCH_BOX(&flow_propagate_cuda));
 }
 
 }  // namespace fused_inpaint

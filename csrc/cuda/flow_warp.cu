@@ -9,6 +9,7 @@
 #include <type_traits>
 
 #include "common/flow_warp.h"
+#include "cuda/kernels.h"
 #include "cuda/launch.cuh"
 
 namespace fused_inpaint {
@@ -33,11 +34,10 @@ struct FlowWarpBackwardAtomic {
   }
 };
 
+}  // namespace
+
 Tensor flow_warp_cuda(const Tensor& x, const Tensor& flow, int64_t mode, int64_t padding_mode,
                       bool align_corners) {
-  check_flow_warp_args(x, flow, mode, padding_mode);
-  check_cuda(x, "x");
-  const torch::stable::accelerator::DeviceGuard guard(x.get_device_index());
   Tensor out = output_like(x, "flow_warp's output");
   const int64_t n_batch = x.size(0), channels = x.size(1), height = x.size(2),
                 width = x.size(3);
@@ -58,13 +58,6 @@ Tensor flow_warp_cuda(const Tensor& x, const Tensor& flow, int64_t mode, int64_t
 std::tuple<Tensor, Tensor> flow_warp_backward_cuda(const Tensor& grad_out, const Tensor& x,
                                                    const Tensor& flow, int64_t mode,
                                                    int64_t padding_mode, bool align_corners) {
-  check_flow_warp_args(x, flow, mode, padding_mode);
-  check_cuda(x, "x");
-  check_rank(grad_out, "grad_out", 4, "(N, C, H, W)");
-  for (int64_t d = 0; d < 4; ++d) check_size(grad_out, "grad_out", d, x.size(d), "like x");
-  check_same_device(grad_out, "grad_out", x, "x");
-  STD_TORCH_CHECK(grad_out.scalar_type() == x.scalar_type(), "grad_out must have x's dtype");
-  const torch::stable::accelerator::DeviceGuard guard(x.get_device_index());
   Tensor grad_x = output_like(x, "grad_x");
   Tensor grad_flow = output_like(flow, "grad_flow");
   const int64_t n_batch = x.size(0), channels = x.size(1), height = x.size(2),
@@ -94,13 +87,6 @@ std::tuple<Tensor, Tensor> flow_warp_backward_cuda(const Tensor& grad_out, const
   });
   if (half) torch::stable::copy_(grad_x, accum);
   return {grad_x, grad_flow};
-}
-
-}  // namespace
-
-STABLE_TORCH_LIBRARY_IMPL(fused_inpaint, CUDA, m) {
-  m.impl("flow_warp", TORCH_BOX(&flow_warp_cuda));
-  m.impl("flow_warp_backward", TORCH_BOX(&flow_warp_backward_cuda));
 }
 
 }  // namespace fused_inpaint

@@ -28,10 +28,6 @@ inline cudaStream_t current_stream(const Tensor& t) {
   return static_cast<cudaStream_t>(stream);
 }
 
-inline void check_cuda(const Tensor& t, const char* name) {
-  STD_TORCH_CHECK(t.is_cuda(), name, " must be a CUDA tensor");
-}
-
 inline void check_launch(const char* kernel) {
   const cudaError_t error = cudaGetLastError();
   STD_TORCH_CHECK(error == cudaSuccess, kernel, " failed to launch: ", cudaGetErrorString(error));

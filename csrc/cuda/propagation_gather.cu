@@ -5,17 +5,14 @@
 // the state and output accesses coalesce; the tap gathers coalesce where the sources are
 // a shifted copy of the row (the common case of smooth motion).
 #include "common/propagation_gather.h"
+#include "cuda/kernels.h"
 #include "cuda/launch.cuh"
 
 namespace fused_inpaint {
-namespace {
 
 std::tuple<Tensor, Tensor> propagation_gather_cuda(const Tensor& frames, const Tensor& holes,
                                                    const Tensor& src_frame,
                                                    const Tensor& src_pos, int64_t t0) {
-  check_propagation_gather_args(frames, holes, src_frame, src_pos, t0);
-  check_cuda(frames, "frames");
-  const torch::stable::accelerator::DeviceGuard guard(frames.get_device_index());
   Tensor image, valid;
   std::tie(image, valid) = new_propagation_gather_outputs(frames);
   if (valid.numel() == 0) return {image, valid};
@@ -26,12 +23,6 @@ std::tuple<Tensor, Tensor> propagation_gather_cuda(const Tensor& frames, const T
                      "propagation_gather");
   });
   return {image, valid};
-}
-
-}  // namespace
-
-STABLE_TORCH_LIBRARY_IMPL(fused_inpaint, CUDA, m) {
-  m.impl("propagation_gather", TORCH_BOX(&propagation_gather_cuda));
 }
 
 }  // namespace fused_inpaint

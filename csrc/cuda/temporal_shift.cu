@@ -1,14 +1,11 @@
 // temporal_shift on CUDA: one thread per (frame, pixel) walks the channels.
 #include "common/temporal_shift.h"
+#include "cuda/kernels.h"
 #include "cuda/launch.cuh"
 
 namespace fused_inpaint {
-namespace {
 
 Tensor temporal_shift_cuda(const Tensor& x, int64_t fold, bool reverse) {
-  check_shift_input(x);
-  check_cuda(x, "x");
-  const torch::stable::accelerator::DeviceGuard guard(x.get_device_index());
   const int64_t frames = x.size(1), channels = x.size(2);
   const ShiftGroups groups = ShiftGroups::make(channels, fold);
   Tensor out = output_like(x, "temporal_shift's output");
@@ -20,12 +17,6 @@ Tensor temporal_shift_cuda(const Tensor& x, int64_t fold, bool reverse) {
     launch_per_pixel(op, x.size(0) * frames, x.size(3), x.size(4), x, "temporal_shift");
   });
   return out;
-}
-
-}  // namespace
-
-STABLE_TORCH_LIBRARY_IMPL(fused_inpaint, CUDA, m) {
-  m.impl("temporal_shift", TORCH_BOX(&temporal_shift_cuda));
 }
 
 }  // namespace fused_inpaint

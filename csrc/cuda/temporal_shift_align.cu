@@ -6,6 +6,7 @@
 #include <type_traits>
 
 #include "common/temporal_shift_align.h"
+#include "cuda/kernels.h"
 #include "cuda/launch.cuh"
 
 namespace fused_inpaint {
@@ -22,12 +23,12 @@ struct ShiftAlignBackwardAtomic {
   }
 };
 
+}  // namespace
+
 Tensor temporal_shift_align_cuda(const Tensor& x, const Tensor& flow_fw, const Tensor& flow_bw,
-                                 std::optional<Tensor> valid_fw, std::optional<Tensor> valid_bw,
-                                 int64_t fold, bool causal) {
-  check_shift_align_args(x, flow_fw, flow_bw, valid_fw, valid_bw);
-  check_cuda(x, "x");
-  const torch::stable::accelerator::DeviceGuard guard(x.get_device_index());
+                                 const std::optional<Tensor>& valid_fw,
+                                 const std::optional<Tensor>& valid_bw, int64_t fold,
+                                 bool causal) {
   const ShiftGroups groups = ShiftGroups::make(x.size(2), fold);
   Tensor out = output_like(x, "temporal_shift_align's output");
   if (out.numel() == 0) return out;
@@ -49,12 +50,8 @@ Tensor temporal_shift_align_cuda(const Tensor& x, const Tensor& flow_fw, const T
 
 std::tuple<Tensor, Tensor, Tensor> temporal_shift_align_backward_cuda(
     const Tensor& grad_out, const Tensor& x, const Tensor& flow_fw, const Tensor& flow_bw,
-    std::optional<Tensor> valid_fw, std::optional<Tensor> valid_bw, int64_t fold, bool causal,
-    bool flow_grads) {
-  check_shift_align_args(x, flow_fw, flow_bw, valid_fw, valid_bw);
-  check_shift_align_grad_out(grad_out, x);
-  check_cuda(x, "x");
-  const torch::stable::accelerator::DeviceGuard guard(x.get_device_index());
+    const std::optional<Tensor>& valid_fw, const std::optional<Tensor>& valid_bw, int64_t fold,
+    bool causal, bool flow_grads) {
   const ShiftGroups groups = ShiftGroups::make(x.size(2), fold);
   ShiftAlignGrads grads =
       ShiftAlignGrads::make(x, flow_fw, flow_bw, groups.end, causal, flow_grads);
@@ -73,13 +70,6 @@ std::tuple<Tensor, Tensor, Tensor> temporal_shift_align_backward_cuda(
   }
   grads.finish();
   return {grads.grad_x, grads.grad_flow_fw, grads.grad_flow_bw};
-}
-
-}  // namespace
-
-STABLE_TORCH_LIBRARY_IMPL(fused_inpaint, CUDA, m) {
-  m.impl("temporal_shift_align", TORCH_BOX(&temporal_shift_align_cuda));
-  m.impl("temporal_shift_align_backward", TORCH_BOX(&temporal_shift_align_backward_cuda));
 }
 
 }  // namespace fused_inpaint
