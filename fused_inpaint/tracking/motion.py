@@ -183,18 +183,20 @@ def _affine_distance(flow: np.ndarray, points: np.ndarray) -> np.ndarray | None:
     """(h, w) float32: each pixel's flow's distance from the affine motion fitted robustly
     (RANSAC) to the flow at ``points`` (h, w) bool; None when it cannot be fitted."""
     h, w = points.shape
-    ys, xs = np.mgrid[0:h:SAMPLE_STEP, 0:w:SAMPLE_STEP]
-    chosen = points[ys, xs]
-    if chosen.sum() < 16:
+    chosen = points[::SAMPLE_STEP, ::SAMPLE_STEP]
+    if np.count_nonzero(chosen) < 16:
         return None
-    sampled = np.stack([xs[chosen], ys[chosen]], axis=-1).astype(np.float32)
-    moved = sampled + flow[ys[chosen], xs[chosen]]
+    ys, xs = np.nonzero(chosen)
+    sampled = np.stack([xs, ys], axis=-1).astype(np.float32) * SAMPLE_STEP
+    moved = sampled + flow[::SAMPLE_STEP, ::SAMPLE_STEP][chosen]
     affine, _ = cv2.estimateAffine2D(sampled, moved, ransacReprojThreshold=1.0)
     if affine is None:
         return None
-    grid = np.stack(np.mgrid[0:h, 0:w][::-1], axis=-1).astype(np.float32)  # (x, y)
-    model = grid @ affine[:, :2].T.astype(np.float32) + affine[:, 2] - grid
-    return np.linalg.norm(flow - model, axis=-1)
+    # The affine motion's displacement, a + (A - I) (x, y), built from a row and a column.
+    (a, b, c), (d, e, f) = affine.astype(np.float32)
+    x, y = np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32)[:, None]
+    dx, dy = (a - 1) * x + b * y + c, d * x + (e - 1) * y + f
+    return np.hypot(flow[..., 0] - dx, flow[..., 1] - dy)
 
 
 def moves_apart(flow: np.ndarray, region: np.ndarray, margin: int) -> np.ndarray | None:
