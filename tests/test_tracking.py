@@ -75,6 +75,20 @@ def test_dilate_grows_the_mask_like_run_dilate(synthetic):
     assert all((dilate_hole(t, 3) == g).all() for t, g in zip(tight, grown, strict=True))
 
 
+def test_the_default_dilation_grows_with_the_frames():
+    from fused_inpaint.io import dilate_hole
+    from fused_inpaint.tracking import DEFAULT_DILATE, DILATE_SIDE, default_dilate
+
+    assert default_dilate((90, 160)) == DEFAULT_DILATE  # never below the measured one
+    assert default_dilate((1080, 1920)) == round(DEFAULT_DILATE * 1920 / DILATE_SIDE)
+    frames, _ = squares_clip(3, [lambda t: (40 + 2 * t, 30)])
+    frames = np.repeat(np.repeat(frames, 4, axis=1), 4, axis=2)  # 640 pixels wide
+    tight, grown = (track(frames, boxes=[(160, 120, 96, 96)], dilate=d) for d in (0, None))
+    reach = default_dilate(frames.shape[1:3])
+    assert reach > DEFAULT_DILATE
+    assert all((dilate_hole(t, reach) == g).all() for t, g in zip(tight, grown, strict=True))
+
+
 def test_an_object_that_leaves_the_frame_ends_its_mask():
     # The square moves right 8 pixels a frame: gone after frame 7 of 12.
     frames, masks = squares_clip(12, [lambda t: (100 + 8 * t, 40)])

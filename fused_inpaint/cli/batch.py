@@ -21,7 +21,7 @@ from fused_inpaint.cli.common import (
     positive,
 )
 from fused_inpaint.pipeline import inpainter as inpainting
-from fused_inpaint.tracking import DEFAULT_DILATE
+from fused_inpaint.tracking import DEFAULT_DILATE_TEXT
 
 DEFAULT_SEGMENT = 3000  # frames: 2 minutes at 25 fps, a few percent of it context
 INSTALL = 'the batch command runs on Ray: pip install "fused_inpaint[batch]" (or pip install ray)'
@@ -81,7 +81,7 @@ def add_parser(commands) -> None:
         "--dilate",
         type=non_negative,
         metavar="N",
-        help=f"grow the masks by N pixels (default: 0 for masks, {DEFAULT_DILATE} for boxes)",
+        help=f"grow the masks by N pixels (default: 0 for masks; for boxes {DEFAULT_DILATE_TEXT})",
     )
     batch.add_argument("--fps", type=float, help="frame rate of video outputs (default: input's)")
     add_pipeline_options(batch)

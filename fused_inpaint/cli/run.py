@@ -19,7 +19,7 @@ from fused_inpaint.cli.common import (
     with_progress,
 )
 from fused_inpaint.cli.track import add_box_options, tracked_masks
-from fused_inpaint.tracking import DEFAULT_DILATE
+from fused_inpaint.tracking import DEFAULT_DILATE_TEXT
 
 
 def add_parser(commands) -> None:
@@ -45,7 +45,7 @@ def add_parser(commands) -> None:
         "--dilate",
         type=non_negative,
         metavar="N",
-        help=f"grow the mask by N pixels (default: 0 for --mask, {DEFAULT_DILATE} for --box)",
+        help=f"grow the mask by N pixels (default: 0 for --mask; for --box {DEFAULT_DILATE_TEXT})",
     )
     run.add_argument(
         "--fps",
@@ -72,8 +72,7 @@ def command(args: argparse.Namespace) -> int:
         raise UsageError(f"--fps must be a finite number > 0, got {args.fps:g}")
     if args.box:
         check_output(args.output, {"INPUT": args.input}, args.overwrite)
-        dilate = DEFAULT_DILATE if args.dilate is None else args.dilate
-        return _inpaint(args, io.open_frames(args.input), tracked_masks(args, dilate))
+        return _inpaint(args, io.open_frames(args.input), tracked_masks(args, args.dilate))
     args.dilate = args.dilate or 0
     check_output(args.output, {"INPUT": args.input, "--mask": args.mask}, args.overwrite)
     frames = io.open_frames(args.input)

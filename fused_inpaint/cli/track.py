@@ -12,7 +12,7 @@ import numpy as np
 
 from fused_inpaint import io
 from fused_inpaint.cli.common import UsageError, check_output, non_negative, with_progress
-from fused_inpaint.tracking import DEFAULT_DILATE, DEFAULT_WINDOW, Tracker
+from fused_inpaint.tracking import DEFAULT_DILATE_TEXT, DEFAULT_WINDOW, Tracker
 from fused_inpaint.tracking.keyframes import as_box, clip_box
 
 
@@ -57,7 +57,7 @@ def _box(text: str) -> tuple[int, int, int, int]:
     return as_box(values, "--box")
 
 
-def tracker_for(args: argparse.Namespace, frames, dilate: int) -> Tracker:
+def tracker_for(args: argparse.Namespace, frames, dilate: int | None) -> Tracker:
     """The Tracker of the box options, checked against ``frames`` (an io reader): boxes
     inside the frame and not empty, frame K within the clip, seeds of the frames' size."""
     count = frames.count or frames.estimated_count
@@ -81,7 +81,7 @@ def tracker_for(args: argparse.Namespace, frames, dilate: int) -> Tracker:
     return Tracker({args.frame: objects}, dilate=dilate, window=args.window)
 
 
-def tracked_masks(args: argparse.Namespace, dilate: int) -> Iterator[np.ndarray]:
+def tracked_masks(args: argparse.Namespace, dilate: int | None) -> Iterator[np.ndarray]:
     """The tracked (H, W) bool mask of each frame of INPUT, read on their own."""
     frames = io.open_frames(args.input)
     return tracker_for(args, frames, dilate).stream(frames)
@@ -104,10 +104,9 @@ def add_parser(commands) -> None:
     track.add_argument(
         "--dilate",
         type=non_negative,
-        default=DEFAULT_DILATE,
         metavar="N",
-        help="grow the masks by N pixels (default: %(default)s, measured: a mask that "
-        "hugs the object leaves its border in the video)",
+        help=f"grow the masks by N pixels (default: {DEFAULT_DILATE_TEXT}; measured: a mask "
+        "that hugs the object leaves its border in the video)",
     )
     track.add_argument(
         "--overwrite", action="store_true", help="replace MASKS if it exists (never the input)"

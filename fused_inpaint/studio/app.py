@@ -161,7 +161,6 @@ def create_app(studio: Studio, token: str, host: str, port: int, input_path: Pat
             "clips": [clip.describe() for clip in reversed(studio.clips.values())],
             "max_upload_bytes": studio.max_upload_bytes,
             "modes": list(MODES),
-            "dilate": tracking.DEFAULT_DILATE,
         }
 
     @app.post("/api/clips")

@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image
 
 from fused_inpaint import io
+from fused_inpaint.tracking import default_dilate
 
 JPEG_QUALITY = 90
 OVERLAY_RGBA = (255, 40, 90, 110)  # the tracked mask over the frame: translucent red
@@ -57,6 +58,7 @@ class Clip:
             "fps": float(self.fps),
             "warning": self.warning,
             "mask_version": self.mask_version if self.masks is not None else None,
+            "dilate": default_dilate(self.size),
         }
 
 

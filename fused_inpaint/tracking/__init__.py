@@ -12,7 +12,14 @@ from collections.abc import Iterable
 import numpy as np
 
 from fused_inpaint.tracking.keyframes import from_arguments
-from fused_inpaint.tracking.tracker import DEFAULT_DILATE, DEFAULT_WINDOW, Tracker
+from fused_inpaint.tracking.tracker import (
+    DEFAULT_DILATE,
+    DEFAULT_DILATE_TEXT,
+    DEFAULT_WINDOW,
+    DILATE_SIDE,
+    Tracker,
+    default_dilate,
+)
 
 
 def track_objects(
@@ -22,7 +29,7 @@ def track_objects(
     frame: int = 0,
     *,
     keyframes=None,
-    dilate: int = DEFAULT_DILATE,
+    dilate: int | None = None,
     window: int | None = None,
     **options,
 ) -> np.ndarray:
@@ -40,7 +47,7 @@ def track(
     frame: int = 0,
     *,
     keyframes=None,
-    dilate: int = DEFAULT_DILATE,
+    dilate: int | None = None,
     window: int | None = None,
     **options,
 ) -> np.ndarray:
@@ -52,7 +59,8 @@ def track(
     list of them, one per object. Or ``keyframes``: {frame index: a box, a mask, a list of
     them, or a dict {object id: box or mask}}, one object per id across keyframes; each
     frame takes an object's mask from the nearer keyframe that names it. ``dilate``:
-    pixels the mask is grown by (the default is measured: a tight mask leaves a halo).
+    pixels the mask is grown by (None: ``default_dilate`` of the frames' size, measured: a
+    tight mask leaves a halo).
     ``window``: the farthest a keyframe tracks backward (None: the whole clip).
     ``options``: ``Tracker``'s (``work_side``, ``dis_preset``, ``motion``).
     """
@@ -61,4 +69,13 @@ def track(
     return np.stack(list(tracker.stream(frames)))
 
 
-__all__ = ["DEFAULT_DILATE", "DEFAULT_WINDOW", "Tracker", "track", "track_objects"]
+__all__ = [
+    "DEFAULT_DILATE",
+    "DEFAULT_DILATE_TEXT",
+    "DEFAULT_WINDOW",
+    "DILATE_SIDE",
+    "Tracker",
+    "default_dilate",
+    "track",
+    "track_objects",
+]

@@ -58,10 +58,17 @@ from fused_inpaint.tracking.segment import (
     grow,
 )
 
-# Pixels the masks are grown by (io.dilate_hole), chosen by the object-removal PSNR of
-# the pipeline on synthetic clips: a mask that hugs the object leaves its blurred border
-# (a halo) in the video.
+# Pixels the masks are grown by (io.dilate_hole) on frames whose longer side is
+# DILATE_SIDE, chosen by the object-removal PSNR of the pipeline on synthetic clips: a mask
+# that hugs the object leaves its blurred border (a halo) in the video. Tracking works at
+# a fixed scale, so its error at the border grows with the frames: larger frames get the
+# same share of their longer side.
 DEFAULT_DILATE = 4
+DILATE_SIDE = 432
+DEFAULT_DILATE_TEXT = (
+    f"{DEFAULT_DILATE} per {DILATE_SIDE} pixels of the frames' longer side, "
+    f"at least {DEFAULT_DILATE}"
+)
 DEFAULT_WINDOW = 100
 # A tracked mask ends when it shrinks below this fraction of its keyframe's area.
 END_FRACTION = 0.02
@@ -71,6 +78,12 @@ COLLAPSE = 0.3
 # Pixels of the carried mask that move at least this fraction as far from the background's
 # motion as the object does stay in it whatever GrabCut says.
 KEEP_MOTION = 0.75
+
+
+def default_dilate(size: tuple[int, int]) -> int:
+    """Pixels the masks of frames of ``size`` (H, W) are grown by unless told: DEFAULT_DILATE
+    per DILATE_SIDE pixels of the longer side, never fewer than DEFAULT_DILATE."""
+    return max(DEFAULT_DILATE, round(DEFAULT_DILATE * max(size) / DILATE_SIDE))
 
 
 def kept(guess: np.ndarray, distance: np.ndarray | None, apart: np.ndarray | None) -> np.ndarray:
@@ -139,8 +152,9 @@ class Tracker:
     ``keyframes``: {frame index: objects}, objects being a box (x, y, w, h) in pixels, an
     (H, W) rough mask (nonzero on the object), a list of them (object i is the i-th) or a
     dict {object id: box or mask}; an id on several keyframes is one object. ``dilate``:
-    pixels each mask is grown by. ``window``: the farthest, in frames, a keyframe tracks
-    backward (None: the whole clip, in memory). ``work_side``: the longer side, in pixels,
+    pixels each mask is grown by (None: ``default_dilate`` of the frames' size).
+    ``window``: the farthest, in frames, a keyframe tracks backward (None: the whole clip,
+    in memory). ``work_side``: the longer side, in pixels,
     of the frames tracking works on. ``dis_preset``: DIS's preset. ``motion``: use the
     object's motion against the background as a cue, besides colour.
 
@@ -152,7 +166,7 @@ class Tracker:
         self,
         keyframes: Mapping,
         *,
-        dilate: int = DEFAULT_DILATE,
+        dilate: int | None = None,
         window: int | None = DEFAULT_WINDOW,
         work_side: int = WORK_SIDE,
         dis_preset: str = "medium",
@@ -160,7 +174,7 @@ class Tracker:
     ) -> None:
         self.keyframes = as_keyframes(keyframes)
         self.objects = sorted(set().union(*self.keyframes.values()))
-        self.dilate = _count("dilate", dilate)
+        self.dilate = _count("dilate", dilate, allow_none=True)
         self.window = _count("window", window, allow_none=True)
         self.work_side = _count("work_side", work_side)
         if self.work_side < 32:
@@ -222,17 +236,19 @@ class _Run:
         self.masks: dict[int, dict[int, np.ndarray]] = {}  # frame -> object -> mask
         self.forward: dict[int, _Track] = {}
         self.last = -1
-        # The shape run --dilate grows masks by (io.dilate_hole), applied by OpenCV.
-        reach = tracker.dilate
-        point = np.zeros((2 * reach + 1, 2 * reach + 1), bool)
-        point[reach, reach] = True
-        self.kernel = dilate_hole(point, reach).view(np.uint8)
+        self.kernel: np.ndarray | None = None
 
     def read(self, index: int, frame: np.ndarray) -> None:
         if self.size is None:
             self.size = frame.shape[:2]
             check_size(self.tracker.keyframes, self.size)
             self.work = work_size(self.size, self.tracker.work_side)
+            # The shape run --dilate grows masks by (io.dilate_hole), applied by OpenCV.
+            reach = self.tracker.dilate
+            reach = default_dilate(self.size) if reach is None else reach
+            point = np.zeros((2 * reach + 1, 2 * reach + 1), bool)
+            point[reach, reach] = True
+            self.kernel = dilate_hole(point, reach).view(np.uint8)
         self.held[index] = to_work(frame, self.work)
         self.masks[index] = {}
         self.last = index

@@ -85,6 +85,7 @@ function openClip(clip) {
   $("view").style.maxWidth = `calc(65vh * ${clip.width / clip.height})`; // whole, in view
   $("clip-name").textContent =
     `${clip.name}: ${clip.frames} frames, ${clip.width}x${clip.height}, ${clip.fps.toFixed(2)} fps`;
+  $("dilate").value = clip.dilate;
   $("scrub").max = clip.frames - 1;
   $("scrub").value = 0;
   for (const id of ["scrub", "play", "track"]) $(id).disabled = false;
@@ -394,7 +395,6 @@ async function start() {
   try {
     const server = await request("GET", "/api/state");
     window.studioLimits = server;
-    $("dilate").value = server.dilate;
     for (const mode of server.modes) $("mode").add(new Option(mode, mode));
     if (server.clips.length) openClip(server.clips[0]);
     document.body.dataset.ready = "true";
