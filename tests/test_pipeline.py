@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -240,6 +241,86 @@ def test_dis_recovers_a_translation():
     hole = (..., slice(20, 30), slice(25, 40))
     assert (forward[hole][:, 0] - 3).abs().median() < 0.1
     assert (backward[hole][:, 0] + 3).abs().median() < 0.1
+
+
+def object_through_a_hole(length: int = 16, h: int = 64, w: int = 96):
+    """A textured background moving 1 pixel right a frame, a 12x12 textured square moving
+    3 right, and a 32x32 hole moving 1 left that the square passes through after it was
+    seen: frames (T, H, W, 3) uint8, holes (T, H, W) bool, the exact flows (forward,
+    backward) (T - 1, 2, H, W) each, and which layer each pixel shows (T, H, W)."""
+    from fused_inpaint.data import Layer, flow_between, render
+    from fused_inpaint.data.masks import render_holes
+    from fused_inpaint.data.motion import translation
+
+    generator = torch.Generator().manual_seed(0)
+
+    def texture(side_h: int, side_w: int) -> torch.Tensor:
+        coarse = torch.rand(1, 3, side_h // 4 + 1, side_w // 4 + 1, generator=generator)
+        return F.interpolate(coarse, size=(side_h, side_w), mode="bilinear")[0]
+
+    def path(x: float, y: float, dx: float) -> torch.Tensor:
+        return torch.stack([translation(x + dx * t, y) for t in range(length)])
+
+    layers = [
+        Layer(texture(h + 40, w + 40), torch.ones(h + 40, w + 40), path(-20, -20, 1)),
+        Layer(texture(12, 12), torch.ones(12, 12), path(4, 26, 3)),
+    ]
+    video, owner = render(layers, h, w)
+    holes = render_holes([Layer(None, torch.ones(32, 32), path(56, 16, -1))], h, w)
+    flows = [
+        torch.stack([flow_between(layers, owner, s, t)[0] for s, t in pairs])
+        for pairs in (
+            [(t, t + 1) for t in range(length - 1)],
+            [(t + 1, t) for t in range(length - 1)],
+        )
+    ]  # fmt: skip
+    frames = (video * 255).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
+    return frames, holes.numpy(), *flows, owner
+
+
+def test_temporal_completion_recovers_an_object_moving_through_a_hole():
+    """The square's motion inside the hole is its own, as the frames before showed it;
+    the spatial completion alone gives it the background's."""
+    frames, holes, forward, backward, owner = object_through_a_hole()
+    guesses = (torch.where(torch.from_numpy(h)[:, None], 50.0, f)  # nothing known in the hole
+               for h, f in ((holes[:-1], forward), (holes[1:], backward)))  # fmt: skip
+    source = ExactFlow(*guesses)
+    in_hole = torch.from_numpy(holes[1:]) & (owner[1:] == 1)
+    assert in_hole.sum() > 300
+
+    def error_on_the_square(temporal_flow: bool) -> float:
+        model = inpainter(flow=source, temporal_flow=temporal_flow)
+        completed = torch.cat([b for _, b in model.completed_flows(frames, holes)])
+        return float((completed - backward).norm(dim=1)[in_hole].mean())
+
+    assert error_on_the_square(True) < 0.25
+    assert error_on_the_square(False) > 1.5
+    # Through propagation: the square's pixels are carried to where it is.
+    truth = frames.astype(float)
+    blanked = np.where(holes[..., None], 0, frames).astype(np.uint8)
+    errors = []
+    for temporal_flow in (True, False):
+        out = inpainter(flow=source, temporal_flow=temporal_flow)(blanked, holes)
+        np.testing.assert_array_equal(out[~holes], frames[~holes])
+        errors.append(np.abs(out[1:][in_hole.numpy()] - truth[1:][in_hole.numpy()]).mean())
+    assert errors[0] < errors[1] / 2
+    with pytest.raises(ValueError, match="temporal_flow must be True or False"):
+        inpainter(temporal_flow="yes")
+
+
+def test_dis_sees_the_hole_filled_from_around_it():
+    """A blank hole would be an edge DIS follows: it sees it filled, the rest as it is."""
+    rgb = np.full((40, 48, 3), 90, dtype=np.uint8)
+    rgb[:, 24:] = 150
+    hole = np.zeros((40, 48), dtype=bool)
+    hole[10:30, 8:20] = True  # inside the left half
+    rgb[hole] = 0
+    frame = fi.pipeline.flow.FrameInput.of(rgb, hole, torch.device("cpu"))
+    source = DISFlow(torch.device("cpu"), "medium", threads=1)
+    gray = source._gray(frame)
+    source.close()
+    np.testing.assert_array_equal(gray[~hole], cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)[~hole])
+    assert np.abs(gray[hole].astype(int) - 90).max() <= 2
 
 
 def test_read_only_and_flipped_frames():

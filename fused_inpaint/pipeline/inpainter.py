@@ -8,6 +8,7 @@ schedule's frames (a chunk, or the lookahead and the reach of the past), never t
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import functools
 import os
 import warnings
@@ -123,6 +124,10 @@ class Inpainter:
     ``dtype``: default float16 on CUDA, float32 on CPU. ``dis_preset``: "ultrafast",
     "fast" or "medium"; ``threads``: DIS pairs computed at once. ``compile``: the network's
     fill through ``torch.compile`` (CUDA graphs on CUDA; each new crop size compiles once).
+    ``temporal_flow`` (default True): the flow in the holes also carried from the frames
+    before where they saw the region, where something moves unlike its surroundings (on
+    synthetic clips 0.4 dB in the hole on average, 1.5 dB where an object passes behind
+    it, for 1% of the time).
 
     ``inpainter(frames, masks)`` inpaints a clip: frames (T, H, W, 3) uint8 (or a list),
     masks (T, H, W) or one static (H, W) mask. ``inpainter.stream(frames, masks)`` yields
@@ -145,6 +150,7 @@ class Inpainter:
         threads: int | None = None,
         compile: bool = False,
         fill: str = "navier-stokes",
+        temporal_flow: bool = True,
     ) -> None:
         release_freed_memory()
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -163,7 +169,10 @@ class Inpainter:
         if not isinstance(flow, str) and not callable(getattr(flow, "pair", None)):
             raise TypeError(f"flow must be {' or '.join(SOURCES)} or a FlowSource, got {flow!r}")
         self.dtype, self.mode, self.flow, self.weights = dtype, mode, flow, weights
+        if not isinstance(temporal_flow, bool):
+            raise ValueError(f"temporal_flow must be True or False, got {temporal_flow!r}")
         self.schedule = schedule(mode, chunk, overlap, lookahead, max_age)
+        self.schedule = dataclasses.replace(self.schedule, temporal_flow=temporal_flow)
         self.network: SlimInpaintNet = load_network(weights).to(self.device, dtype).eval()
         self.network.set_window(0, 0)  # the filler runs it on single frames
         if fill not in FILLS:
@@ -227,11 +236,13 @@ class Inpainter:
         device, completed in the holes; ``frames`` and ``masks`` as for ``stream``."""
         source = self._flow_source()
         try:
-            previous = None
+            previous, carried = None, None
             for frame in self._inputs(frames, masks):
                 if previous is not None:
                     estimate = source.pair(previous, frame).result()
-                    forward, backward = completed_pair(estimate, previous, frame)
+                    forward, backward, carried = completed_pair(
+                        estimate, previous, frame, self.schedule.temporal_flow, carried
+                    )
                     yield forward.float(), backward.float()
                 previous = frame
         finally:

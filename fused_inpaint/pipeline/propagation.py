@@ -33,9 +33,10 @@ from fused_inpaint.pipeline.flow import Box, FlowPair, FrameInput, window
 # as many as fit in this many bytes, at least one.
 GATHER_BYTES = 96 * 2**20
 # Bytes a pixel costs: a frame (uint8 RGB and its bool hole, once on the host and once
-# more on a GPU), the completed flows of a pair (2 flows x 2 channels, float16) and a
-# propagation state (int32 frame, 2 float32 positions).
-FRAME_BYTES, PAIR_BYTES, STATE_BYTES = 4, 8, 12
+# more on a GPU), the completed flows of a pair (2 flows x 2 channels, float16), a
+# propagation state (int32 frame, 2 float32 positions), and the backward flows the
+# temporal completion carries (two at a time: 2 float32 channels and a bool each).
+FRAME_BYTES, PAIR_BYTES, STATE_BYTES, CARRIED_BYTES = 4, 8, 12, 18
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ class Schedule:
     alpha: float = 0.01  # fb_validity's test
     beta: float = 0.5
     ahead_option: str = "lookahead"  # the option that sets block + lookahead, for errors
+    temporal_flow: bool = False  # flows completed from the frames before too (carried_in)
 
     @property
     def capacity(self) -> int:
@@ -60,12 +62,14 @@ class Schedule:
         """Bytes held with ``ahead`` frames read and not output (at most block +
         lookahead) and ``behind`` older ones still read from (at most max_age + 1): the
         frames, the pairs' flows and the backward states (at most: both are kept on the
-        region around the holes), the forward state, and the gather's float32 slots."""
+        region around the holes), the forward state, the carried flows of the temporal
+        flow completion (when on), and the gather's float32 slots."""
         pixels = height * width
         frames = (ahead + behind) * FRAME_BYTES * pixels * (2 if gpu else 1)
         states = (1 + (min(self.block, ahead) if self.backward else 0)) * STATE_BYTES * pixels
         slots = min(gather_window(height, width), self.capacity) * (3 * 4 + 1) * pixels
-        return frames + ahead * PAIR_BYTES * pixels + states + slots
+        carried = CARRIED_BYTES * pixels if self.temporal_flow else 0
+        return frames + ahead * PAIR_BYTES * pixels + states + carried + slots
 
 
 def gather_window(height: int, width: int) -> int:
@@ -312,7 +316,7 @@ class Propagation:
                 yield self._propagated(ring, index, frame, forward, backward and backward[k])
                 ring.forget(pending[0][0] if pending else index + 1, forward, frame.box, index)
 
-        previous = None
+        previous, last_pair = None, None
         for index, frame in enumerate(frames):
             if ring is None:
                 ring = FrameRing(frame, s.capacity)
@@ -322,10 +326,13 @@ class Propagation:
                 behind = len(ring.frames) - len(pending) - 1
                 self._check_memory(frame, len(pending) + 1, behind, memory)
             if previous is not None:
-                flows[index - 1] = FlowPair(self.flow_source.pair(previous, frame), previous, frame)
-            for pair in flows.values():  # completed as they come: float16 from then on
-                if pair.ready():
-                    pair.complete()
+                estimate = self.flow_source.pair(previous, frame)
+                last_pair = FlowPair(estimate, previous, frame, last_pair, s.temporal_flow)
+                flows[index - 1] = last_pair
+            for pair in flows.values():  # completed in order as they come: float16 then
+                if not pair.ready():
+                    break
+                pair.complete()
             previous = frame
             pending.append((index, frame))
             if len(pending) == s.block + s.lookahead:
