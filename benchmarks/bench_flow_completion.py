@@ -87,7 +87,9 @@ VARIANTS = {
     "telea-4": Variant("Telea fill for DIS, band 4", "telea", 4),
     "telea-8": Variant("Telea fill for DIS, band 8", "telea", 8),
     "telea-4-temporal": Variant("telea-4, then temporal completion", "telea", 4, True),
-    "ns-temporal": Variant("ns, then temporal completion (shipped)", "navier-stokes", 4, True),
+    "ns-temporal": Variant(
+        "ns, then temporal completion (temporal_flow=True)", "navier-stokes", 4, True
+    ),
 }
 
 
@@ -150,6 +152,7 @@ def kind_of(clip: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="flow completion on synthetic clips")
     parser.add_argument("--clips", type=int, default=6)
+    parser.add_argument("--first", type=int, default=0, help="index of the first clip")
     parser.add_argument("--length", type=int, default=24)
     parser.add_argument("--size", default="432x240", help="WxH")
     parser.add_argument("--variants", default=",".join(VARIANTS))
@@ -164,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         inpainters = {t: Inpainter(device="cpu", temporal_flow=t) for t in (False, True)}
     scores = {name: Scores() for name in variants}
     telea, kinds = [], []
-    for index in range(args.clips):
+    for index in range(args.first, args.first + args.clips):
         clip = make_clip(index, config)
         frames, truth = uint8(clip["frames"]), uint8(clip["target"])
         holes = clip["holes"][:, 0].bool().numpy()
@@ -214,11 +217,12 @@ def report(variants, scores, telea, kinds, args) -> str:
                 "|---|---|--:|" + "--:|" * len(variants)]  # fmt: skip
     for index, kind in enumerate(kinds):
         cells = [f"{scores[name].psnr[index]:.2f}" for name in variants]
-        per_clip.append(f"| {index} | {kind} | {telea[index]:.2f} | " + " | ".join(cells) + " |")
+        number = args.first + index
+        per_clip.append(f"| {number} | {kind} | {telea[index]:.2f} | " + " | ".join(cells) + " |")
     setup = (
         f"{args.clips} clips of `make_clip(i, ClipConfig({args.length}, {args.size}, "
         f"camera_speed={CAMERA_SPEED}, object_speed={OBJECT_SPEED}, seed={SEED}))`, "
-        f"i = 0..{args.clips - 1}; Telea: {np.mean(telea):.2f} dB"
+        f"i = {args.first}..{args.first + args.clips - 1}; Telea: {np.mean(telea):.2f} dB"
     )
     return setup + "\n\n" + "\n".join(lines + per_clip) + "\n"
 
