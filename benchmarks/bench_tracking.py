@@ -31,14 +31,16 @@ from fused_inpaint.tracking import DEFAULT_DILATE, Tracker
 
 NAME = "tracking"
 SIZE = (240, 432)  # (H, W)
+# Tracking works at a fixed scale, the pipeline at the frames': its share falls with size.
+SPEED_SIZES = [SIZE, (480, 854)]
 SEEDS, QUICK_SEEDS = (0, 1, 2, 3), (0,)
 FRAMES, QUICK_FRAMES = 30, 20
 DILATIONS, QUICK_DILATIONS = (0, 2, 4, 8, 12), (0, DEFAULT_DILATE)
 CPU_SIZE = (96, 160)
 
 NOTES = [
-    "clips: `fused_inpaint.data.object_removal_clip(seed, frames, 240, 432)`, tracked from "
-    "the object's bounding box on frame 0",
+    "clips: `fused_inpaint.data.object_removal_clip(seed, frames, H, W)` at 432x240 (and "
+    "854x480 for speed), tracked from the object's bounding box on frame 0",
     "tracking frames/s: `Tracker({0: [box]}).stream(frames)` over the clip in memory, wall "
     "clock, everything included (working-scale copies, DIS in a window around the object, "
     "GrabCut, the masks back at full size and dilated); pipeline frames/s: "
@@ -56,23 +58,26 @@ def frames_per_second(run, count: int) -> float:
 def run(seeds, frames: int, dilations, out_dir: Path) -> None:
     env = common.environment()
     facts = [f"OpenCV {cv2.__version__}, {cv2.getNumThreads()} OpenCV threads"]
-    heading = ["clip", "tracking frames/s", "pipeline frames/s", "tracking time / pipeline's"]
-    speed = [common.table_line(heading), "|---|--:|--:|--:|"]
+    heading = ["size", "clip", "tracking frames/s", "pipeline frames/s",
+               "tracking time / pipeline's"]  # fmt: skip
+    speed = [common.table_line(heading), "|---|---|--:|--:|--:|"]
     quality: list[str] = []
     inpainter = Inpainter(mode="offline", flow="dis")
 
-    def measure(seed: int | None):
-        if seed is None:  # the last case: the dilations, once every speed is measured
+    def measure(case: tuple | None):
+        if case is None:  # the last case: the dilations, once every speed is measured
             rows = evaluate.object_removal(inpainter, seeds, frames, dilations, SIZE)
             quality.append(evaluate.object_removal_table(rows))
             return
-        clip = object_removal_clip(seed, frames, *SIZE)
+        size, seed = case
+        clip = object_removal_clip(seed, frames, *size)
         tracker = Tracker({0: [clip.box]})
         inpainter(clip.frames[:2], clip.mask[:2])  # warm-ups
         list(Tracker({0: [clip.box]}).stream(clip.frames[:2]))
         tracking = frames_per_second(lambda: list(tracker.stream(clip.frames)), frames)
         pipeline = frames_per_second(lambda: inpainter(clip.frames, clip.mask), frames)
-        cells = [str(seed), f"{tracking:.1f}", f"{pipeline:.1f}", f"{pipeline / tracking:.3f}"]
+        cells = [f"{size[1]}x{size[0]}", str(seed), f"{tracking:.1f}", f"{pipeline:.1f}",
+                 f"{pipeline / tracking:.3f}"]  # fmt: skip
         print(" | ".join(cells), flush=True)
         speed.append(common.table_line(cells))
 
@@ -88,7 +93,8 @@ def run(seeds, frames: int, dilations, out_dir: Path) -> None:
             text += "\n" + definitions
         return text
 
-    common.measure_and_write(NAME, env, out_dir, [*seeds, None], measure, render)
+    cases = [(size, seed) for size in SPEED_SIZES for seed in seeds]
+    common.measure_and_write(NAME, env, out_dir, [*cases, None], measure, render)
 
 
 def main(argv: list[str] | None = None) -> int:

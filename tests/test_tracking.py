@@ -106,6 +106,15 @@ def test_an_object_hidden_by_another_ends_its_mask():
     assert not tracked[9:].any()  # no mask left on the square that hides it
 
 
+def test_an_object_grabcut_loses_on_a_background_of_its_colours_keeps_its_mask():
+    # A dark object on a dark background, moving with it: on frame 9 GrabCut cuts none
+    # of it, and motion cannot tell it apart; it still looks as it did, so it stays.
+    clip = object_removal_clip(11, 30, 240, 432)
+    tracked = track(clip.frames, boxes=[clip.box], dilate=0)
+    assert tracked.any(axis=(1, 2)).all()
+    assert iou(tracked, clip.mask) > 0.7
+
+
 def test_a_moving_part_coloured_like_the_background_stays_in_the_mask():
     # A red and yellow square moves right from a blue background onto a red one, whose
     # colours GrabCut cannot tell from its red half: that half moves with the square.

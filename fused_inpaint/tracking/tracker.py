@@ -78,6 +78,11 @@ COLLAPSE = 0.3
 # Pixels of the carried mask that move at least this fraction as far from the background's
 # motion as the object does stay in it whatever GrabCut says.
 KEEP_MOTION = 0.75
+# An object's look: its mean colour (0-255), averaged over the frames GrabCut cut it on
+# with this weight on the newest. Where GrabCut loses an object, it is still there when
+# the pixels it was carried to look like it within LOOK_CHANGE on every channel.
+LOOK_RATE = 0.2
+LOOK_CHANGE = 20
 
 
 def default_dilate(size: tuple[int, int]) -> int:
@@ -99,6 +104,12 @@ def kept(guess: np.ndarray, distance: np.ndarray | None, apart: np.ndarray | Non
         return np.zeros_like(guess)
     inside = ~grow(~guess, 1)
     return inside & ~apart & (distance >= KEEP_MOTION * np.median(distance[guess]))
+
+
+def looks_alike(pixels: np.ndarray, look: np.ndarray) -> bool:
+    """Whether ``pixels`` (n, 3) uint8 have a mean colour within LOOK_CHANGE of ``look``
+    (3,) on every channel."""
+    return bool((np.abs(pixels.mean(axis=0) - look) < LOOK_CHANGE).all())
 
 
 def _count(name: str, value, allow_none: bool = False) -> int | None:
@@ -136,14 +147,15 @@ def _box_mask(box: Box, full: tuple[int, int], size: tuple[int, int]) -> np.ndar
 @dataclass
 class _Track:
     """One object followed from a keyframe: its mask on the frame last reached (working
-    scale), its colour models and whether they tell it apart, its keyframe's area, and
-    the last frame it owns."""
+    scale), its colour models and whether they tell it apart, its keyframe's area, the
+    last frame it owns, and its look."""
 
     mask: np.ndarray
     models: ColourModels
     colour: bool  # whether colours told the object apart on the keyframe
     key_area: int
     until: int
+    look: np.ndarray  # (3,) float: its mean colour (LOOK_RATE)
 
 
 class Tracker:
@@ -285,10 +297,11 @@ class _Run:
             self.masks[key][obj] = mask
             first, last = self.tracker._spans[obj][key]
             area = int(mask.sum())
+            look = self.held[key].rgb[mask].mean(axis=0)
             if last > key:
-                self.forward[obj] = _Track(mask, models, colour, area, last)
+                self.forward[obj] = _Track(mask, models, colour, area, last, look)
             if first < key:
-                backward[obj] = _Track(mask, models.copy(), colour, area, first)
+                backward[obj] = _Track(mask, models.copy(), colour, area, first, look.copy())
         self.step_backward(key, backward)
 
     def step(self, track: _Track, frame: WorkFrame, before: WorkFrame) -> np.ndarray | None:
@@ -308,11 +321,17 @@ class _Run:
             if self.tracker.motion:
                 apart = moves_apart(flow, guess, band_width(guess))
                 distance = background_distance(flow, guess, band_width(guess))
-            mask, track.models = grabcut(frame.rgb, guess, None, track.models, apart)
-            if mask.sum() < COLLAPSE * guess.sum():
-                # GrabCut dropped most of the guess at once: the object has gone, or its
-                # colours are the background's. Only its own motion keeps it then.
-                if distance is None:
+            mask, models = grabcut(frame.rgb, guess, None, track.models.copy(), apart)
+            if mask.sum() >= COLLAPSE * guess.sum():
+                track.models = models
+                seen = frame.rgb[mask].mean(axis=0)
+                track.look = (1 - LOOK_RATE) * track.look + LOOK_RATE * seen
+            else:
+                # GrabCut dropped most of the guess at once: the object has gone (left, or
+                # hidden by something else), or GrabCut lost it against a background of
+                # its colours. The object's own motion keeps it, or its look (what hides
+                # it looks otherwise).
+                if distance is None and not looks_alike(frame.rgb[guess], track.look):
                     return None
                 mask = guess
             mask |= kept(guess, distance, apart)
