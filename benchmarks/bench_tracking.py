@@ -33,9 +33,9 @@ NAME = "tracking"
 SIZE = (240, 432)  # (H, W)
 # Tracking works at a fixed scale, the pipeline at the frames': its share falls with size.
 SPEED_SIZES = [SIZE, (480, 854)]
-SEEDS, QUICK_SEEDS = (0, 1, 2, 3), (0,)
+SEEDS, QUICK_SEEDS = tuple(range(8)), (0,)
 FRAMES, QUICK_FRAMES = 30, 20
-DILATIONS, QUICK_DILATIONS = (0, 2, 4, 8, 12), (0, DEFAULT_DILATE)
+DILATIONS, QUICK_DILATIONS = (0, 4, 6, 8, 12), (0, DEFAULT_DILATE)
 CPU_SIZE = (96, 160)
 
 NOTES = [

@@ -59,11 +59,13 @@ from fused_inpaint.tracking.segment import (
 )
 
 # Pixels the masks are grown by (io.dilate_hole) on frames whose longer side is
-# DILATE_SIDE, chosen by the object-removal PSNR of the pipeline on synthetic clips: a mask
-# that hugs the object leaves its blurred border (a halo) in the video. Tracking works at
-# a fixed scale, so its error at the border grows with the frames: larger frames get the
-# same share of their longer side.
-DEFAULT_DILATE = 4
+# DILATE_SIDE, chosen on synthetic clips: a mask that hugs the object leaves its blurred
+# border (a halo) in the video, and a part the track misses stays whole. From 4 to 8
+# pixels the removal's mean PSNR in the object's region moves by under 0.2 dB, while at
+# 8 the clips where the track misses a part lose least to the exact masks. Tracking works
+# at a fixed scale, so its error at the border grows with the frames: larger frames get
+# the same share of their longer side.
+DEFAULT_DILATE = 8
 DILATE_SIDE = 432
 DEFAULT_DILATE_TEXT = (
     f"{DEFAULT_DILATE} per {DILATE_SIDE} pixels of the frames' longer side, "
