@@ -381,5 +381,12 @@ class _Run:
         for i, obj in enumerate(self.tracker.objects):
             if obj in masks:
                 mask = mask_from_work(masks[obj], self.size).view(np.uint8)
-                out[i] = cv2.dilate(mask, self.kernel).view(bool)
+                # Dilated on the mask's box grown by the kernel only: a large kernel over
+                # a large frame would cost more than the tracking.
+                x, y, w, h = cv2.boundingRect(mask)
+                if w:
+                    reach = self.kernel.shape[0] // 2
+                    rows = slice(max(y - reach, 0), y + h + reach)
+                    cols = slice(max(x - reach, 0), x + w + reach)
+                    out[i][rows, cols] = cv2.dilate(mask[rows, cols], self.kernel).view(bool)
         return out
