@@ -321,8 +321,8 @@ def test_the_demo_clip_comes_with_the_core_install():
 @needs_command
 def test_ctrl_c_stops_within_a_frame_and_leaves_nothing(clip, tmp_path):
     long_video = tmp_path / "long.mp4"
-    with io.VideoWriter(long_video, 10) as writer:
-        for t in range(400):
+    with io.VideoWriter(long_video, 10) as writer:  # long enough to be under way for seconds
+        for t in range(2000):
             writer.write(clip["frames"][t % FRAMES])
     out = tmp_path / "out.mp4"
     process = subprocess.Popen(
