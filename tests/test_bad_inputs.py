@@ -325,9 +325,12 @@ def test_ctrl_c_stops_within_a_frame_and_leaves_nothing(clip, tmp_path):
         for t in range(2000):
             writer.write(clip["frames"][t % FRAMES])
     out = tmp_path / "out.mp4"
+    # Ctrl-C as a terminal sends it, even where the tests run with SIGINT ignored (a
+    # background job of a shell), which the run would inherit.
     process = subprocess.Popen(
         [EXECUTABLE, "run", long_video, "--mask", clip["mask"], "-o", out, "--mode", "online"],
         stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     deadline = time.monotonic() + 120
     while not io.leftover_partials(out) and time.monotonic() < deadline:
