@@ -4,6 +4,8 @@ and nothing that grows with the clip."""
 from __future__ import annotations
 
 import gc
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -15,7 +17,13 @@ from fused_inpaint.data import dilate
 from fused_inpaint.ops import propagation_gather
 from fused_inpaint.pipeline import FrameInput, flow
 from fused_inpaint.pipeline.flow import FlowPair
-from fused_inpaint.pipeline.propagation import FrameRing, Propagation, Schedule, State
+from fused_inpaint.pipeline.propagation import (
+    PAIRS_PER_THREAD,
+    FrameRing,
+    Propagation,
+    Schedule,
+    State,
+)
 
 
 @pytest.mark.parametrize("shape", [(1, 1, 37, 53), (3, 20, 31), (40, 50)])
@@ -49,6 +57,54 @@ def test_what_is_held_does_not_grow_with_the_clip(options):
     assert max(frames for frames, _ in alive) <= s.capacity, alive
     assert max(pairs for _, pairs in alive) <= s.block + s.lookahead, alive
     assert alive[-1] <= alive[0], alive
+
+
+class SlowFlow(ExactFlow):
+    """``ExactFlow`` whose estimates come from one thread, a few ms each (like DIS), and
+    which counts, at each pair asked for, the estimates handed out and not yet taken."""
+
+    threads = 1
+
+    def __init__(self, forward, backward):
+        super().__init__(forward, backward)
+        self._pool = ThreadPoolExecutor(self.threads)
+        self.given = self.taken = 0
+        self.waiting = []
+
+    def pair(self, a, b):
+        self.waiting.append(self.given - self.taken)
+        estimate = super().pair(a, b).result()
+        self.given += 1
+        future = TakenFuture(self)
+        self._pool.submit(lambda: time.sleep(0.003) or future.set_result(estimate))
+        return future
+
+
+class TakenFuture(Future):
+    def __init__(self, source: SlowFlow):
+        super().__init__()
+        self.source = source
+
+    def result(self, timeout=None):
+        self.source.taken += 1
+        return super().result(timeout)
+
+
+def test_estimates_wait_for_completion_a_few_at_a_time():
+    """Frames read faster than their flow comes do not pile up raw estimates (two float32
+    flows of the whole frame each, 2 GB a chunk at 1080p): at most PAIRS_PER_THREAD per
+    thread of the source wait uncompleted, and the output is the same."""
+    length, h, w = 30, 16, 24
+    frames, forward, backward = translating(length, h, w, 1)
+    masks = np.zeros((length, h, w), bool)
+    masks[:, 4:11, 6:14] = True
+    schedule = Schedule(block=16, lookahead=8, max_age=30)
+    inputs = inpainter()._inputs
+    source = SlowFlow(forward, backward)
+    slow = list(Propagation(source, schedule).run(inputs(frames, masks)))
+    exact = list(Propagation(ExactFlow(forward, backward), schedule).run(inputs(frames, masks)))
+    assert max(source.waiting) <= PAIRS_PER_THREAD * SlowFlow.threads, source.waiting
+    assert all(torch.equal(x.image, y.image) for x, y in zip(slow, exact, strict=True))
 
 
 def test_memory_grows_with_the_frames_read():

@@ -37,6 +37,9 @@ GATHER_BYTES = 96 * 2**20
 # propagation state (int32 frame, 2 float32 positions), and the backward flows the
 # temporal completion carries (two at a time: 2 float32 channels and a bool each).
 FRAME_BYTES, PAIR_BYTES, STATE_BYTES, CARRIED_BYTES = 4, 8, 12, 18
+# Pairs a flow source's thread may have estimated or be estimating ahead of their
+# completion: enough to keep its threads busy while the sweeps run.
+PAIRS_PER_THREAD = 2
 
 
 @dataclass(frozen=True)
@@ -300,6 +303,8 @@ class Propagation:
         s = self.schedule
         pending: deque[tuple[int, FrameInput]] = deque()  # read, not yet output
         flows: dict[int, FlowPair] = {}  # t -> the flows of the pair (t, t + 1)
+        unfinished: deque[FlowPair] = deque()  # pairs whose estimate is not completed
+        in_flight = PAIRS_PER_THREAD * getattr(self.flow_source, "threads", 1)
         ring: FrameRing | None = None
         forward: State | None = None  # the forward state of the last frame output
 
@@ -329,10 +334,13 @@ class Propagation:
                 estimate = self.flow_source.pair(previous, frame)
                 last_pair = FlowPair(estimate, previous, frame, last_pair, s.temporal_flow)
                 flows[index - 1] = last_pair
-            for pair in flows.values():  # completed in order as they come: float16 then
-                if not pair.ready():
-                    break
-                pair.complete()
+                unfinished.append(last_pair)
+            # Completed in order as they come (float16 on the read box then), and the
+            # oldest waited for once ``in_flight`` estimates are out: a raw estimate is
+            # two float32 flows of the whole frame, and frames read faster than the flow
+            # comes would otherwise pile up a chunk of them (2 GB at 1080p).
+            while unfinished and (unfinished[0].ready() or len(unfinished) > in_flight):
+                unfinished.popleft().complete()
             previous = frame
             pending.append((index, frame))
             if len(pending) == s.block + s.lookahead:
