@@ -12,9 +12,11 @@ hidden) ends there, and nothing is left behind; when GrabCut drops most of the m
 once, only the object's own motion against the background keeps it (carried by the flow).
 Pixels of the carried mask that move with the object, away from the background, stay
 whatever GrabCut says (``kept``): a part of the object coloured like the background would
-else be dropped and stay visible. An object whose colours GrabCut cannot tell apart on
-its keyframe (it keeps under a COLLAPSE share of the box) is the box, carried by the flow
-alone.
+else be dropped and stay visible. A part of the mask, apart from its largest, that moves
+its own way is dropped (``without_stray_parts``): a neighbour of the object's colours it
+took in would else be followed. An object whose colours GrabCut cannot tell apart on its
+keyframe (it keeps under a COLLAPSE share of the box) is the box, carried by the flow
+alone, less what moves like the background.
 
 Each keyframe tracks forward and backward; each frame takes every object's mask from the
 nearer keyframe that names it (the earlier one on a tie). Backward tracking reaches at
@@ -85,6 +87,9 @@ KEEP_MOTION = 0.75
 # the pixels it was carried to look like it within LOOK_CHANGE on every channel.
 LOOK_RATE = 0.2
 LOOK_CHANGE = 20
+# A part of the mask apart from its largest is dropped when more than this share of its
+# pixels move apart from the object.
+STRAY_APART = 0.5
 
 
 def default_dilate(size: tuple[int, int]) -> int:
@@ -106,6 +111,23 @@ def kept(guess: np.ndarray, distance: np.ndarray | None, apart: np.ndarray | Non
         return np.zeros_like(guess)
     inside = ~grow(~guess, 1)
     return inside & ~apart & (distance >= KEEP_MOTION * np.median(distance[guess]))
+
+
+def without_stray_parts(mask: np.ndarray, apart: np.ndarray | None) -> np.ndarray:
+    """``mask`` (h, w) bool without its connected parts, other than the largest, whose
+    pixels mostly move ``apart`` (h, w) bool from the object: a piece of the mask left on
+    something else that moves its own way (a neighbour of the object's colours) would
+    else be followed instead of the object, and stay after the object has gone."""
+    if apart is None:
+        return mask
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.view(np.uint8), connectivity=8)
+    if count <= 2:
+        return mask
+    largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    share = np.bincount(labels[apart], minlength=count) / np.maximum(stats[:, cv2.CC_STAT_AREA], 1)
+    stray = share > STRAY_APART
+    stray[[0, largest]] = False
+    return mask & ~stray[labels]
 
 
 def looks_alike(pixels: np.ndarray, look: np.ndarray) -> bool:
@@ -318,7 +340,13 @@ class _Run:
         if view.area(guess) < least:
             return None
         mask = guess
-        if track.colour:  # else the flow alone carries it
+        if not track.colour and self.tracker.motion:
+            # The flow alone carries it; what moves like the background is not the object
+            # (a box carried over a still background would else leave a trail).
+            unlike = moves_like_background(flow, guess, band_width(guess))
+            if unlike is not None:
+                mask = guess & ~unlike
+        if track.colour:
             apart = distance = None
             if self.tracker.motion:
                 apart = moves_apart(flow, guess, band_width(guess))
@@ -337,6 +365,7 @@ class _Run:
                     return None
                 mask = guess
             mask |= kept(guess, distance, apart)
+            mask = without_stray_parts(mask, apart)
         track.mask = view.up(mask, self.work)
         return track.mask
 
