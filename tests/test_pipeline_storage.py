@@ -15,8 +15,8 @@ from test_pipeline import ExactFlow, inpainter, make_clip, translating
 
 from fused_inpaint.data import dilate
 from fused_inpaint.ops import propagation_gather
-from fused_inpaint.pipeline import FrameInput, flow
-from fused_inpaint.pipeline.flow import FlowPair
+from fused_inpaint.pipeline import FrameInput, flow, propagation
+from fused_inpaint.pipeline.flow import FlowPair, window
 from fused_inpaint.pipeline.propagation import (
     PAIRS_PER_THREAD,
     FrameRing,
@@ -123,27 +123,39 @@ def test_memory_grows_with_the_frames_read():
     assert len(read) == 4  # the fourth frame did not fit
 
 
-def test_gather_from_uint8_frames_is_exact():
-    """The ring reads uint8 frames through float32 slots, a few at a time: the values are
-    those propagation_gather reads from the same frames held in float32."""
+@pytest.mark.parametrize("pass_bytes", [None, 3 * 13 * 12 * 20])
+def test_gather_from_uint8_frames_is_exact(monkeypatch, pass_bytes):
+    """The ring reads uint8 frames through float32 copies of the region the states read,
+    all frames at once or (``pass_bytes``: three whole frames) in passes: the values are
+    those propagation_gather reads from the same frames held in float32, positions near
+    and beyond the edges, NaN and infinite ones included."""
+    if pass_bytes:
+        monkeypatch.setattr(propagation, "GATHER_BYTES", pass_bytes)
     length, h, w = 7, 12, 20
     frames, masks = make_clip(length, h, w)
     inputs = list(inpainter()._inputs(frames, masks))
-    ring = FrameRing(inputs[0], capacity=3)  # 3 slots: passes, frames evicted from slots
+    ring = FrameRing(inputs[0])
     for index, frame in enumerate(inputs):
         ring.put(index, frame)
     generator = torch.Generator().manual_seed(0)
     source = torch.randint(-1, length, (1, 1, h, w), generator=generator, dtype=torch.int32)
-    pos = torch.rand(1, 2, h, w, generator=generator) * torch.tensor([w - 1, h - 1])[:, None, None]
-    states = [State(source, pos), State(source.flip(-1).contiguous(), pos.flip(-2).contiguous())]
-    box = (2, 10, 3, 17)
+    spread = torch.tensor([w + 3, h + 3])[:, None, None]
+    pos = torch.rand(1, 2, h, w, generator=generator) * spread - 1.5
+    pos[0, 0, 0, :3] = torch.tensor([float("nan"), float("inf"), -float("inf")])
+    near = ring.grid + torch.rand(1, 2, h, w, generator=generator) * 5 - 2.5  # a small region
+    states = [
+        State(source, pos),
+        State(source.flip(-1).contiguous(), pos.flip(-2).contiguous()),
+        State(source, near),
+    ]
     stack = torch.stack([f.image[0].float() for f in inputs])[None]
     holes = torch.stack([f.hole_t[0] for f in inputs])[None]
-    for _ in range(2):  # the second time from what the slots kept
-        for state, (image, valid) in zip(states, ring.gather(states, box), strict=True):
+    for box in [(0, 4, 0, 5), (2, 10, 3, 17), (5, 8, 9, 13), (0, h, 0, w)]:
+        on_box = [State(x.frame[window(box)], x.pos[window(box)]) for x in states]
+        for state, (image, valid) in zip(states, ring.gather(on_box, box), strict=True):
             expected, found = propagation_gather(stack, holes, state.frame, state.pos)
-            assert torch.equal(valid, found[..., 2:10, 3:17])
-            assert torch.equal(image, expected[..., 2:10, 3:17])
+            assert torch.equal(valid, found[window(box)])
+            assert torch.equal(image, expected[window(box)])
 
 
 def test_float16_flows_change_the_output_by_at_most_one_level():

@@ -27,11 +27,12 @@ from dataclasses import dataclass
 import torch
 
 from fused_inpaint.ops import flow_propagate, propagation_gather
-from fused_inpaint.pipeline.flow import Box, FlowPair, FrameInput, window
+from fused_inpaint.pipeline.flow import Box, FlowPair, FrameInput, union, window
 
-# Frames converted to float32 at once for propagation_gather (which reads float frames):
-# as many as fit in this many bytes, at least one.
-GATHER_BYTES = 96 * 2**20
+# propagation_gather reads float32 frames: the region a frame's states read of each
+# frame they point at is converted, as many frames at once as fit in this many bytes (at
+# least one whole frame), at GATHER_PIXEL_BYTES a pixel (float32 RGB and a hole byte).
+GATHER_BYTES, GATHER_PIXEL_BYTES = 96 * 2**20, 3 * 4 + 1
 # Bytes a pixel costs: a frame (uint8 RGB and its bool hole, once on the host and once
 # more on a GPU), the completed flows of a pair (2 flows x 2 channels, float16), a
 # propagation state (int32 frame, 2 float32 positions), and the backward flows the
@@ -70,14 +71,9 @@ class Schedule:
         pixels = height * width
         frames = (ahead + behind) * FRAME_BYTES * pixels * (2 if gpu else 1)
         states = (1 + (min(self.block, ahead) if self.backward else 0)) * STATE_BYTES * pixels
-        slots = min(gather_window(height, width), self.capacity) * (3 * 4 + 1) * pixels
+        slots = max(GATHER_BYTES, GATHER_PIXEL_BYTES * pixels)
         carried = CARRIED_BYTES * pixels if self.temporal_flow else 0
         return frames + ahead * PAIR_BYTES * pixels + states + carried + slots
-
-
-def gather_window(height: int, width: int) -> int:
-    """Frames converted to float32 at once for propagation_gather."""
-    return max(1, GATHER_BYTES // ((3 * 4 + 1) * height * width))
 
 
 def available_bytes(device: torch.device) -> int | None:
@@ -126,27 +122,20 @@ class FrameRing:
     """The frames the sweeps read from: every frame read and not yet output, and the
     older ones the forward state still points at (at most max_age + 1 of them)."""
 
-    def __init__(self, like: FrameInput, capacity: int):
+    def __init__(self, like: FrameInput):
         _, channels, height, width = like.image.shape
         kw = dict(device=like.image.device)
         self.frames: dict[int, FrameInput] = {}
-        self.window = min(gather_window(height, width), capacity)
-        # Channels last, like the frames themselves: a frame is converted by a flat copy.
-        self._pixels = torch.empty(1, self.window, height, width, channels, **kw)
-        self._images = self._pixels.permute(0, 1, 4, 2, 3)
-        self._holes = torch.empty(1, self.window, 1, height, width, dtype=torch.uint8, **kw)
-        self._loaded = [-1] * self.window  # the frame in each slot
-        self._slot_state = torch.full((1, 1, height, width), -1, dtype=torch.int32, **kw)
+        # The float32 pixels and the holes of the frames one gather pass reads, on the
+        # region it reads: allocated once, at least a whole frame.
+        pixels = max(GATHER_BYTES // GATHER_PIXEL_BYTES, height * width)
+        self._values = torch.empty(pixels * channels, **kw)
+        self._holes = torch.empty(pixels, dtype=torch.uint8, **kw)
         xs = torch.arange(width, dtype=torch.float32, **kw).expand(height, width)
         ys = torch.arange(height, dtype=torch.float32, **kw)[:, None].expand(height, width)
         self.grid = torch.stack([xs, ys])[None]  # (1, 2, H, W)
         # A pair's flows for a step, written where the step reads them (FlowPair.flows).
         self.flows = (torch.zeros_like(self.grid), torch.zeros_like(self.grid))
-        # A state that points nowhere, but for a cropped state pasted in (``expanded``).
-        self._scratch = State(
-            torch.full((1, 1, height, width), -1, dtype=torch.int32, **kw),
-            torch.zeros_like(self.grid),
-        )
 
     def put(self, index: int, frame: FrameInput) -> None:
         self.frames[index] = frame
@@ -155,7 +144,7 @@ class FrameRing:
         """Drops the frames older than ``before`` that frame ``index``'s ``state`` does
         not point at (in its hole's ``box``; elsewhere it points at ``index``): nothing
         later can, since a sweep only carries what its last state holds."""
-        used = {index} | set(self.sources([state], box))
+        used = {index} | set(sources([state.frame[window(box)]] if box else []))
         for old in [k for k in self.frames if k < before and k not in used]:
             del self.frames[old]
 
@@ -165,58 +154,75 @@ class FrameRing:
         source = torch.where(hole, -1, index).to(torch.int32)
         return State(source, torch.where(hole, 0.0, self.grid))
 
-    def expanded(self, state: State, box: Box) -> State:
-        """The cropped ``state`` on ``box`` as a frame's state, pointing nowhere outside
-        ``box``; valid until the next call."""
-        self._scratch.frame.fill_(-1)
-        self._scratch.frame[window(box)], self._scratch.pos[window(box)] = state.frame, state.pos
-        return self._scratch
-
-    @staticmethod
-    def sources(states: list[State], box: Box | None) -> list[int]:
-        """The frames ``states`` point at inside ``box``, in order."""
-        if box is None:
-            return []
-        found = torch.cat([s.frame[window(box)].flatten() for s in states]).unique()
-        return [k for k in found.tolist() if k >= 0]
+    def read_region(self, states: list[State], box: Box) -> Box:
+        """The smallest box that holds ``box`` and every in-frame tap of the positions
+        ``states`` (on ``box``) point at."""
+        height, width = self.grid.shape[-2:]
+        region = box
+        for state in states:
+            pointing = state.frame[:, 0] >= 0
+            if not pointing.any():
+                continue
+            taps = []
+            for axis, side in ((1, height), (0, width)):
+                pos = state.pos[:, axis][pointing].nan_to_num(0.0, posinf=side, neginf=-1.0)
+                first = pos.amin().floor().clamp(0, side - 1)
+                last = (pos.amax().floor() + 1).clamp(0, side - 1)
+                taps += [int(first), int(last) + 1]
+            region = union(region, tuple(taps))
+        return region
 
     def gather(self, states: list[State], box: Box) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """(image (1, 3, h, w) float32, valid (1, 1, h, w) bool) on ``box`` of each state:
-        the values it points at. The frames are uint8; those the states point at are
-        converted to float32 into ``window`` slots (frame k in slot k % window, kept there
-        for the next frames), at most ``window`` consecutive frames a pass."""
-        top, bottom, left, right = box
+        """(image (1, 3, h, w) float32, valid (1, 1, h, w) bool) of each of ``states``
+        ((1, ., h, w) on ``box``): the values they point at. The frames are uint8: of each
+        frame the states point at, the region they read (``read_region``) is converted to
+        float32, as many consecutive frames a pass as GATHER_BYTES holds, and sampled
+        there (positions in the region exactly as in the frame: its edges are the frame's
+        or beyond every tap)."""
+        region = self.read_region(states, box)
+        top, bottom, left, right = region
+        height, width = bottom - top, right - left
+        inner = (box[0] - top, box[1] - top, box[2] - left, box[3] - left)
         kw = dict(device=self.grid.device)
+        origin = torch.tensor([left, top], dtype=torch.float32, **kw).view(1, 2, 1, 1)
+        on_region = []
+        for state in states:
+            frame = torch.full((1, 1, height, width), -1, dtype=torch.int32, **kw)
+            pos = torch.zeros(1, 2, height, width, **kw)
+            frame[window(inner)] = state.frame
+            pos[window(inner)] = state.pos - origin  # exact: origin <= every in-frame tap
+            on_region.append((frame, pos))
         out = [
             (
-                torch.zeros(1, 3, bottom - top, right - left, **kw),
-                torch.zeros(1, 1, bottom - top, right - left, dtype=torch.bool, **kw),
+                torch.zeros(1, 3, box[1] - box[0], box[3] - box[2], **kw),
+                torch.zeros(1, 1, box[1] - box[0], box[3] - box[2], dtype=torch.bool, **kw),
             )
             for _ in states
         ]
-        used = self.sources(states, box)
-        slots = self._slot_state[window(box)]  # pointing nowhere outside box
+        used = sources([state.frame for state in states])
+        count = len(self._holes) // (height * width)
         while used:
             first = used[0]
-            span = [k for k in used if k < first + self.window]
+            span = [k for k in used if k < first + count]
             used = used[len(span) :]
+            length = span[-1] - first + 1
+            values = self._values[: length * height * width * 3]
+            images = values.view(1, length, height, width, 3).permute(0, 1, 4, 2, 3)
+            holes = self._holes[: length * height * width].view(1, length, 1, height, width)
             for k in span:
-                if self._loaded[k % self.window] != k:
-                    frame = self.frames[k]
-                    self._pixels[0, k % self.window] = frame.image[0].permute(1, 2, 0)
-                    self._holes[0, k % self.window] = frame.hole_t[0]
-                    self._loaded[k % self.window] = k
-            for state, (image, valid) in zip(states, out, strict=True):
-                source = state.frame[window(box)]
-                inside = (source >= first) & (source <= span[-1])
-                slots.copy_(torch.where(inside, source % self.window, -1))
-                part, found = propagation_gather(
-                    self._images, self._holes, self._slot_state, state.pos
-                )
-                image += part[window(box)]
-                valid |= found[window(box)]
-        slots.fill_(-1)
+                images[0, k - first] = self.frames[k].image[0][window(region)]
+                holes[0, k - first] = self.frames[k].hole_t[0][window(region)]
+            for (frame, pos), (image, valid) in zip(on_region, out, strict=True):
+                part, found = propagation_gather(images, holes, frame, pos, t0=first)
+                image += part[window(inner)]
+                valid |= found[window(inner)]
         return out
+
+
+def sources(frames: list[torch.Tensor]) -> list[int]:
+    """The frames that the source-frame tensors ``frames`` point at, in order."""
+    found = torch.cat([f.flatten() for f in frames]).unique()
+    return [k for k in found.tolist() if k >= 0]
 
 
 def cropped(state: State, box: Box) -> State:
@@ -324,7 +330,7 @@ class Propagation:
         previous, last_pair = None, None
         for index, frame in enumerate(frames):
             if ring is None:
-                ring = FrameRing(frame, s.capacity)
+                ring = FrameRing(frame)
                 memory = self.memory or available_bytes(frame.image.device)
             ring.put(index, frame)
             if memory is not None:
@@ -355,8 +361,8 @@ class Propagation:
         image, box = frame.image.float(), frame.box
         if box is None:
             return Propagated(frame, index, image, ~frame.hole_t)
-        states = [forward] if backward is None else [forward, ring.expanded(backward, box)]
-        found = ring.gather(states, box)
+        on_box = State(forward.frame[window(box)], forward.pos[window(box)])
+        found = ring.gather([on_box] if backward is None else [on_box, backward], box)
         value, valid = found[0]
         if backward is not None:
             value, valid = nearest(
