@@ -184,8 +184,10 @@ def affine_fit(flow: torch.Tensor, known: torch.Tensor, box: Box | None = None) 
     coefficients = torch.linalg.solve(torch.where(solvable[:, None, None], gram, eye), moments)
     coefficients = coefficients * solvable[:, None, None]
     top, bottom, left, right = box or (0, height, 0, width)
-    field = coefficients.transpose(1, 2) @ basis(top, bottom, left, right, 1)
-    return field.reshape(n, 2, bottom - top, right - left)
+    # On the box the field is a plane per channel: a row term plus a column term.
+    xs, ys = basis(top, top + 1, left, right, 1)[0, 0], basis(top, bottom, left, left + 1, 1)[0, 1]
+    (cx, cy, c0) = coefficients.transpose(1, 2)[..., None, None].unbind(2)  # (N, 2, 1, 1) each
+    return (cx * xs + c0) + cy * ys[:, None]
 
 
 def pointing_into(flow: torch.Tensor, target: torch.Tensor, box: Box) -> tuple:
