@@ -19,6 +19,7 @@ the frames read up to that bound (``Schedule.held_bytes``), never with the video
 
 from __future__ import annotations
 
+import functools
 import os
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -35,9 +36,10 @@ from fused_inpaint.pipeline.flow import Box, FlowPair, FrameInput, union, window
 GATHER_BYTES, GATHER_PIXEL_BYTES = 96 * 2**20, 3 * 4 + 1
 # Bytes a pixel costs: a frame (uint8 RGB and its bool hole, once on the host and once
 # more on a GPU), the completed flows of a pair (2 flows x 2 channels, float16), a
-# propagation state (int32 frame, 2 float32 positions), and the backward flows the
-# temporal completion carries (two at a time: 2 float32 channels and a bool each).
-FRAME_BYTES, PAIR_BYTES, STATE_BYTES, CARRIED_BYTES = 4, 8, 12, 18
+# propagation state (int32 frame, 2 float32 positions), the backward flows the
+# temporal completion carries (two at a time: 2 float32 channels and a bool each), and a
+# raw estimate (2 float32 flows).
+FRAME_BYTES, PAIR_BYTES, STATE_BYTES, CARRIED_BYTES, ESTIMATE_BYTES = 4, 8, 12, 18, 16
 # Pairs a flow source's thread may have estimated or be estimating ahead of their
 # completion: enough to keep its threads busy while the sweeps run.
 PAIRS_PER_THREAD = 2
@@ -62,18 +64,22 @@ class Schedule:
         backward sweep starts from."""
         return self.max_age + self.block + self.lookahead + 1
 
-    def held_bytes(self, height: int, width: int, ahead: int, behind: int, gpu: bool) -> int:
+    def held_bytes(
+        self, height: int, width: int, ahead: int, behind: int, gpu: bool, estimates: int = 0
+    ) -> int:
         """Bytes held with ``ahead`` frames read and not output (at most block +
         lookahead) and ``behind`` older ones still read from (at most max_age + 1): the
         frames, the pairs' flows and the backward states (at most: both are kept on the
         region around the holes), the forward state, the carried flows of the temporal
-        flow completion (when on), and the gather's float32 slots."""
+        flow completion (when on), the gather's float32 copies, and ``estimates`` raw
+        flow estimates waiting for their completion (two float32 flows each)."""
         pixels = height * width
         frames = (ahead + behind) * FRAME_BYTES * pixels * (2 if gpu else 1)
         states = (1 + (min(self.block, ahead) if self.backward else 0)) * STATE_BYTES * pixels
         slots = max(GATHER_BYTES, GATHER_PIXEL_BYTES * pixels)
         carried = CARRIED_BYTES * pixels if self.temporal_flow else 0
-        return frames + ahead * PAIR_BYTES * pixels + states + carried + slots
+        raw = estimates * ESTIMATE_BYTES * pixels
+        return frames + ahead * PAIR_BYTES * pixels + states + carried + slots + raw
 
 
 def available_bytes(device: torch.device) -> int | None:
@@ -255,6 +261,8 @@ class Propagation:
 
     def __init__(self, flow_source, schedule: Schedule, memory: int | None = None):
         self.flow_source, self.schedule, self.memory = flow_source, schedule, memory
+        # Estimates out at most, ahead of their completion (see ``run``).
+        self.in_flight = PAIRS_PER_THREAD * getattr(flow_source, "threads", 1)
 
     def _step(self, frame: FrameInput, index: int, state: State, flows, ahead: bool) -> State:
         """Frame ``index``'s state from its neighbour's ``state``; flows: (forward,
@@ -289,14 +297,15 @@ class Propagation:
         fit in ``memory`` bytes."""
         s, (height, width) = self.schedule, frame.hole.shape
         gpu = frame.image.device.type == "cuda"
-        if s.held_bytes(height, width, ahead, behind, gpu) <= memory:
+        held = functools.partial(s.held_bytes, gpu=gpu, estimates=self.in_flight)
+        if held(height, width, ahead, behind) <= memory:
             return
         if behind > ahead:
             option, value = "max_age", s.max_age
-            need = s.held_bytes(height, width, ahead, s.max_age + 1, gpu)
+            need = held(height, width, ahead, s.max_age + 1)
         else:
             option, value = s.ahead_option, None
-            need = s.held_bytes(height, width, s.block + s.lookahead, behind, gpu)
+            need = held(height, width, s.block + s.lookahead, behind)
         setting = f"{option} {value}" if value is not None else option
         raise ValueError(
             f"{setting} needs {size_text(need)} at {width}x{height}, more than the "
@@ -310,7 +319,6 @@ class Propagation:
         pending: deque[tuple[int, FrameInput]] = deque()  # read, not yet output
         flows: dict[int, FlowPair] = {}  # t -> the flows of the pair (t, t + 1)
         unfinished: deque[FlowPair] = deque()  # pairs whose estimate is not completed
-        in_flight = PAIRS_PER_THREAD * getattr(self.flow_source, "threads", 1)
         ring: FrameRing | None = None
         forward: State | None = None  # the forward state of the last frame output
 
@@ -345,7 +353,7 @@ class Propagation:
             # oldest waited for once ``in_flight`` estimates are out: a raw estimate is
             # two float32 flows of the whole frame, and frames read faster than the flow
             # comes would otherwise pile up a chunk of them (2 GB at 1080p).
-            while unfinished and (unfinished[0].ready() or len(unfinished) > in_flight):
+            while unfinished and (unfinished[0].ready() or len(unfinished) > self.in_flight):
                 unfinished.popleft().complete()
             previous = frame
             pending.append((index, frame))
