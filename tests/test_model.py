@@ -6,11 +6,18 @@ import warnings
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 import fused_inpaint as fi
 from fused_inpaint.models import DEFAULT_WEIGHTS, SlimInpaintNet, load_network, save_network
 from fused_inpaint.models import weights as weights_module
-from fused_inpaint.models.network import FrameFeatures, PairFlows, RecurrentState, smooth_fill
+from fused_inpaint.models.network import (
+    FrameFeatures,
+    PairFlows,
+    RecurrentState,
+    halved,
+    smooth_fill,
+)
 from fused_inpaint.ops import fb_validity
 from fused_inpaint.pipeline import Inpainter
 
@@ -150,6 +157,15 @@ def test_smooth_fill_keeps_known_pixels_and_blends_only_them():
     half = smooth_fill(image.half(), hole.half())
     assert half.dtype == torch.float16
     torch.testing.assert_close(half.float(), fill, rtol=0, atol=2e-3)
+
+
+@pytest.mark.parametrize("size", [(1, 1), (1, 6), (5, 1), (2, 2), (7, 10), (19, 27)])
+def test_halving_is_the_normalised_blur_then_the_2x2_mean(size):
+    """Per axis in slices, what the pooling does: a 3x3 mean of the in-frame pixels, then
+    means of 2x2 blocks (an odd last row or column alone)."""
+    t = torch.rand(2, 3, *size, generator=torch.Generator().manual_seed(size[1]))
+    pooled = F.avg_pool2d(F.avg_pool2d(t, 3, 1, 1, count_include_pad=False), 2, ceil_mode=True)
+    torch.testing.assert_close(halved(halved(t, -2), -1), pooled, rtol=0, atol=1e-6)
 
 
 def test_untrained_network_predicts_the_smooth_fill():

@@ -95,7 +95,8 @@ def halved(t: torch.Tensor, dim: int) -> torch.Tensor:
     blurred.select(dim, 0).mul_(1.5)
     blurred.select(dim, n - 1).mul_(1.5)
     pairs = blurred.narrow(dim, 0, n - n % 2).unflatten(dim, (n // 2, 2))
-    out = pairs.sum(dim % t.ndim + 1).mul_(0.5)
+    out = pairs.select(dim % t.ndim + 1, 0) + pairs.select(dim % t.ndim + 1, 1)
+    out.mul_(0.5)
     return torch.cat([out, blurred.narrow(dim, n - 1, 1)], dim) if n % 2 else out
 
 
@@ -110,7 +111,7 @@ def smooth_fill(image: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
     levels = []
     while min(level.shape[-2:]) > 1:  # down to 1 pixel: a loop fixed by the shape alone
         levels.append(level)
-        level = halved(halved(level, -1), -2)
+        level = halved(halved(level, -2), -1)  # rows first: the columns then halve half
     fill = level[:, :channels] / level[:, channels:].clamp_min(1e-30)
     for level in reversed(levels):
         x, support = level[:, :channels], level[:, channels:]
