@@ -8,7 +8,9 @@ Any machine:  python benchmarks/bench_tracking.py [--quick] [--budget-s S] [--ou
       offline mode, DIS flow, under the exact mask), and their ratio; then for each
       dilation the tracking IoU and the PSNR in the object's region of the inpainting
       with the tracked masks, the exact ones and Telea (``evaluate.object_removal``);
-      prints the tables and writes DIR/<device>/tracking.md.
+      and the tracking IoU alone over more clips (24 seeds, 30 and 60 frames);
+      prints the tables and writes DIR/<device>/tracking.md. ``--note TEXT`` adds a line
+      on the run's conditions (a shared machine, say); the load average is recorded.
 CPU:  python -m pytest benchmarks --benchmark-only
       one small clip tracked.
 """
@@ -16,6 +18,7 @@ CPU:  python -m pytest benchmarks --benchmark-only
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -37,6 +40,9 @@ SEEDS, QUICK_SEEDS = tuple(range(8)), (0,)
 FRAMES, QUICK_FRAMES = 30, 20
 DILATIONS, QUICK_DILATIONS = (0, 4, 6, 8, 12), (0, DEFAULT_DILATE)
 CPU_SIZE = (96, 160)
+# The tracking IoU alone (no inpainting: quick) on more clips, of each length.
+IOU_SEEDS, QUICK_IOU_SEEDS = tuple(range(24)), (0, 1)
+IOU_LENGTHS, QUICK_IOU_LENGTHS = (30, 60), (QUICK_FRAMES,)
 
 NOTES = [
     "clips: `fused_inpaint.data.object_removal_clip(seed, frames, H, W)` at 432x240 (and "
@@ -55,19 +61,45 @@ def frames_per_second(run, count: int) -> float:
     return count / (time.perf_counter() - start)
 
 
-def run(seeds, frames: int, dilations, out_dir: Path) -> None:
+def load() -> str:
+    return "{:.1f}, {:.1f}, {:.1f}".format(*os.getloadavg())
+
+
+def iou_table(seeds, lengths) -> str:
+    """Markdown: the tracking IoU per clip of each length, and its mean."""
+    lines = [common.table_line(["frames", *map(str, seeds), "mean"])]
+    lines.append("|---|" + "--:|" * (len(seeds) + 1))
+    for length in lengths:
+        scores = []
+        for seed in seeds:
+            clip = object_removal_clip(seed, length, *SIZE)
+            masks = np.stack(list(Tracker({0: [clip.box]}, dilate=0).stream(clip.frames)))
+            scores.append(evaluate.tracking_iou(masks, clip.mask))
+        cells = [str(length), *(f"{v:.3f}" for v in scores), f"{np.mean(scores):.3f}"]
+        lines.append(common.table_line(cells))
+    return "\n".join(lines)
+
+
+def run(seeds, frames: int, dilations, iou_seeds, iou_lengths, out_dir: Path, note) -> None:
     env = common.environment()
     facts = [f"OpenCV {cv2.__version__}, {cv2.getNumThreads()} OpenCV threads"]
+    facts += [note] if note else []
+    facts.append(f"load average (1, 5, 15 min) at the start: {load()}")
     heading = ["size", "clip", "tracking frames/s", "pipeline frames/s",
                "tracking time / pipeline's"]  # fmt: skip
     speed = [common.table_line(heading), "|---|---|--:|--:|--:|"]
     quality: list[str] = []
+    ious: list[str] = []
     inpainter = Inpainter(mode="offline", flow="dis")
 
     def measure(case: tuple | None):
-        if case is None:  # the last case: the dilations, once every speed is measured
+        if case == "iou":
+            ious.append(iou_table(iou_seeds, iou_lengths))
+            return
+        if case is None:  # the dilations, once every speed is measured
             rows = evaluate.object_removal(inpainter, seeds, frames, dilations, SIZE)
             quality.append(evaluate.object_removal_table(rows))
+            facts.append(f"load average (1, 5, 15 min) after the removal runs: {load()}")
             return
         size, seed = case
         clip = object_removal_clip(seed, frames, *size)
@@ -91,21 +123,30 @@ def run(seeds, frames: int, dilations, out_dir: Path) -> None:
             definitions = evaluate.OBJECT_DEFINITIONS.format(region=evaluate.OBJECT_REGION)
             text += common.section("Dilation and removal quality", [setup], quality[0])
             text += "\n" + definitions
+        if ious:
+            setup = (
+                f"IoU as above, undilated, of the tracked masks from the box on frame 0, on "
+                f"clips {iou_seeds[0]}-{iou_seeds[-1]} of each length (a clip differs with "
+                "its length)"
+            )
+            text += common.section("Tracking IoU on more clips", [setup], ious[0])
         return text
 
     cases = [(size, seed) for size in SPEED_SIZES for seed in seeds]
-    common.measure_and_write(NAME, env, out_dir, [*cases, None], measure, render)
+    common.measure_and_write(NAME, env, out_dir, [*cases, None, "iou"], measure, render)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="tracking speed and the dilation's quality")
     common.add_run_arguments(parser, f"one clip of {QUICK_FRAMES} frames, two dilations")
+    parser.add_argument("--note", help="a line on the run's conditions, for the report")
     args = parser.parse_args(argv)
     common.configure(args.quick, args.budget_s)
     if args.quick:
-        run(QUICK_SEEDS, QUICK_FRAMES, QUICK_DILATIONS, args.out)
+        run(QUICK_SEEDS, QUICK_FRAMES, QUICK_DILATIONS, QUICK_IOU_SEEDS, QUICK_IOU_LENGTHS,
+            args.out, args.note)  # fmt: skip
     else:
-        run(SEEDS, FRAMES, DILATIONS, args.out)
+        run(SEEDS, FRAMES, DILATIONS, IOU_SEEDS, IOU_LENGTHS, args.out, args.note)
     return 0
 
 
