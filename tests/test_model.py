@@ -142,6 +142,7 @@ def test_smooth_fill_keeps_known_pixels_and_blends_only_them():
     hole[0, :, 2:15, 3:20] = 1
     hole[1, :, :, 20:] = 1  # reaching the border
     fill = smooth_fill(image, hole)
+    torch.testing.assert_close(smooth_fill(image, hole.bool()), fill, rtol=0, atol=1e-6)
     known = (hole == 0).expand_as(image)
     torch.testing.assert_close(fill[known], image[known], rtol=0, atol=1e-6)
     # Every filled pixel is a weighted mean of known ones.

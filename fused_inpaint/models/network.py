@@ -113,11 +113,17 @@ def smooth_fill(image: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
         levels.append(level)
         level = halved(halved(level, -2), -1)  # rows first: the columns then halve half
     fill = level[:, :channels] / level[:, channels:].clamp_min(1e-30)
-    for level in reversed(levels):
+    # A bool hole's finest level takes each pixel's own value or the coarser fill: what
+    # the blend below gives at support 1 or 0, without its full-size arithmetic.
+    binary = hole.dtype == torch.bool and len(levels) > 0
+    for level in reversed(levels[1:] if binary else levels):
         x, support = level[:, :channels], level[:, channels:]
         coarser = F.interpolate(fill, size=x.shape[-2:], mode="bilinear", align_corners=False)
         # A quarter of a pixel's neighbourhood known is enough to trust its own average.
         fill = torch.lerp(coarser, x / support.clamp_min(1e-30), (4 * support).clamp(max=1))
+    if binary:
+        coarser = F.interpolate(fill, size=image.shape[-2:], mode="bilinear", align_corners=False)
+        fill = torch.where(hole, coarser, image.float())
     return fill.to(image.dtype)
 
 
