@@ -78,6 +78,7 @@ class Variant:
     gray_fill: str = "telea"
     margin: int = flow.COMPLETION_MARGIN
     temporal: bool = False  # Inpainter(temporal_flow=...)
+    half_fill_side: int = flow.HALF_FILL_SIDE  # regions filled at half resolution from
 
 
 VARIANTS = {
@@ -90,18 +91,25 @@ VARIANTS = {
     "ns-temporal": Variant(
         "ns, then temporal completion (temporal_flow=True)", "navier-stokes", 4, True
     ),
+    "ns-full": Variant(
+        "ns, the smooth fill at full resolution always", "navier-stokes", 4, half_fill_side=10**9
+    ),  # fmt: skip
+    "ns-half": Variant(
+        "ns, the smooth fill at half resolution always", "navier-stokes", 4, half_fill_side=0
+    ),  # fmt: skip
 }
 
 
 @contextlib.contextmanager
 def configured(variant: Variant):
-    """The pipeline's band around the hole set as ``variant`` says, while in the block."""
-    saved = flow.COMPLETION_MARGIN
-    flow.COMPLETION_MARGIN = variant.margin
+    """The pipeline's band around the hole and the fill's resolution set as ``variant``
+    says, while in the block."""
+    saved = flow.COMPLETION_MARGIN, flow.HALF_FILL_SIDE
+    flow.COMPLETION_MARGIN, flow.HALF_FILL_SIDE = variant.margin, variant.half_fill_side
     try:
         yield
     finally:
-        flow.COMPLETION_MARGIN = saved
+        flow.COMPLETION_MARGIN, flow.HALF_FILL_SIDE = saved
 
 
 @dataclass

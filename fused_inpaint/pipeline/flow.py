@@ -45,6 +45,9 @@ DIS_FILL_RADIUS = 3
 COMPLETION_MARGIN = 4
 # Pixels of context a smooth fill reads around a hole's box, besides half its size.
 FILL_MARGIN = 16
+# A smooth fill on a region whose shorter side is at least this is computed at half
+# resolution (``residual_fill``).
+HALF_FILL_SIDE = 256
 # Pixels the frame's affine motion is fitted on, at most (a regular subsample).
 FIT_SAMPLES = 16384
 # Completed flows are kept in float16: 0.03 pixels apart at 64 pixels of motion.
@@ -240,6 +243,22 @@ def completed(flow: torch.Tensor, grown_hole: tuple, grown_target: tuple) -> tor
     return flow
 
 
+def residual_fill(residual: torch.Tensor, guessed: torch.Tensor) -> torch.Tensor:
+    """``residual`` (N, 2, h, w) filled smoothly where ``guessed`` (N, 1, h, w) bool holds,
+    elsewhere kept exactly: ``smooth_fill``, on a region whose shorter side is at least
+    HALF_FILL_SIDE from its 2x2 means of the known pixels (where a mean has none it is
+    filled), upsampled into the guess: the fill a hole gets is smooth, and the full
+    resolution's pyramid cost a 1080p frame's completion four times as much."""
+    if min(residual.shape[-2:]) < HALF_FILL_SIDE:
+        return smooth_fill(residual, guessed)
+    known = (~guessed).float()
+    support = F.avg_pool2d(known, 2, ceil_mode=True)
+    means = F.avg_pool2d(residual * known, 2, ceil_mode=True) / support.clamp_min(1e-30)
+    coarse = smooth_fill(means, support == 0)
+    fill = F.interpolate(coarse, size=residual.shape[-2:], mode="bilinear", align_corners=False)
+    return torch.where(guessed, fill, residual)
+
+
 def complete(flow: torch.Tensor, grown_hole: tuple, grown_target: tuple) -> Guess | None:
     """``flow`` (N, 2, H, W), changed in place, where it is only a guess: in the hole grown
     by COMPLETION_MARGIN, where the estimate matched the fill rather than the scene, and
@@ -263,7 +282,7 @@ def complete(flow: torch.Tensor, grown_hole: tuple, grown_target: tuple) -> Gues
     everywhere[window(around)] = guessed
     motion = affine_fit(flow, ~everywhere, around)
     region = flow[window(around)].float()
-    filled = motion + smooth_fill(region - motion, guessed)  # known pixels kept exactly
+    filled = motion + residual_fill(region - motion, guessed)  # known pixels kept exactly
     flow[window(around)] = filled.to(flow.dtype)
     return Guess(around, guessed, motion, everywhere)
 
