@@ -94,9 +94,15 @@ VARIANTS = {
     "ns-full": Variant(
         "ns, the smooth fill at full resolution always", "navier-stokes", 4, half_fill_side=10**9
     ),  # fmt: skip
-    "ns-half": Variant(
-        "ns, the smooth fill at half resolution always", "navier-stokes", 4, half_fill_side=0
+    "ns-128": Variant(
+        "ns, the smooth fill halved while 128 pixels or more",
+        "navier-stokes",
+        4,
+        half_fill_side=128,
     ),  # fmt: skip
+    "ns-60": Variant(
+        "ns, the smooth fill halved while 60 pixels or more", "navier-stokes", 4, half_fill_side=60
+    ),
 }
 
 

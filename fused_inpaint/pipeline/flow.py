@@ -45,8 +45,8 @@ DIS_FILL_RADIUS = 3
 COMPLETION_MARGIN = 4
 # Pixels of context a smooth fill reads around a hole's box, besides half its size.
 FILL_MARGIN = 16
-# A smooth fill on a region whose shorter side is at least this is computed at half
-# resolution (``residual_fill``).
+# A smooth fill is computed at half resolution, again and again while the region's
+# shorter side is at least this (``residual_fill``).
 HALF_FILL_SIDE = 256
 # Pixels the frame's affine motion is fitted on, at most (a regular subsample).
 FIT_SAMPLES = 16384
@@ -245,16 +245,17 @@ def completed(flow: torch.Tensor, grown_hole: tuple, grown_target: tuple) -> tor
 
 def residual_fill(residual: torch.Tensor, guessed: torch.Tensor) -> torch.Tensor:
     """``residual`` (N, 2, h, w) filled smoothly where ``guessed`` (N, 1, h, w) bool holds,
-    elsewhere kept exactly: ``smooth_fill``, on a region whose shorter side is at least
-    HALF_FILL_SIDE from its 2x2 means of the known pixels (where a mean has none it is
-    filled), upsampled into the guess: the fill a hole gets is smooth, and the full
-    resolution's pyramid cost a 1080p frame's completion four times as much."""
-    if min(residual.shape[-2:]) < HALF_FILL_SIDE:
-        return smooth_fill(residual, guessed)
+    elsewhere kept exactly: ``smooth_fill``, from 2x2 means of the known pixels (where a
+    mean has none it is filled) taken while the region's shorter side is at least
+    HALF_FILL_SIDE, upsampled into the guess: the fill a hole gets is smooth, and at full
+    resolution the pyramid cost a 1080p frame's completion four times as much."""
     known = (~guessed).float()
-    support = F.avg_pool2d(known, 2, ceil_mode=True)
-    means = F.avg_pool2d(residual * known, 2, ceil_mode=True) / support.clamp_min(1e-30)
-    coarse = smooth_fill(means, support == 0)
+    values, support = residual * known, known
+    while min(values.shape[-2:]) >= max(HALF_FILL_SIDE, 2):
+        values, support = (F.avg_pool2d(t, 2, ceil_mode=True) for t in (values, support))
+    if values.shape == residual.shape:
+        return smooth_fill(residual, guessed)
+    coarse = smooth_fill(values / support.clamp_min(1e-30), support == 0)
     fill = F.interpolate(coarse, size=residual.shape[-2:], mode="bilinear", align_corners=False)
     return torch.where(guessed, fill, residual)
 
