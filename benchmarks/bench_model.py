@@ -40,15 +40,17 @@ from fused_inpaint.pipeline.flow import dis_options
 
 NAME = "model"
 RESOLUTIONS = [(240, 432), (480, 854), (1080, 1920)]  # (H, W)
-# (mode, flow, backend, CUDA graphs)
+# (mode, flow, backend, CUDA graphs, hole): hole "moving" crosses a panning texture,
+# "static" stays on a still one, where nothing uncovers it and the fill does the work.
 SETUPS = [
-    ("offline", "dis", "auto", False),
-    ("stream", "dis", "auto", False),
-    ("online", "dis", "auto", False),
-    ("offline", "network", "auto", False),
-    ("online", "network", "auto", False),
-    ("offline", "dis", "torch", False),
-    ("online", "network", "auto", True),
+    ("offline", "dis", "auto", False, "moving"),
+    ("stream", "dis", "auto", False, "moving"),
+    ("online", "dis", "auto", False, "moving"),
+    ("offline", "dis", "auto", False, "static"),
+    ("offline", "network", "auto", False, "moving"),
+    ("online", "network", "auto", False, "moving"),
+    ("offline", "dis", "torch", False, "moving"),
+    ("online", "network", "auto", True, "moving"),
 ]
 DTYPE = torch.float16
 WARMUP_FRAMES = 12
@@ -68,7 +70,8 @@ NOTES = [
     "the network on what is left, download), wall clock, default schedules (offline: "
     "chunks of 60 frames overlapping by 20; stream: lookahead 8; max_age 30)",
     f"frames: a smooth random texture panning {PAN} pixels a frame, a moving elliptic hole "
-    f"(`demo.moving_mask`) of about 8% of the frame; {WARMUP_FRAMES} warm-up frames first",
+    f"(`demo.moving_mask`) of about 8% of the frame; a static hole: the texture still, an "
+    f"ellipse of 15% of the frame at its centre; {WARMUP_FRAMES} warm-up frames first",
     f"frames/s: the {CHECKPOINTS[1]} frames of one stream over its whole wall time (offline "
     "mode yields a chunk at a time); peak memory: `torch.cuda.max_memory_allocated()` since "
     f"the stream began, read after output frame {CHECKPOINTS[0]} and after {CHECKPOINTS[1]}: equal "
@@ -100,10 +103,17 @@ CPU_SIZES = [(240, 432), (480, 854), (1080, 1920)]
 CPU_LARGE_SETUPS = SETUPS[:3]
 
 
-def panning_clip(height: int, width: int, count: int, seed: int = 0):
+def panning_clip(height: int, width: int, count: int, seed: int = 0, hole: str = "moving"):
     """``count`` frames (H, W, 3) uint8 of a smooth texture panning left, and masks (H, W)
     bool of a blob crossing the frame every 60 frames; the masks are made before the
-    stream, so that making them is not timed."""
+    stream, so that making them is not timed. ``hole="static"``: the texture still and
+    the blob (15% of the frame) at its centre."""
+    if hole == "static":
+        frames, _ = panning_clip(height, width, 1, seed)
+        still = next(frames)
+        y, x = np.ogrid[:height, :width]
+        blob = ((x - width / 2) / (0.22 * width)) ** 2 + ((y - height / 2) / (0.22 * height)) ** 2
+        return (still for _ in range(count)), (blob < 1 for _ in range(count))
     generator = torch.Generator().manual_seed(seed)
     span = width + PAN * count
     coarse = torch.rand(1, 3, height // 16 + 2, span // 16 + 2, generator=generator)
@@ -123,7 +133,7 @@ def panning_clip(height: int, width: int, count: int, seed: int = 0):
 
 def make_inpainter(setup: tuple, device: str, dtype: torch.dtype) -> Inpainter:
     """An Inpainter with the shipped weights, or else the same random ones every time."""
-    mode, flow, _, graphs = setup
+    mode, flow, _, graphs, _ = setup
     torch.manual_seed(0)
     with warnings.catch_warnings():  # untrained weights time the same as trained ones
         warnings.simplefilter("ignore")
@@ -183,17 +193,20 @@ def dis_alone_ms(height: int, width: int) -> float:
     return 1e3 * seconds / (len(grays) - 1)
 
 
-def measure_stream(inpainter: Inpainter, height: int, width: int, checkpoints: tuple) -> dict:
-    """Warms up, then streams ``checkpoints[-1]`` frames: the warm-up time, frames/s and
-    peak MiB at each checkpoint, peak MiB reserved at the last (GPU)."""
+def measure_stream(
+    inpainter: Inpainter, height: int, width: int, checkpoints: tuple, hole: str
+) -> dict:
+    """Warms up, then streams ``checkpoints[-1]`` frames under a ``hole`` of
+    ``panning_clip``: the warm-up time, frames/s and peak MiB at each checkpoint, peak MiB
+    reserved at the last (GPU)."""
     cuda = inpainter.device.type == "cuda"
     start = time.perf_counter()
-    for _ in inpainter.stream(*panning_clip(height, width, WARMUP_FRAMES)):
+    for _ in inpainter.stream(*panning_clip(height, width, WARMUP_FRAMES, hole=hole)):
         pass
     warmup_s = time.perf_counter() - start
     reset_peak(cuda)
     marks = {}
-    clip = panning_clip(height, width, checkpoints[-1], seed=1)
+    clip = panning_clip(height, width, checkpoints[-1], seed=1, hole=hole)
     start = time.perf_counter()
     for index, _ in enumerate(inpainter.stream(*clip), start=1):
         if index in checkpoints:  # the output is on the host: its frame has finished
@@ -209,8 +222,9 @@ def measure_stream(inpainter: Inpainter, height: int, width: int, checkpoints: t
 
 def label(row: dict) -> str:
     height, width = row["size"]
-    mode, flow, backend, graphs = row["setup"]
-    return f"{width}x{height} {mode} {flow} {backend}" + (" + CUDA graphs" if graphs else "")
+    mode, flow, backend, graphs, hole = row["setup"]
+    graphs = " + CUDA graphs" if graphs else ""
+    return f"{width}x{height} {mode} {flow} {backend}{graphs}, {hole} hole"
 
 
 def measure_case(
@@ -226,7 +240,7 @@ def measure_case(
         row["dis_ms"] = dis_ms[height, width]
         with fused_inpaint.use_backend(setup[2]):
             inpainter = make_inpainter(setup, device, dtype)
-            row.update(measure_stream(inpainter, height, width, checkpoints))
+            row.update(measure_stream(inpainter, height, width, checkpoints, setup[4]))
         del inpainter
         peaks = ", ".join(f"{mib:.0f}" for mib in row["peak_mib"])
         ratio = 1e3 / row["fps"] / row["dis_ms"]
@@ -261,14 +275,14 @@ def markdown_table(rows: list[dict], memory: str) -> str:
     """One line per case, by resolution, then in the order of SETUPS."""
     peaks = f"{memory} at the first checkpoint | {memory} at the second"
     lines = [
-        "| resolution | mode | flow | backend | CUDA graphs | frames/s | ms/frame "
+        "| resolution | mode | flow | backend | CUDA graphs | hole | frames/s | ms/frame "
         f"| DIS alone ms/frame | x DIS | {peaks} | peak MiB reserved | warm-up (s) | note |",
-        "|---|---|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|---|",
+        "|---|---|---|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|---|",
     ]
     for row in sorted(rows, key=lambda r: (r["size"], SETUPS.index(r["setup"]))):
         height, width = row["size"]
-        mode, flow, backend, graphs = row["setup"]
-        cells = [f"{width}x{height}", mode, flow, backend, "yes" if graphs else "no"]
+        mode, flow, backend, graphs, hole = row["setup"]
+        cells = [f"{width}x{height}", mode, flow, backend, "yes" if graphs else "no", hole]
         lines.append(common.table_line([*cells, *figures(row), row["note"]]))
     return "\n".join(lines)
 
@@ -284,20 +298,22 @@ def report(env: common.Environment, rows: list[dict], cuda: bool) -> str:
     return common.header(NAME, env, facts, notes) + "\n\n" + table + "\n"
 
 
-def cases(resolutions: list[tuple[int, int]], cuda: bool) -> list[tuple]:
-    """((H, W), setup) to measure: every setup on the GPU; on the CPU the uncompiled ones
-    at the smallest resolution, the DIS modes above it."""
+def cases(resolutions: list[tuple[int, int]], cuda: bool, only: str = "") -> list[tuple]:
+    """((H, W), setup) to measure, those whose label holds ``only``: every setup on the
+    GPU; on the CPU the uncompiled ones at the smallest resolution, the DIS modes above it."""
     if cuda:
-        return list(itertools.product(resolutions, SETUPS))
-    small = [s for s in SETUPS if not s[3]]
-    return [
-        (size, setup)
-        for size in resolutions
-        for setup in (small if size == CPU_SIZES[0] else CPU_LARGE_SETUPS)
-    ]
+        chosen = list(itertools.product(resolutions, SETUPS))
+    else:
+        small = [s for s in SETUPS if not s[3]]
+        chosen = [
+            (size, setup)
+            for size in resolutions
+            for setup in (small if size == CPU_SIZES[0] else CPU_LARGE_SETUPS)
+        ]
+    return [case for case in chosen if only in label({"size": case[0], "setup": case[1]})]
 
 
-def run(resolutions: list[tuple[int, int]], out_dir: Path) -> None:
+def run(resolutions: list[tuple[int, int]], out_dir: Path, only: str = "") -> None:
     """Every setup at each resolution on the GPU; without one, the CPU's share."""
     cuda = torch.cuda.is_available()
     env = common.environment()
@@ -311,7 +327,7 @@ def run(resolutions: list[tuple[int, int]], out_dir: Path) -> None:
         rows.append(measure_case(case, device, dtype, checkpoints, dis_ms))
 
     common.measure_and_write(
-        NAME, env, out_dir, cases(resolutions, cuda), measure, lambda: report(env, rows, cuda)
+        NAME, env, out_dir, cases(resolutions, cuda, only), measure, lambda: report(env, rows, cuda)
     )
 
 
@@ -323,10 +339,14 @@ def main(argv: list[str] | None = None) -> int:
         type=lambda text: [tuple(map(int, size.split("x")))[::-1] for size in text.split(",")],
         help="WxH,... in the order measured (default: every resolution, smallest first)",
     )
+    parser.add_argument(
+        "--only", default="", help="measure only the rows whose label holds this text "
+        "(as printed, e.g. 'dis auto')",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     common.configure(args.quick, args.budget_s)
     resolutions = args.sizes or (RESOLUTIONS if torch.cuda.is_available() else CPU_SIZES)
-    run(resolutions[:1] if args.quick else resolutions, args.out)
+    run(resolutions[:1] if args.quick else resolutions, args.out, args.only)
     return 0
 
 
@@ -351,7 +371,7 @@ def pytest_generate_tests(metafunc):
 
 
 def test_cpu_stream(benchmark, cpu_impl, mode):
-    inpainter = make_inpainter((mode, "dis", None, False), "cpu", torch.float32)
+    inpainter = make_inpainter((mode, "dis", None, False, "moving"), "cpu", torch.float32)
     height, width = CPU_SIZE
     frames, masks = map(list, panning_clip(height, width, CPU_FRAMES))
     benchmark.group = f"{NAME} {mode} {width}x{height}, {CPU_FRAMES} frames, float32"
