@@ -137,6 +137,18 @@ def test_latency_is_bounded(options, latency):
     assert index == len(frames) - 1
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_frames_without_a_hole_among_frames_with_one(mode):
+    """An object that leaves and comes back: frames whose mask is empty (the first, some
+    in the middle, the last) come back as they were, and the others are filled."""
+    frames, masks = make_clip(14, 16, 24)
+    masks[[0, 5, 6, 7, 13]] = False
+    out = inpainter(mode=mode, flow=ExactFlow(*translating(14, 16, 24, 1)[1:]), chunk=6,
+                    overlap=2, lookahead=2)(frames, masks)  # fmt: skip
+    assert np.array_equal(out[~masks], frames[~masks])
+    assert np.array_equal(out[[0, 5, 6, 7, 13]], frames[[0, 5, 6, 7, 13]])
+
+
 def test_a_pixel_seen_k_frames_away_is_recovered_exactly():
     """Exact, consistent flows: every hidden pixel that some frame within reach shows comes
     back exactly, from the nearest such frame, in every mode."""

@@ -227,6 +227,8 @@ class FrameRing:
 
 def sources(frames: list[torch.Tensor]) -> list[int]:
     """The frames that the source-frame tensors ``frames`` point at, in order."""
+    if not frames:
+        return []
     found = torch.cat([f.flatten() for f in frames]).unique()
     return [k for k in found.tolist() if k >= 0]
 
