@@ -76,10 +76,10 @@ class Schedule:
         pixels = height * width
         frames = (ahead + behind) * FRAME_BYTES * pixels * (2 if gpu else 1)
         states = (1 + (min(self.block, ahead) if self.backward else 0)) * STATE_BYTES * pixels
-        slots = max(GATHER_BYTES, GATHER_PIXEL_BYTES * pixels)
+        copies = max(GATHER_BYTES, GATHER_PIXEL_BYTES * pixels)
         carried = CARRIED_BYTES * pixels if self.temporal_flow else 0
         raw = estimates * ESTIMATE_BYTES * pixels
-        return frames + ahead * PAIR_BYTES * pixels + states + carried + slots + raw
+        return frames + ahead * PAIR_BYTES * pixels + states + carried + copies + raw
 
 
 def available_bytes(device: torch.device) -> int | None:
@@ -163,19 +163,18 @@ class FrameRing:
     def read_region(self, states: list[State], box: Box) -> Box:
         """The smallest box that holds ``box`` and every in-frame tap of the positions
         ``states`` (on ``box``) point at."""
-        height, width = self.grid.shape[-2:]
+        sides = torch.tensor([[self.grid.shape[-1]], [self.grid.shape[-2]]])  # (x, y)
         region = box
         for state in states:
-            pointing = state.frame[:, 0] >= 0
-            if not pointing.any():
+            pos = state.pos[0][:, state.frame[0, 0] >= 0]  # (2, P): the pointing pixels'
+            if pos.shape[1] == 0:
                 continue
-            taps = []
-            for axis, side in ((1, height), (0, width)):
-                pos = state.pos[:, axis][pointing].nan_to_num(0.0, posinf=side, neginf=-1.0)
-                first = pos.amin().floor().clamp(0, side - 1)
-                last = (pos.amax().floor() + 1).clamp(0, side - 1)
-                taps += [int(first), int(last) + 1]
-            region = union(region, tuple(taps))
+            pos = pos.nan_to_num(0.0, posinf=float(sides.max()), neginf=-1.0)
+            low, high = (x.floor().cpu()[:, None] for x in (pos.amin(1), pos.amax(1)))
+            first = torch.minimum(low.clamp_min(0), sides - 1)
+            last = torch.minimum((high + 1).clamp_min(0), sides - 1)
+            (left, top), (right, bottom) = first[:, 0].int().tolist(), last[:, 0].int().tolist()
+            region = union(region, (top, bottom + 1, left, right + 1))
         return region
 
     def gather(self, states: list[State], box: Box) -> list[tuple[torch.Tensor, torch.Tensor]]:
