@@ -125,8 +125,9 @@ class ObjectRemovalClip:
 
 
 def _uint8(video: torch.Tensor) -> np.ndarray:
-    """(T, 3, H, W) in [0, 1] -> (T, H, W, 3) uint8."""
-    return (video * 255).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    """(T, 3, H, W) in [0, 1] -> (T, H, W, 3) uint8, contiguous as a decoder gives it."""
+    frames = (video * 255).round().clamp(0, 255).to(torch.uint8)
+    return frames.permute(0, 2, 3, 1).contiguous().numpy()
 
 
 def object_removal_clip(

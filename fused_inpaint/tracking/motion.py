@@ -45,7 +45,7 @@ APART_MOTION = 2.0
 
 @dataclass
 class WorkFrame:
-    """A frame at the working scale: rgb (h, w, 3) uint8, gray (h, w) uint8."""
+    """A window of a frame at its view's scale: rgb (h, w, 3) uint8, gray (h, w) uint8."""
 
     rgb: np.ndarray
     gray: np.ndarray
@@ -68,11 +68,9 @@ def shrink(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(image, size[::-1], interpolation=interpolation)
 
 
-def to_work(frame: np.ndarray, size: tuple[int, int]) -> WorkFrame:
-    """frame: (H, W, 3) uint8 -> the WorkFrame of (h, w) ``size``."""
-    frame = shrink(frame, size)
-    frame = np.ascontiguousarray(frame)
-    return WorkFrame(frame, cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY))
+def to_work(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """frame: (H, W, 3) uint8 -> (h, w, 3) uint8 of ``size``, contiguous."""
+    return np.ascontiguousarray(shrink(frame, size))
 
 
 def mask_to_work(mask: np.ndarray, size: tuple[int, int], share: float = 0.25) -> np.ndarray:
@@ -130,9 +128,9 @@ class View:
         scale = min(1.0, math.sqrt(pixels / (h * w)))
         return cls(window, scale, (max(1, round(h * scale)), max(1, round(w * scale))))
 
-    def frame(self, frame: WorkFrame) -> WorkFrame:
-        """The frame's window at the view's scale."""
-        rgb = shrink(frame.rgb[self.window], self.shape)
+    def frame(self, frame: np.ndarray) -> WorkFrame:
+        """The working frame's (h, w, 3) uint8 window at the view's scale."""
+        rgb = shrink(frame[self.window], self.shape)
         return WorkFrame(np.ascontiguousarray(rgb), cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
 
     def down(self, mask: np.ndarray) -> np.ndarray:

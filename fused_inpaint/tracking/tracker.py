@@ -41,7 +41,6 @@ from fused_inpaint.tracking.motion import (
     WORK_SIDE,
     Flow,
     View,
-    WorkFrame,
     background_distance,
     carry,
     mask_from_work,
@@ -268,7 +267,7 @@ class _Run:
         self.flow = Flow(tracker.dis_preset)
         self.size: tuple[int, int] | None = None
         self.work: tuple[int, int] | None = None
-        self.held: dict[int, WorkFrame] = {}
+        self.held: dict[int, np.ndarray] = {}  # frames at the working scale
         self.masks: dict[int, dict[int, np.ndarray]] = {}  # frame -> object -> mask
         self.forward: dict[int, _Track] = {}
         self.last = -1
@@ -321,14 +320,14 @@ class _Run:
             self.masks[key][obj] = mask
             first, last = self.tracker._spans[obj][key]
             area = int(mask.sum())
-            look = self.held[key].rgb[mask].mean(axis=0)
+            look = self.held[key][mask].mean(axis=0)
             if last > key:
                 self.forward[obj] = _Track(mask, models, colour, area, last, look)
             if first < key:
                 backward[obj] = _Track(mask, models.copy(), colour, area, first, look.copy())
         self.step_backward(key, backward)
 
-    def step(self, track: _Track, frame: WorkFrame, before: WorkFrame) -> np.ndarray | None:
+    def step(self, track: _Track, frame: np.ndarray, before: np.ndarray) -> np.ndarray | None:
         """The track's mask on ``before`` moved to ``frame`` along the flow between them
         and refined; None when the object has gone. Only a window around the mask,
         as far as the object may have moved, is looked at."""
