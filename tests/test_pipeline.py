@@ -21,7 +21,9 @@ from fused_inpaint.pipeline.flow import (
     FlowPair,
     affine_fit,
     complete_flow,
+    pair_sums,
     residual_fill,
+    upsampled,
 )
 from fused_inpaint.pipeline.propagation import Propagation, Schedule
 
@@ -262,6 +264,38 @@ def test_the_half_resolution_fill_is_as_close_as_the_full_one(monkeypatch, size)
     assert torch.equal(half[~inside], field[~inside])
     error = (half - field)[inside].abs().mean()
     assert error <= 1.05 * (smooth_fill(field, guessed) - field)[inside].abs().mean()
+
+
+@pytest.mark.parametrize("size", [(7, 9), (8, 13), (1, 5)])
+def test_pair_sums_are_the_2x2_pooling_up_to_a_factor(size):
+    """Two halvings by pair sums over values and support give avg_pool2d's weighted means,
+    odd ends included."""
+    values, support = torch.randn(1, 2, *size), (torch.rand(1, 1, *size) > 0.3).float()
+    level = pair_sums(pair_sums(torch.cat([values * support, support], 1), -2), -1)
+    pooled = F.avg_pool2d(torch.cat([values * support, support], 1), 2, ceil_mode=True)
+    torch.testing.assert_close(
+        level[:, :2] / level[:, 2:].clamp_min(1e-30), pooled[:, :2] / pooled[:, 2:].clamp_min(1e-30)
+    )
+
+
+@pytest.mark.parametrize("coarse, size", [((5, 7), (37, 51)), ((4, 4), (31, 32)), ((1, 3), (2, 9))])
+def test_upsampled_on_a_box_is_the_interpolation_cropped(coarse, size):
+    image = torch.randn(1, 2, *coarse)
+    full = F.interpolate(image, size=size, mode="bilinear", align_corners=False)
+    for box in [(0, size[0], 0, size[1]), (3 % size[0], size[0] - 1, 2, size[1] - 3)]:
+        part = upsampled(image, size, box)
+        torch.testing.assert_close(part, full[..., box[0] : box[1], box[2] : box[3]])
+
+
+def test_residual_fill_on_a_box_is_the_whole_fill_cropped(monkeypatch):
+    monkeypatch.setattr(flow_module, "HALF_FILL_SIDE", 8)  # halved twice at 37x45
+    field = torch.randn(1, 2, 37, 45)
+    guessed = torch.zeros(1, 1, 37, 45, dtype=torch.bool)
+    guessed[..., 10:25, 12:30] = True
+    whole = residual_fill(field, guessed)
+    torch.testing.assert_close(
+        residual_fill(field, guessed, (9, 26, 11, 31)), whole[..., 9:26, 11:31]
+    )
 
 
 def test_dis_recovers_a_translation():

@@ -80,16 +80,15 @@ class ClassicalFiller:
 
     def __call__(self, image: torch.Tensor, remaining: torch.Tensor) -> torch.Tensor:
         """image: (1, 3, H, W), 0..255; remaining: (1, 1, H, W) bool, not empty. The image
-        with ``remaining`` filled."""
+        with ``remaining`` filled, in place."""
         window = crop_around(remaining)
         crop = image[window][0].round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0)
         hole = remaining[window][0, 0].to(torch.uint8)
         filled = cv2.inpaint(np.ascontiguousarray(crop.cpu().numpy()), hole.cpu().numpy(),
                              CLASSICAL_RADIUS, self._flag)  # fmt: skip
         filled = torch.from_numpy(filled).to(image.device).permute(2, 0, 1)[None]
-        out = image.clone()
-        out[window] = torch.where(remaining[window], filled.to(image.dtype), image[window])
-        return out
+        image[window] = torch.where(remaining[window], filled.to(image.dtype), image[window])
+        return image
 
 
 class NetworkFiller:
@@ -110,13 +109,12 @@ class NetworkFiller:
 
     def __call__(self, image: torch.Tensor, remaining: torch.Tensor) -> torch.Tensor:
         """image: (1, 3, H, W), 0..255; remaining: (1, 1, H, W) bool, not empty. The image
-        with ``remaining`` filled."""
+        with ``remaining`` filled, in place."""
         window = crop_around(remaining)
         h, w = window[1].stop - window[1].start, window[2].stop - window[2].start
         pad = (0, -w % SIZE_MULTIPLE, 0, -h % SIZE_MULTIPLE)
         crop = F.pad(image[window].to(self.dtype) / 127.5 - 1, pad, mode="replicate")
         hole = F.pad(remaining[window].to(self.dtype), pad)
         predicted = (self._predict(crop, hole)[..., :h, :w].to(image.dtype) + 1) * 127.5
-        out = image.clone()
-        out[window] = torch.where(remaining[window], predicted, image[window])
-        return out
+        image[window] = torch.where(remaining[window], predicted, image[window])
+        return image

@@ -198,7 +198,7 @@ def pointing_into(flow: torch.Tensor, target: torch.Tensor, box: Box) -> tuple:
     bool, all of which lie in ``box``: (mask over the returned box, that box), or None.
     Only the pixels that a flow as long as the longest can carry into ``box`` are read."""
     height, width = flow.shape[-2:]
-    reach = math.ceil(float(flow.abs().amax())) + 1
+    reach = math.ceil(max(float(flow.amax()), -float(flow.amin()))) + 1  # no |flow| copy
     region = window(grown(box, reach, height, width))
     crop = flow[region].float().contiguous()
     lands = flow_warp(target[region].to(crop.dtype).contiguous(), crop) > 0
@@ -243,21 +243,58 @@ def completed(flow: torch.Tensor, grown_hole: tuple, grown_target: tuple) -> tor
     return flow
 
 
-def residual_fill(residual: torch.Tensor, guessed: torch.Tensor) -> torch.Tensor:
+def pair_sums(t: torch.Tensor, dim: int) -> torch.Tensor:
+    """``t`` halved along ``dim`` by sums of adjacent pairs, an odd end kept alone: what
+    ``avg_pool2d(t, 2, ceil_mode=True)`` pools per axis, up to a factor that weighted
+    means cancel, in slices (on a CPU several times faster than the pooling)."""
+    n = t.shape[dim]
+    pairs = t.narrow(dim, 0, n - n % 2).unflatten(dim, (n // 2, 2))
+    sums = pairs.select(dim % t.ndim + 1, 0) + pairs.select(dim % t.ndim + 1, 1)
+    return torch.cat([sums, t.narrow(dim, n - 1, 1)], dim) if n % 2 else sums
+
+
+def upsampled(coarse: torch.Tensor, size: tuple[int, int], box: Box) -> torch.Tensor:
+    """``F.interpolate(coarse, size, mode="bilinear", align_corners=False)[window(box)]``
+    (coarse: (N, C, h, w)), computed on ``box`` only: per axis, two taps and their
+    weights, as PyTorch places them."""
+    out = coarse
+    for dim, (first, stop), length in ((-2, box[:2], size[0]), (-1, box[2:], size[1])):
+        n = coarse.shape[dim]
+        kw = dict(dtype=torch.float32, device=coarse.device)
+        source = ((torch.arange(first, stop, **kw) + 0.5) * (n / length) - 0.5).clamp_min(0)
+        low = source.long()
+        high = (low + 1).clamp_max(n - 1)
+        weight = (source - low).to(coarse.dtype)
+        shape = [1] * out.ndim
+        shape[dim] = -1
+        a, b = out.index_select(dim, low), out.index_select(dim, high)
+        out = torch.lerp(a, b, weight.view(shape))
+    return out
+
+
+def residual_fill(residual: torch.Tensor, guessed: torch.Tensor, box: Box | None = None):
     """``residual`` (N, 2, h, w) filled smoothly where ``guessed`` (N, 1, h, w) bool holds,
-    elsewhere kept exactly: ``smooth_fill``, from 2x2 means of the known pixels (where a
-    mean has none it is filled) taken while the region's shorter side is at least
-    HALF_FILL_SIDE, upsampled into the guess: the fill a hole gets is smooth, and at full
-    resolution the pyramid cost a 1080p frame's completion four times as much."""
-    known = (~guessed).float()
-    values, support = residual * known, known
-    while min(values.shape[-2:]) >= max(HALF_FILL_SIDE, 2):
-        values, support = (F.avg_pool2d(t, 2, ceil_mode=True) for t in (values, support))
-    if values.shape == residual.shape:
-        return smooth_fill(residual, guessed)
+    elsewhere kept exactly, returned on ``box`` (default: the whole region; every guessed
+    pixel must lie in it) as (N, 2, box height, box width): ``smooth_fill``, from 2x2
+    means of the known pixels (where a mean has none it is filled) taken while the
+    region's shorter side is at least HALF_FILL_SIDE, upsampled into the guess: the fill
+    a hole gets is smooth, and at full resolution the pyramid cost a 1080p frame's
+    completion four times as much."""
+    height, width = residual.shape[-2:]
+    box = box or (0, height, 0, width)
+    if min(height, width) < max(HALF_FILL_SIDE, 2):
+        return smooth_fill(residual, guessed)[window(box)]
+    # Values and support in one tensor, pooled alike.
+    n, channels = residual.shape[:2]
+    level = residual.new_empty(n, channels + 1, height, width)
+    known = torch.logical_not(guessed, out=level[:, channels:])
+    torch.mul(residual, known, out=level[:, :channels])
+    while min(level.shape[-2:]) >= max(HALF_FILL_SIDE, 2):
+        level = pair_sums(pair_sums(level, -2), -1)  # means' sums: the ratio is the mean
+    values, support = level[:, :channels], level[:, channels:]
     coarse = smooth_fill(values / support.clamp_min(1e-30), support == 0)
-    fill = F.interpolate(coarse, size=residual.shape[-2:], mode="bilinear", align_corners=False)
-    return torch.where(guessed, fill, residual)
+    fill = upsampled(coarse, (height, width), box)
+    return torch.where(guessed[window(box)], fill, residual[window(box)])
 
 
 def complete(flow: torch.Tensor, grown_hole: tuple, grown_target: tuple) -> Guess | None:
@@ -282,9 +319,18 @@ def complete(flow: torch.Tensor, grown_hole: tuple, grown_target: tuple) -> Gues
     everywhere = hole.clone()  # the guess over the whole frame, for the frame's motion
     everywhere[window(around)] = guessed
     motion = affine_fit(flow, ~everywhere, around)
-    region = flow[window(around)].float()
-    filled = motion + residual_fill(region - motion, guessed)  # known pixels kept exactly
-    flow[window(around)] = filled.to(flow.dtype)
+    # Written on the guess's box only: the flow elsewhere is kept exactly as it was.
+    inner = bounding_box(guessed)
+    fill = residual_fill(flow[window(around)].float() - motion, guessed, inner)
+    changed = (
+        inner[0] + around[0],
+        inner[1] + around[0],
+        inner[2] + around[2],
+        inner[3] + around[2],
+    )
+    flow[window(changed)] = torch.where(
+        guessed[window(inner)], motion[window(inner)] + fill, flow[window(changed)]
+    )
     return Guess(around, guessed, motion, everywhere)
 
 
