@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
+import os
 import pstats
 import sys
 import time
@@ -50,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=common.RESULTS_DIR)
     args = parser.parse_args(argv)
     width, height = map(int, args.size.split("x"))
+    load = "{:.1f}, {:.1f}, {:.1f}".format(*os.getloadavg())
     frames, masks = map(list, bench_model.panning_clip(height, width, args.frames))
     inpainter = Inpainter(device="cpu", mode=args.mode, dis_preset=args.preset)
     for _ in inpainter.stream(frames[:4], masks[:4]):  # load and warm up
@@ -68,8 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     facts = [
         f"clip: `bench_model.panning_clip`, {args.frames} frames at {width}x{height}; "
         f"`Inpainter(device='cpu', mode='{args.mode}', dis_preset='{args.preset}')`",
-        "the machine was shared with other work: compare the ratio, measured in one run, "
-        "more than the seconds",
+        f"load average (1, 5, 15 min) at the start: {load} on {os.cpu_count()} CPUs; on a "
+        "shared machine compare the ratio, measured in one run, more than the seconds",
         f"pipeline: {pipeline_s:.2f} s ({args.frames / pipeline_s:.1f} frames/s, under "
         f"cProfile); DIS alone, one thread, both directions: {dis_s:.2f} s; ratio "
         f"{pipeline_s / dis_s:.2f}",
