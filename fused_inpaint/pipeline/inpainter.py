@@ -128,6 +128,8 @@ class Inpainter:
     they saw the region, where something moves unlike its surroundings; off by default: on
     synthetic clips it raised the PSNR in the hole by 0.4 to 0.5 dB on average (up to 4 dB
     where an object passes behind the hole) but the flow's error in the hole too.
+    ``seams``: the propagated pixels blended onto the frame's own in the gradient domain,
+    for footage whose light changes (``pipeline.seams``); off by default.
 
     ``inpainter(frames, masks)`` inpaints a clip: frames (T, H, W, 3) uint8 (or a list),
     masks (T, H, W) or one static (H, W) mask. ``inpainter.stream(frames, masks)`` yields
@@ -151,6 +153,7 @@ class Inpainter:
         compile: bool = False,
         fill: str = "navier-stokes",
         temporal_flow: bool = False,
+        seams: bool = False,
     ) -> None:
         release_freed_memory()
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -173,6 +176,9 @@ class Inpainter:
             raise ValueError(f"temporal_flow must be True or False, got {temporal_flow!r}")
         self.schedule = schedule(mode, chunk, overlap, lookahead, max_age)
         self.schedule = dataclasses.replace(self.schedule, temporal_flow=temporal_flow)
+        if not isinstance(seams, bool):
+            raise ValueError(f"seams must be True or False, got {seams!r}")
+        self.seams = seams
         self.network: SlimInpaintNet = load_network(weights).to(self.device, dtype).eval()
         self.network.set_window(0, 0)  # the filler runs it on single frames
         if fill not in FILLS:
@@ -256,7 +262,8 @@ class Inpainter:
         source = self._flow_source()
         anything_known, done = False, None
         try:
-            for done in Propagation(source, self.schedule).run(self._inputs(frames, masks)):
+            propagation = Propagation(source, self.schedule, seams=self.seams)
+            for done in propagation.run(self._inputs(frames, masks)):
                 frame, image, box = done.frame, done.image, done.frame.box
                 anything_known = anything_known or not frame.hole.all()
                 out = frame.rgb.copy()

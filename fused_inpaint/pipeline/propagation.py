@@ -28,7 +28,8 @@ from dataclasses import dataclass
 import torch
 
 from fused_inpaint.ops import flow_propagate, propagation_gather
-from fused_inpaint.pipeline.flow import Box, FlowPair, FrameInput, union, window
+from fused_inpaint.pipeline.flow import Box, FlowPair, FrameInput, grown, union, window
+from fused_inpaint.pipeline.seams import blend_seams
 
 # propagation_gather reads float32 frames: the region a frame's states read of each
 # frame they point at is converted, as many frames at once as fit in this many bytes (at
@@ -258,10 +259,14 @@ class Propagation:
 
     ``memory``: bytes the run may hold (default: what the device has available when the
     first frame comes); a schedule that would hold more stops with a ValueError that names
-    the option and what it needs."""
+    the option and what it needs. ``seams``: the propagated pixels blended onto the known
+    ones in the gradient domain (``seams.blend_seams``)."""
 
-    def __init__(self, flow_source, schedule: Schedule, memory: int | None = None):
+    def __init__(
+        self, flow_source, schedule: Schedule, memory: int | None = None, seams: bool = False
+    ):
         self.flow_source, self.schedule, self.memory = flow_source, schedule, memory
+        self.seams = seams
         # Estimates out at most, ahead of their completion (see ``run``).
         self.in_flight = PAIRS_PER_THREAD * getattr(flow_source, "threads", 1)
 
@@ -363,8 +368,7 @@ class Propagation:
         while pending:
             yield from output(min(s.block, len(pending)))
 
-    @staticmethod
-    def _propagated(ring: FrameRing, index, frame, forward, backward) -> Propagated:
+    def _propagated(self, ring: FrameRing, index, frame, forward, backward) -> Propagated:
         """Frame ``index`` with the values its states (``backward`` cropped, or None)
         point at."""
         image, box = frame.image.float(), frame.box
@@ -372,6 +376,8 @@ class Propagation:
             return Propagated(frame, index, image, ~frame.hole_t)
         on_box = State(forward.frame[window(box)], forward.pos[window(box)])
         found = ring.gather([on_box] if backward is None else [on_box, backward], box)
+        if self.seams:
+            found = self._blended(ring, frame, box, forward, backward, found)
         value, valid = found[0]
         if backward is not None:
             value, valid = nearest(
@@ -382,3 +388,30 @@ class Propagation:
         reached = ~frame.hole_t
         reached[window(box)] |= valid
         return Propagated(frame, index, image, reached)
+
+    @staticmethod
+    def _blended(ring: FrameRing, frame: FrameInput, box: Box, forward, backward, found):
+        """``found`` ((values, valid) of each sweep on ``box``), each sweep's values blended
+        onto the frame's own pixels (``seams.blend_seams``) on the box and a pixel around."""
+        height, width = frame.hole.shape
+        region = grown(box, 1, height, width)
+        inner = window((box[0] - region[0], box[1] - region[0], box[2] - region[2],
+                        box[3] - region[2]))  # fmt: skip
+        image, hole = frame.image[window(region)].float(), frame.hole_t[window(region)]
+        states = [State(forward.frame[window(region)], forward.pos[window(region)])]
+        if backward is not None:  # kept on the box only
+            source = torch.full_like(hole, -1, dtype=torch.int32)
+            pos = torch.zeros_like(states[0].pos)
+            source[inner], pos[inner] = backward.frame, backward.pos
+            states.append(State(source, pos))
+
+        def read(source, pos):
+            return ring.gather([State(source, pos)], region)[0]
+
+        blended = []
+        for (values, valid), state in zip(found, states, strict=True):
+            on_region = torch.zeros_like(image), torch.zeros_like(hole)
+            on_region[0][inner], on_region[1][inner] = values, valid
+            values = blend_seams(image, hole, state.frame, state.pos, *on_region, read)
+            blended.append((values[inner], valid))
+        return blended
