@@ -14,8 +14,9 @@ from torch._dynamo.utils import counters
 import fused_inpaint as fi
 from fused_inpaint.models.network import smooth_fill
 from fused_inpaint.pipeline import MODES, SOURCES, Inpainter, resolved
+from fused_inpaint.pipeline import filler as filler_module
 from fused_inpaint.pipeline import flow as flow_module
-from fused_inpaint.pipeline.filler import FILLS
+from fused_inpaint.pipeline.filler import FILLS, inpaint
 from fused_inpaint.pipeline.flow import (
     DISFlow,
     FlowPair,
@@ -296,6 +297,30 @@ def test_residual_fill_on_a_box_is_the_whole_fill_cropped(monkeypatch):
     torch.testing.assert_close(
         residual_fill(field, guessed, (9, 26, 11, 31)), whole[..., 9:26, 11:31]
     )
+
+
+@pytest.mark.parametrize("channels", [3, 0])
+@pytest.mark.parametrize("flag", [cv2.INPAINT_NS, cv2.INPAINT_TELEA])
+def test_a_large_fill_at_half_resolution_is_the_full_fill_inside(monkeypatch, channels, flag):
+    """Known pixels stay exact; inside a large hole the fill from half resolution is about
+    as close to a smooth image as OpenCV's own (measured: 8% farther with Navier-Stokes,
+    14% with Telea, on a hole 60% of the image across; in the pipeline at 854x480 the
+    PSNR in the hole was unchanged)."""
+    h, w = 150, 170
+    ys, xs = np.mgrid[0:h, 0:w]
+    smooth = 128 + 60 * np.sin(xs / 23) * np.cos(ys / 31)
+    truth = np.repeat(smooth[..., None], 3, axis=2) if channels else smooth
+    truth = np.ascontiguousarray(truth.round().astype(np.uint8))
+    hole = np.zeros((h, w), np.uint8)
+    hole[30:121, 40:141] = 1
+    image = np.where(hole.reshape(hole.shape + (1,) * (truth.ndim - 2)), 0, truth)
+    monkeypatch.setattr(filler_module, "HALF_SIDE", 100)  # halved once
+    half = inpaint(image, hole, flag)
+    full = cv2.inpaint(image, hole, filler_module.CLASSICAL_RADIUS, flag)
+    assert np.array_equal(half[hole == 0], truth[hole == 0])
+    error = {name: np.abs(out.astype(float) - truth)[hole == 1].mean()
+             for name, out in (("half", half), ("full", full))}  # fmt: skip
+    assert error["half"] < 1.2 * error["full"]
 
 
 def test_dis_recovers_a_translation():

@@ -32,14 +32,15 @@ from fused_inpaint.data.masks import dilate
 from fused_inpaint.models import SIZE_MULTIPLE, SlimInpaintNet
 from fused_inpaint.models.network import smooth_fill
 from fused_inpaint.ops import flow_warp
+from fused_inpaint.pipeline.filler import CLASSICAL_RADIUS, inpaint
 
 SOURCES = ("dis", "network")
 DIS_PRESETS = ("ultrafast", "fast", "medium")
 # OpenCV's DIS reads out of bounds on frames under 32 pixels on a side (seen with
 # OpenCV 5.0 on 12x40, 16x88, 24x100): smaller frames are padded up to this.
 DIS_MIN_SIDE = 32
-# The radius of the Navier-Stokes fill of the hole in the frames DIS sees.
-DIS_FILL_RADIUS = 3
+# The radius of the Navier-Stokes fill of the hole in the frames DIS sees (``inpaint``'s).
+DIS_FILL_RADIUS = CLASSICAL_RADIUS
 # Pixels around the hole whose estimate is replaced too: DIS's patches (8 to 12 pixels)
 # that overlap the hole see the fill, not the scene.
 COMPLETION_MARGIN = 4
@@ -549,10 +550,11 @@ class DISFlow:
 
     def _gray(self, frame: FrameInput) -> np.ndarray:
         """The frame in grayscale with its hole filled by OpenCV's Navier-Stokes
-        inpainting (a blank hole would be an edge that DIS follows), padded up to
-        DIS_MIN_SIDE. On synthetic clips with exact flow it beat a smooth pull-push fill:
-        DIS's error within 8 pixels of the hole 0.27 px instead of 0.30, the pipeline's
-        PSNR in the hole 0.8 dB higher (``benchmarks/bench_flow_completion.py``)."""
+        inpainting (a blank hole would be an edge that DIS follows; a large one filled at
+        a lower resolution inside, ``filler.inpaint``), padded up to DIS_MIN_SIDE. On
+        synthetic clips with exact flow it beat a smooth pull-push fill: DIS's error
+        within 8 pixels of the hole 0.27 px instead of 0.30, the pipeline's PSNR in the
+        hole 0.8 dB higher (``benchmarks/bench_flow_completion.py``)."""
         gray = self._cv2.cvtColor(frame.rgb, self._cv2.COLOR_RGB2GRAY)
         rows, columns = np.flatnonzero(frame.hole.any(1)), np.flatnonzero(frame.hole.any(0))
         if len(rows):  # filled on what the fill reads: the hole and its radius around
@@ -560,8 +562,7 @@ class DISFlow:
             top, left = max(rows[0] - margin, 0), max(columns[0] - margin, 0)
             region = slice(top, rows[-1] + 1 + margin), slice(left, columns[-1] + 1 + margin)
             hole = np.ascontiguousarray(frame.hole[region]).view(np.uint8)
-            inpainted = self._cv2.inpaint(gray[region], hole, DIS_FILL_RADIUS, self._cv2.INPAINT_NS)
-            gray[region] = inpainted
+            gray[region] = inpaint(np.ascontiguousarray(gray[region]), hole, self._cv2.INPAINT_NS)
         height, width = gray.shape
         pad = (0, max(DIS_MIN_SIDE - height, 0), 0, max(DIS_MIN_SIDE - width, 0))
         return self._cv2.copyMakeBorder(gray, *pad, self._cv2.BORDER_REPLICATE)
