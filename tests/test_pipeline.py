@@ -312,13 +312,13 @@ def test_a_large_fill_at_half_resolution_is_the_full_fill_inside(monkeypatch, ch
     truth = np.repeat(smooth[..., None], 3, axis=2) if channels else smooth
     truth = np.ascontiguousarray(truth.round().astype(np.uint8))
     hole = np.zeros((h, w), np.uint8)
-    hole[30:121, 40:141] = 1
+    hole[30:121, 40:141] = 255  # nonzero: the hole
     image = np.where(hole.reshape(hole.shape + (1,) * (truth.ndim - 2)), 0, truth)
     monkeypatch.setattr(filler_module, "HALF_SIDE", 100)  # halved once
     half = inpaint(image, hole, flag)
     full = cv2.inpaint(image, hole, filler_module.CLASSICAL_RADIUS, flag)
     assert np.array_equal(half[hole == 0], truth[hole == 0])
-    error = {name: np.abs(out.astype(float) - truth)[hole == 1].mean()
+    error = {name: np.abs(out.astype(float) - truth)[hole != 0].mean()
              for name, out in (("half", half), ("full", full))}  # fmt: skip
     assert error["half"] < 1.2 * error["full"]
 

@@ -86,6 +86,7 @@ def inpaint(image: np.ndarray, hole: np.ndarray, flag: int) -> np.ndarray:
     height, width = hole.shape
     if min(height, width) < HALF_SIDE:
         return cv2.inpaint(image, hole, CLASSICAL_RADIUS, flag)
+    hole = (hole != 0).view(np.uint8)
     half = ((width + 1) // 2, (height + 1) // 2)
     small = cv2.resize(image, half, interpolation=cv2.INTER_AREA)
     small_hole = cv2.resize(hole * 255, half, interpolation=cv2.INTER_AREA) > 0  # any of it
