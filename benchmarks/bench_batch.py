@@ -32,7 +32,7 @@ SIZE = (240, 432)  # (H, W)
 CLIPS, FRAMES = 4, 60  # --quick: half of each
 ROUNDS = 3  # batches per configuration, taking turns, the fastest kept (--quick: 1)
 SETTINGS = dict(mode="offline", flow="dis", chunk=60, overlap=20, lookahead=8, max_age=30,
-                dis_preset="medium", dilate=0, fps=None)  # fmt: skip
+                dis_preset="medium", dilate=0, fps=None, seams=False)  # fmt: skip
 
 
 def write_clips(root: Path, clips: int, frames: int) -> list[Path]:

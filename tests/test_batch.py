@@ -21,7 +21,7 @@ from fused_inpaint.pipeline import inpainter as inpainting
 
 WIDTH = 48
 SETTINGS = dict(mode="offline", flow="dis", chunk=12, overlap=4, lookahead=3, max_age=5,
-                dis_preset="ultrafast", dilate=0, fps=None)  # fmt: skip
+                dis_preset="ultrafast", dilate=0, fps=None, seams=False)  # fmt: skip
 
 
 def generated(count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

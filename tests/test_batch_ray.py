@@ -163,7 +163,7 @@ def test_a_killed_worker_has_its_row_run_again(clips, tmp_path):
             os.kill(starts["0"][-1], signal.SIGKILL)
 
     settings = dict(mode="offline", flow="dis", chunk=60, overlap=20, lookahead=8, max_age=30,
-                    dis_preset="medium", dilate=0, fps=None)  # fmt: skip
+                    dis_preset="medium", dilate=0, fps=None, seams=False)  # fmt: skip
     run = cluster.Batch(rows, settings, workers=2, retries=1, progress_bar=False, watch=kill_once)
     outcomes = run.run()
     assert killed, "the worker was never seen writing"
@@ -212,7 +212,7 @@ def test_an_interrupted_batch_keeps_finished_outputs_and_no_partial_ones(clips, 
             raise KeyboardInterrupt
 
     settings = dict(mode="offline", flow="dis", chunk=60, overlap=20, lookahead=8, max_age=30,
-                    dis_preset="medium", dilate=0, fps=None)  # fmt: skip
+                    dis_preset="medium", dilate=0, fps=None, seams=False)  # fmt: skip
     run = cluster.Batch(rows, settings, workers=1, segment=40, progress_bar=False, watch=interrupt)
     with pytest.raises(KeyboardInterrupt):
         run.run()

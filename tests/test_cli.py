@@ -101,6 +101,7 @@ def test_static_mask_and_dilate(clip, tmp_path):
         (["--mode", "stream", "--lookahead", "2"], dict(mode="stream", lookahead=2)),
         (["--mode", "online", "--flow", "network"], dict(mode="online", flow="network")),
         (["--chunk", "5", "--overlap", "2", "--max-age", "3"], dict(chunk=5, overlap=2, max_age=3)),
+        (["--seams"], dict(seams=True)),
     ],
 )
 def test_mode_and_flow_options_are_the_python_api(clip, tmp_path, options, python):

@@ -21,7 +21,16 @@ from fused_inpaint.batch.segments import Span
 from fused_inpaint.pipeline import Inpainter
 
 # The options that make an Inpainter; the rest of a row's settings are its I/O's.
-INPAINTER_OPTIONS = ("mode", "flow", "chunk", "overlap", "lookahead", "max_age", "dis_preset")
+INPAINTER_OPTIONS = (
+    "mode",
+    "flow",
+    "chunk",
+    "overlap",
+    "lookahead",
+    "max_age",
+    "dis_preset",
+    "seams",
+)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ import torch
 
 from fused_inpaint import io
 from fused_inpaint.batch import ManifestError, read_manifest, rows_from_folders, summary
+from fused_inpaint.batch.worker import INPAINTER_OPTIONS
 from fused_inpaint.cli.common import (
     DTYPES,
     UsageError,
@@ -112,7 +113,7 @@ def _settings(args: argparse.Namespace) -> dict:
     if args.weights is not None and not args.weights.is_file():
         raise UsageError(f"weights file not found: {args.weights}")
     inpainting.schedule(args.mode, args.chunk, args.overlap, args.lookahead, args.max_age)
-    names = ("mode", "flow", "chunk", "overlap", "lookahead", "max_age", "dis_preset", "dilate")
+    names = (*INPAINTER_OPTIONS, "dilate")
     return {name: getattr(args, name) for name in names} | {"fps": args.fps}
 
 

@@ -90,6 +90,11 @@ def add_pipeline_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--flow", choices=SOURCES, default="dis", help="optical flow: OpenCV's DIS or the network's"
     )
+    parser.add_argument(
+        "--seams",
+        action="store_true",
+        help="blend carried pixels onto each frame's own light (footage whose exposure changes)",
+    )
     for name, kind, default, text in (
         ("--lookahead", non_negative, inpainting.DEFAULT_LOOKAHEAD, "stream mode's latency"),
         ("--chunk", positive, inpainting.DEFAULT_CHUNK, "offline mode's chunk"),
@@ -131,6 +136,7 @@ def make_inpainter(args: argparse.Namespace, mode: str, flow: str) -> Inpainter:
     inpainting.schedule(mode, chunk, overlap, lookahead, args.max_age)
     options = dict(mode=mode, flow=flow, chunk=chunk, overlap=overlap, lookahead=lookahead)
     options.update(max_age=args.max_age, dis_preset=args.dis_preset, threads=args.threads)
+    options.update(seams=getattr(args, "seams", False))
     try:
         return Inpainter(args.weights, chosen, DTYPES.get(args.dtype), **options)
     except (OSError, ValueError, RuntimeError, SafetensorError) as error:
