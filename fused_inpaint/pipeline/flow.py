@@ -84,6 +84,12 @@ def grown(box: Box, margin: int, height: int, width: int) -> Box:
     )  # fmt: skip
 
 
+def moved(box: Box, down: int, right: int) -> Box:
+    """``box`` moved ``down`` and ``right`` pixels (negative: up, left): from a region's
+    coordinates into the frame's, or back."""
+    return box[0] + down, box[1] + down, box[2] + right, box[3] + right
+
+
 def union(a: Box | None, b: Box | None) -> Box | None:
     if a is None or b is None:
         return a or b
@@ -207,8 +213,7 @@ def pointing_into(flow: torch.Tensor, target: torch.Tensor, box: Box) -> tuple:
     if found is None:
         return None
     top, _, left, _ = grown(box, reach, height, width)
-    inner = (found[0] + top, found[1] + top, found[2] + left, found[3] + left)
-    return lands[window(found)], inner
+    return lands[window(found)], moved(found, top, left)
 
 
 def complete_flow(
@@ -315,20 +320,14 @@ def complete(flow: torch.Tensor, grown_hole: tuple, grown_target: tuple) -> Gues
     around = grown(box, fill_margin(box), height, width)
     guessed = hole[window(around)].clone()
     if into:
-        (top, bottom, left, right), (y, x) = into[1], around[::2]
-        guessed[..., top - y : bottom - y, left - x : right - x] |= into[0]
+        guessed[window(moved(into[1], -around[0], -around[2]))] |= into[0]
     everywhere = hole.clone()  # the guess over the whole frame, for the frame's motion
     everywhere[window(around)] = guessed
     motion = affine_fit(flow, ~everywhere, around)
     # Written on the guess's box only: the flow elsewhere is kept exactly as it was.
     inner = bounding_box(guessed)
     fill = residual_fill(flow[window(around)].float() - motion, guessed, inner)
-    changed = (
-        inner[0] + around[0],
-        inner[1] + around[0],
-        inner[2] + around[2],
-        inner[3] + around[2],
-    )
+    changed = moved(inner, around[0], around[2])
     flow[window(changed)] = torch.where(
         guessed[window(inner)], motion[window(inner)] + fill, flow[window(changed)]
     )
@@ -393,7 +392,7 @@ def carried_in(
     inner = bounding_box(region)
     reach = math.ceil(float(backward[window(backward_guess.box)].abs().amax())) + OBJECT_REACH + 2
     inner = grown(inner, reach, *region.shape[-2:])
-    box = (inner[0] + top, inner[1] + top, inner[2] + left, inner[3] + left)
+    box = moved(inner, top, left)
     region, base = region[window(inner)], base[window(inner)]
     carried, seen = before.residual[window(box)], before.known[window(box)].float()
     # From the strongest relative motion around the pixel in frame a: an object's leading
@@ -406,8 +405,8 @@ def carried_in(
     for _ in range(CARRY_STEPS):
         value = torch.where(region, base + flow_warp(carried, value, mode="nearest"), value)
     # Only a fixed point: the trail an object leaves has none (it alternates).
-    moved = base + flow_warp(carried, value, mode="nearest")
-    settled = squared_length(moved - value) < 0.25  # within half a pixel
+    again = base + flow_warp(carried, value, mode="nearest")
+    settled = squared_length(again - value) < 0.25  # within half a pixel
     reached = region & settled & (flow_warp(seen, value, mode="nearest") > 0.5)
     # The next pair carries on from the value carried here, kept or not.
     residual[window(box)] = torch.where(reached, value - motion[window(box)], residual[window(box)])
@@ -562,7 +561,7 @@ class DISFlow:
             top, left = max(rows[0] - margin, 0), max(columns[0] - margin, 0)
             region = slice(top, rows[-1] + 1 + margin), slice(left, columns[-1] + 1 + margin)
             hole = np.ascontiguousarray(frame.hole[region]).view(np.uint8)
-            gray[region] = inpaint(np.ascontiguousarray(gray[region]), hole, self._cv2.INPAINT_NS)
+            gray[region] = inpaint(gray[region], hole, self._cv2.INPAINT_NS)
         height, width = gray.shape
         pad = (0, max(DIS_MIN_SIDE - height, 0), 0, max(DIS_MIN_SIDE - width, 0))
         return self._cv2.copyMakeBorder(gray, *pad, self._cv2.BORDER_REPLICATE)

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import torch
 
 from fused_inpaint.ops import flow_propagate, propagation_gather
-from fused_inpaint.pipeline.flow import Box, FlowPair, FrameInput, grown, union, window
+from fused_inpaint.pipeline.flow import Box, FlowPair, FrameInput, grown, moved, union, window
 from fused_inpaint.pipeline.seams import blend_seams
 
 # propagation_gather reads float32 frames: the region a frame's states read of each
@@ -188,7 +188,7 @@ class FrameRing:
         region = self.read_region(states, box)
         top, bottom, left, right = region
         height, width = bottom - top, right - left
-        inner = (box[0] - top, box[1] - top, box[2] - left, box[3] - left)
+        inner = moved(box, -top, -left)
         kw = dict(device=self.grid.device)
         origin = torch.tensor([left, top], dtype=torch.float32, **kw).view(1, 2, 1, 1)
         on_region = []
@@ -395,8 +395,7 @@ class Propagation:
         onto the frame's own pixels (``seams.blend_seams``) on the box and a pixel around."""
         height, width = frame.hole.shape
         region = grown(box, 1, height, width)
-        inner = window((box[0] - region[0], box[1] - region[0], box[2] - region[2],
-                        box[3] - region[2]))  # fmt: skip
+        inner = window(moved(box, -region[0], -region[2]))
         image, hole = frame.image[window(region)].float(), frame.hole_t[window(region)]
         states = [State(forward.frame[window(region)], forward.pos[window(region)])]
         if backward is not None:  # kept on the box only
