@@ -135,6 +135,17 @@ def test_a_moving_part_coloured_like_the_background_stays_in_the_mask():
     assert iou(tracked, masks) >= 0.9
 
 
+def test_a_part_grabcut_dropped_comes_back_when_it_moves_with_the_object():
+    # GrabCut drops the object's lower part on frames 12-16 (its border against a
+    # background of its colours); from then on those colours are learnt as background's.
+    # The part moves with the object, unlike the background, and is back by frame 20.
+    clip = object_removal_clip(7, 60, 240, 432)
+    tracked = track(clip.frames, boxes=[clip.box], dilate=0)
+    covered = (tracked & clip.mask).sum(axis=(1, 2)) / clip.mask.sum(axis=(1, 2))
+    assert covered[20:50].min() >= 0.95, covered.round(2)
+    assert iou(tracked[:50], clip.mask[:50]) >= 0.9
+
+
 def test_another_object_of_its_colours_that_passes_by_is_not_followed():
     # Another object with the same colours passes the tracked one (frames 4-8): GrabCut
     # takes it in while they touch; once they part, that piece moves its own way and is
