@@ -4,13 +4,17 @@ With the batch extra:  python benchmarks/bench_batch.py [--quick] [--budget-s S]
       a batch of generated clips (432x240 MP4s, their masks as PNG folders, MP4 outputs)
       on an embedded Ray, with one worker of 1 CPU, one of all the CPUs and one worker per
       CPU, and on a GPU machine one worker and one per GPU; frames/s over the whole batch
-      from the moment the workers have started (reading, inpainting, encoding); prints the
-      table and writes DIR/<device>/batch.md.
+      from the moment the workers have started (reading, inpainting, encoding); then, with
+      no Ray and no video, what running work in one process per CPU gives on this machine:
+      the pipeline on a clip in memory, a memory-bound and a compute-bound numpy loop and a
+      pure-Python loop, each in 1 process and in one per CPU at once (1 thread each); prints
+      the tables and writes DIR/<device>/batch.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import sys
 import tempfile
@@ -83,6 +87,117 @@ def frames_per_second(inputs: list[Path], out: Path, workers: int, cpus: int, gp
     return sum(o.frames for o in outcomes), seconds
 
 
+# What one process per CPU gives with no Ray and no video: each workload runs in 1 process,
+# then in one per CPU at once, 1 thread each; the sum of their rates over the one's.
+SCALING_WORKLOADS = {
+    "the pipeline (offline, DIS medium) on a clip in memory, DIS on its thread": "frames",
+    "the same, DIS on a thread of its own beside it (`threads=1`)": "frames",
+    "memory-bound: y = a x + b over 32 MB float32 arrays (numpy)": "passes",
+    "compute-bound: 256x256 float32 matmul (numpy)": "products",
+    "pure Python: a loop of 20000 multiply-adds": "loops",
+}
+SCALING_SECONDS = 6.0  # --quick: a third
+ONE_THREAD = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def scaling_workload(name: str, seconds: float, start, rates) -> None:
+    """Runs workload ``name`` on 1 thread from ``start`` (a barrier) for ``seconds``;
+    appends its rate (units/s) to ``rates``."""
+    import cv2
+
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+    if name.startswith("the "):
+        from fused_inpaint.pipeline import Inpainter
+
+        clip, holes = map(list, panning_clip(*SIZE, FRAMES))
+        threads = 1 if "threads=1" in name else 0
+        inpainter = Inpainter(device="cpu", mode="offline", dis_preset="medium", threads=threads)
+        list(inpainter.stream(clip[:4], holes[:4]))
+
+        def step() -> int:
+            return sum(1 for _ in inpainter.stream(clip, holes))
+    elif name.startswith("memory"):
+        x, y = np.ones(8_000_000, np.float32), np.empty(8_000_000, np.float32)
+
+        def step() -> int:
+            np.multiply(x, 1.0001, out=y)
+            np.add(y, 0.5, out=y)
+            return 1
+    elif name.startswith("compute"):
+        a = np.ones((256, 256), np.float32)
+
+        def step() -> int:
+            a @ a
+            return 1
+    else:
+
+        def step() -> int:
+            total = 0
+            for i in range(20000):
+                total += i * i
+            return 1
+
+    step()
+    start.wait()
+    done, begin = 0, time.perf_counter()
+    while time.perf_counter() - begin < seconds:
+        done += step()
+    rates.append(done / (time.perf_counter() - begin))
+
+
+def scaling(processes: int, name: str, seconds: float) -> float:
+    """The summed rate (units/s) of workload ``name`` in ``processes`` processes at once."""
+    context = multiprocessing.get_context("spawn")
+    # BLAS and OpenMP read their thread counts when loaded, in each new process.
+    saved = {name: os.environ.get(name) for name in ONE_THREAD}
+    os.environ.update(dict.fromkeys(ONE_THREAD, "1"))
+    try:
+        return _scaling(context, processes, name, seconds)
+    finally:
+        for variable, value in saved.items():
+            if value is None:
+                os.environ.pop(variable)
+            else:
+                os.environ[variable] = value
+
+
+def _scaling(context, processes: int, name: str, seconds: float) -> float:
+    with context.Manager() as manager:
+        start, rates = manager.Barrier(processes), manager.list()
+        children = [
+            context.Process(target=scaling_workload, args=(name, seconds, start, rates))
+            for _ in range(processes)
+        ]
+        for child in children:
+            child.start()
+        for child in children:
+            child.join()
+        if len(rates) != processes:
+            raise RuntimeError(f"a process of the {name!r} workload failed")
+        return float(sum(rates))
+
+
+def scaling_table(quick: bool) -> str:
+    """Markdown: each workload's rate in 1 process and in one per CPU, and their ratio."""
+    cores = os.cpu_count() or 1
+    seconds = SCALING_SECONDS / 3 if quick else SCALING_SECONDS
+    heading = ["workload", "unit", "1 process /s", f"{cores} processes /s", "ratio"]
+    lines = [common.table_line(heading), "|---|---|--:|--:|--:|"]
+    for name, unit in SCALING_WORKLOADS.items():
+        one, many = scaling(1, name, seconds), scaling(cores, name, seconds)
+        print(f"{name}: {one:.1f} -> {many:.1f} {unit}/s ({many / one:.2f}x)", flush=True)
+        cells = [name, unit, f"{one:.1f}", f"{many:.1f}", f"{many / one:.2f}x"]
+        lines.append(common.table_line(cells))
+    return (
+        f"\n\n## One process per CPU, without Ray\n\n- each workload on 1 thread for "
+        f"{seconds:g} s, in 1 process, then in {cores} processes started together (their "
+        "rates summed): what any split into one worker per CPU can give on this machine\n\n"
+        + "\n".join(lines)
+        + "\n"
+    )
+
+
 def run(quick: bool, out_dir: Path) -> None:
     import ray
 
@@ -91,7 +206,7 @@ def run(quick: bool, out_dir: Path) -> None:
     rounds = 1 if quick else ROUNDS
     notes = [
         f"{os.cpu_count()} CPUs, Ray {ray.__version__} started here; a worker's DIS, OpenCV "
-        "and torch threads are its CPUs",
+        "and torch threads are its CPUs; a worker of one CPU computes DIS on its main thread",
         f"batch: {clips} generated clips of {frames} frames at {SIZE[1]}x{SIZE[0]} (a texture "
         "panning under a moving blob), MP4 in, masks as PNG folders, MP4 out; offline mode, "
         "DIS medium",
@@ -121,7 +236,10 @@ def run(quick: bool, out_dir: Path) -> None:
             ratios = [f"{rates[label] / rates[b]:.2f}x" if b in rates else "—" for b in bases]
             cells = [label, str(count), f"{seconds:.1f}", f"{rates[label]:.2f}", *ratios]
             lines.append(common.table_line([*cells, f"{load:.1f}"]))
-        return common.header(NAME, env, [], notes) + "\n\n" + "\n".join(lines) + "\n"
+        report = common.header(NAME, env, [], notes) + "\n\n" + "\n".join(lines) + "\n"
+        return report + machine
+
+    machine = ""
 
     ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
     try:
@@ -131,6 +249,10 @@ def run(quick: bool, out_dir: Path) -> None:
             common.measure_and_write(NAME, env, out_dir, cases, measure, render)
     finally:
         ray.shutdown()
+    if os.cpu_count() and os.cpu_count() > 1 and not common.budget_spent():
+        machine = scaling_table(quick)
+        print(machine)
+        print(f"wrote {common.write_report(out_dir, NAME, env, render())}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -345,6 +345,20 @@ def test_dis_recovers_a_translation():
     assert (backward[hole][:, 0] + 3).abs().median() < 0.1
 
 
+def test_dis_on_the_calling_thread_gives_the_pools_flows():
+    frames, masks = make_clip(6, 48, 64)
+    model = inpainter()
+    a, b = model._inputs(frames[:2], masks[:2])
+    pooled, inline = (DISFlow(torch.device("cpu"), "medium", threads=n) for n in (1, 0))
+    estimate = inline.pair(a, b)
+    assert estimate.done()  # computed before pair returned, on this thread
+    for mine, theirs in zip(estimate.result(), pooled.pair(a, b).result(), strict=True):
+        assert torch.equal(mine, theirs)
+    pooled.close()
+    inline.close()
+    assert np.array_equal(inpainter(threads=0)(frames, masks), model(frames, masks))
+
+
 def object_through_a_hole(length: int = 16, h: int = 64, w: int = 96):
     """A textured background moving 1 pixel right a frame, a 12x12 textured square moving
     3 right, and a 32x32 hole moving 1 left that the square passes through after it was
@@ -529,7 +543,7 @@ def test_bad_inputs_are_named():
         (dict(mode="stream", lookahead=-1), "lookahead must be an integer >= 0"),
         (dict(max_age=0), "max_age must be an integer >= 1"),
         (dict(dis_preset="slow"), "dis_preset must be one of"),
-        (dict(threads=0), "threads must be an integer >= 1"),
+        (dict(threads=-1), "threads must be an integer >= 0"),
         (dict(fill="poisson"), "fill must be one of navier-stokes, telea, network"),
     ]:
         with pytest.raises((ValueError, TypeError), match=message):

@@ -86,8 +86,11 @@ class Worker:
         options = {name: settings[name] for name in INPAINTER_OPTIONS}
         key = tuple(options.values())
         if key not in self._inpainters:
+            # A worker of one thread computes DIS on it: a DIS thread of its own would
+            # overlap the rest and take a second CPU, another worker's.
+            dis_threads = self.threads if self.threads > 1 else 0
             self._inpainters[key] = Inpainter(
-                self.weights, self.device, self.dtype, threads=self.threads, **options
+                self.weights, self.device, self.dtype, threads=dis_threads, **options
             )
         return self._inpainters[key]
 

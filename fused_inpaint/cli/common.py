@@ -67,7 +67,9 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
         "--dis-preset", choices=DIS_PRESETS, default="medium", help="DIS flow's speed and accuracy"
     )
     parser.add_argument(
-        "--threads", type=positive, help="DIS flows computed at once (default: CPU count, max 8)"
+        "--threads",
+        type=non_negative,
+        help="DIS flows computed at once (0: on the main thread; default: CPU count, max 8)",
     )
     parser.add_argument(
         "--max-age",

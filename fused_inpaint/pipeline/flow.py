@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import os
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -510,19 +511,37 @@ class FlowPair:
 
 
 def dis_options(preset: str, threads: int | None) -> tuple[str, int]:
-    """(preset, threads) checked, threads defaulting to the CPU count, at most 8."""
+    """(preset, threads) checked, threads defaulting to the CPU count, at most 8 (0: on
+    the calling thread)."""
     if preset not in DIS_PRESETS:
         raise ValueError(f"dis_preset must be one of {', '.join(DIS_PRESETS)}; got {preset!r}")
     if threads is None:
         threads = min(os.cpu_count() or 1, 8)
-    if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
-        raise ValueError(f"threads must be an integer >= 1, got {threads!r}")
+    if not isinstance(threads, int) or isinstance(threads, bool) or threads < 0:
+        raise ValueError(f"threads must be an integer >= 0, got {threads!r}")
     return preset, threads
+
+
+class OnCallingThread:
+    """An executor that runs each task as it is submitted, on the caller's thread."""
+
+    def submit(self, task: Callable, *args) -> Future:
+        future = Future()
+        try:
+            future.set_result(task(*args))
+        except Exception as error:  # raised where the result is read, as from a pool
+            future.set_exception(error)
+        return future
+
+    def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
+        pass
 
 
 class DISFlow:
     """DIS optical flow on CPU threads. ``preset``: "ultrafast", "fast" or "medium";
-    ``threads``: pairs computed at once (default: the CPU count, at most 8)."""
+    ``threads``: pairs computed at once on threads of their own, overlapping the rest of
+    the pipeline (default: the CPU count, at most 8); 0: one at a time on the calling
+    thread, so that the process keeps to one CPU (a batch worker of one CPU)."""
 
     name = "dis"
 
@@ -539,7 +558,11 @@ class DISFlow:
         self.device = device
         self.preset, self.threads = preset, threads
         self._local = threading.local()  # a DIS object is not thread-safe: one per thread
-        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="fused-inpaint-dis")
+        self._pool = (
+            ThreadPoolExecutor(threads, thread_name_prefix="fused-inpaint-dis")
+            if threads
+            else OnCallingThread()
+        )
         self._last: tuple[FrameInput, Future] | None = None  # the newest frame's gray
 
     def _dis(self):

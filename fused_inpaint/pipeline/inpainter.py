@@ -122,8 +122,9 @@ class Inpainter:
     past only). ``max_age``: the farthest, in frames, a value is carried. ``weights``: a
     safetensors file (default: the shipped ones). ``device``: default CUDA when available;
     ``dtype``: default float16 on CUDA, float32 on CPU. ``dis_preset``: "ultrafast",
-    "fast" or "medium"; ``threads``: DIS pairs computed at once. ``compile``: the network's
-    fill through ``torch.compile`` (CUDA graphs on CUDA; each new crop size compiles once).
+    "fast" or "medium"; ``threads``: DIS pairs computed at once, on threads overlapping
+    the rest (0: on the calling thread, one CPU). ``compile``: the network's fill through
+    ``torch.compile`` (CUDA graphs on CUDA; each new crop size compiles once).
     ``temporal_flow``: the flow in the holes also carried from the frames before where
     they saw the region, where something moves unlike its surroundings; off by default: on
     synthetic clips it raised the PSNR in the hole by 0.4 to 0.5 dB on average (up to 4 dB

@@ -268,7 +268,7 @@ class Propagation:
         self.flow_source, self.schedule, self.memory = flow_source, schedule, memory
         self.seams = seams
         # Estimates out at most, ahead of their completion (see ``run``).
-        self.in_flight = PAIRS_PER_THREAD * getattr(flow_source, "threads", 1)
+        self.in_flight = PAIRS_PER_THREAD * max(getattr(flow_source, "threads", 1), 1)
 
     def _step(self, frame: FrameInput, index: int, state: State, flows, ahead: bool) -> State:
         """Frame ``index``'s state from its neighbour's ``state``; flows: (forward,
