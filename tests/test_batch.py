@@ -4,6 +4,7 @@ one run frame for frame, seeking into a video, joining parts."""
 from __future__ import annotations
 
 import sys
+import threading
 from itertools import pairwise
 from pathlib import Path
 
@@ -114,6 +115,20 @@ def test_segments_equal_one_run_frame_for_frame(long_clip, tmp_path, mode, lengt
     cut = [Span(s.start, s.stop, s.start, s.end) for s in spans]
     run_spans(worker, long_clip, cut, settings, tmp_path / "cut")
     assert not np.array_equal(frames_of(tmp_path / "cut"), expected)
+
+
+@pytest.mark.parametrize("threads, pooled", [(1, False), (2, True)])
+def test_a_cpu_worker_of_one_thread_computes_dis_on_it(long_clip, tmp_path, threads, pooled):
+    # A DIS thread beside the worker's would take a second CPU, another worker's.
+    seen = set()
+
+    def report(frames: int) -> None:
+        seen.update(t.name for t in threading.enumerate())
+
+    row = Row(long_clip["video"], tmp_path / "out", long_clip["masks"])
+    worker = Worker(device="cpu", threads=threads)
+    assert worker.run(Task("row", row, SETTINGS), report)["frames"] == 44
+    assert any(name.startswith("fused-inpaint-dis") for name in seen) == pooled
 
 
 def test_frames_from_seeks_to_the_frame_decoding_from_start_gives(long_clip):

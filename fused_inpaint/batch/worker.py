@@ -19,6 +19,7 @@ from fused_inpaint.batch import join, segments
 from fused_inpaint.batch.manifest import Row
 from fused_inpaint.batch.segments import Span
 from fused_inpaint.pipeline import Inpainter
+from fused_inpaint.pipeline.inpainter import chosen_device
 
 # The options that make an Inpainter; the rest of a row's settings are its I/O's.
 INPAINTER_OPTIONS = (
@@ -86,12 +87,14 @@ class Worker:
         options = {name: settings[name] for name in INPAINTER_OPTIONS}
         key = tuple(options.values())
         if key not in self._inpainters:
-            # A worker of one thread computes DIS on it: a DIS thread of its own would
-            # overlap the rest and take a second CPU, another worker's.
-            dis_threads = self.threads if self.threads > 1 else 0
+            # A CPU worker of one thread computes DIS on it: a DIS thread of its own would
+            # overlap the rest and take a second CPU, another worker's. (Beside a GPU the
+            # thread mostly waits for it: there DIS keeps overlapping.)
+            alone = self.threads == 1 and chosen_device(self.device).type == "cpu"
             self._inpainters[key] = Inpainter(
-                self.weights, self.device, self.dtype, threads=dis_threads, **options
-            )
+                self.weights, self.device, self.dtype, threads=0 if alone else self.threads,
+                **options,
+            )  # fmt: skip
         return self._inpainters[key]
 
     def run(self, task: Task, report: Callable[[int], None]) -> dict:

@@ -15,6 +15,7 @@ from tqdm import tqdm
 from fused_inpaint.pipeline import MODES, SOURCES, Inpainter
 from fused_inpaint.pipeline import inpainter as inpainting
 from fused_inpaint.pipeline.flow import DIS_PRESETS
+from fused_inpaint.pipeline.inpainter import chosen_device
 
 PROG = "fused-inpaint"
 DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
@@ -124,7 +125,7 @@ def device(name: str | None) -> torch.device | None:
 def make_inpainter(args: argparse.Namespace, mode: str, flow: str) -> Inpainter:
     """The Inpainter the options ask for."""
     chosen = device(args.device)
-    on = (chosen or torch.device("cuda" if torch.cuda.is_available() else "cpu")).type
+    on = chosen_device(chosen).type
     if on == "cpu" and args.dtype not in (None, "float32"):
         raise UsageError(f"--dtype {args.dtype} is for GPUs: on the CPU the network runs float32")
     if args.weights is not None and not args.weights.is_file():

@@ -108,6 +108,11 @@ def schedule(mode: str, chunk: int, overlap: int, lookahead: int, max_age: int) 
     return Schedule(block=1, lookahead=0, max_age=max_age, backward=False)
 
 
+def chosen_device(device) -> torch.device:
+    """``device`` as a torch.device; None: CUDA when available, else the CPU."""
+    return torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+
 class Inpainter:
     """Removes the masked regions of a video.
 
@@ -157,7 +162,7 @@ class Inpainter:
         seams: bool = False,
     ) -> None:
         release_freed_memory()
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.device = chosen_device(device)
         if self.device.type not in ("cpu", "cuda"):
             raise ValueError(f"device must be cpu or cuda, got {self.device}")
         if self.device.type == "cuda" and not torch.cuda.is_available():
