@@ -94,6 +94,12 @@ VARIANTS = {
     "ns-full": Variant(
         "ns, the smooth fill at full resolution always", "navier-stokes", 4, half_fill_side=10**9
     ),  # fmt: skip
+    "ns-256": Variant(
+        "ns, the smooth fill halved while 256 pixels or more (the previous default)",
+        "navier-stokes",
+        4,
+        half_fill_side=256,
+    ),  # fmt: skip
     "ns-128": Variant(
         "ns, the smooth fill halved while 128 pixels or more",
         "navier-stokes",
