@@ -50,7 +50,7 @@ FILL_MARGIN = 16
 # A smooth fill is computed at half resolution, again and again while the region's
 # shorter side is at least this (``residual_fill``): at 1080p the full-resolution fill
 # cost the completion four times as much; at 854x480 halving lost 0.11 dB in the hole
-# for no time measured (bench_flow_completion, ns-256).
+# and saved no measurable time (bench_flow_completion, ns-256).
 HALF_FILL_SIDE = 512
 # Pixels the frame's affine motion is fitted on, at most (a regular subsample).
 FIT_SAMPLES = 16384

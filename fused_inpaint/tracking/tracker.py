@@ -69,8 +69,8 @@ from fused_inpaint.tracking.segment import (
 # object's region is within 1 dB of the exact masks' grown as much on most clips, not
 # only on average: 4 is as good on average, within 1 dB on fewer clips, and filmed
 # objects' borders (motion blur, focus) are softer than the synthetic ones'. Tracking
-# works at a fixed scale, so its error at the border
-# grows with the frames: larger frames get the same share of their longer side.
+# works at a fixed scale, so its error at the border grows with the frames: larger
+# frames get the same share of their longer side.
 DEFAULT_DILATE = 6
 DILATE_SIDE = 432
 DEFAULT_DILATE_TEXT = (
