@@ -94,11 +94,11 @@ VARIANTS = {
     "ns-full": Variant(
         "ns, the smooth fill at full resolution always", "navier-stokes", 4, half_fill_side=10**9
     ),  # fmt: skip
-    "ns-256": Variant(
-        "ns, the smooth fill halved while 256 pixels or more (the previous default)",
+    "ns-512": Variant(
+        "ns, the smooth fill halved while 512 pixels or more",
         "navier-stokes",
         4,
-        half_fill_side=256,
+        half_fill_side=512,
     ),  # fmt: skip
     "ns-128": Variant(
         "ns, the smooth fill halved while 128 pixels or more",

@@ -49,9 +49,10 @@ COMPLETION_MARGIN = 4
 FILL_MARGIN = 16
 # A smooth fill is computed at half resolution, again and again while the region's
 # shorter side is at least this (``residual_fill``): at 1080p the full-resolution fill
-# cost the completion four times as much; at 854x480 halving lost 0.11 dB in the hole
-# and saved no measurable time (bench_flow_completion, ns-256).
-HALF_FILL_SIDE = 512
+# cost the completion four times as much. Twice this (ns-512 in bench_flow_completion)
+# gained 0.11 dB in the hole at 854x480 and 0.28 dB at 1920x1080, for 8% and 3% more
+# of the pipeline's time.
+HALF_FILL_SIDE = 256
 # Pixels the frame's affine motion is fitted on, at most (a regular subsample).
 FIT_SAMPLES = 16384
 # Completed flows are kept in float16: 0.03 pixels apart at 64 pixels of motion.
