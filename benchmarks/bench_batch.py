@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from unittest import mock
 
 import common
 import numpy as np
@@ -87,15 +88,60 @@ def frames_per_second(inputs: list[Path], out: Path, workers: int, cpus: int, gp
     return sum(o.frames for o in outcomes), seconds
 
 
+def pipeline_step(threads: int):
+    """One pass of the pipeline over a clip in memory (DIS on ``threads``): its frames."""
+    from fused_inpaint.pipeline import Inpainter
+
+    clip, holes = map(list, panning_clip(*SIZE, FRAMES))
+    inpainter = Inpainter(device="cpu", mode="offline", dis_preset="medium", threads=threads)
+    return lambda: sum(1 for _ in inpainter.stream(clip, holes))
+
+
+def memory_step():
+    x, y = np.ones(8_000_000, np.float32), np.empty(8_000_000, np.float32)
+
+    def step() -> int:
+        np.multiply(x, 1.0001, out=y)
+        np.add(y, 0.5, out=y)
+        return 1
+
+    return step
+
+
+def compute_step():
+    a = np.ones((256, 256), np.float32)
+
+    def step() -> int:
+        a @ a
+        return 1
+
+    return step
+
+
+def python_step():
+    def step() -> int:
+        total = 0
+        for i in range(20000):
+            total += i * i
+        return 1
+
+    return step
+
+
 # What one process per CPU gives with no Ray and no video: each workload runs in 1 process,
 # then in one per CPU at once, 1 thread each; the sum of their rates over the one's.
+# label -> (unit, the step's maker, its arguments); a step returns the units it did.
 SCALING_WORKLOADS = {
-    "the pipeline (offline, DIS medium) on a clip in memory, DIS on its thread": "frames",
-    "the same, DIS on a thread of its own beside it (`threads=1`)": "frames",
-    "memory-bound: y = a x + b over 32 MB float32 arrays (numpy)": "passes",
-    "compute-bound: 256x256 float32 matmul (numpy)": "products",
-    "pure Python: a loop of 20000 multiply-adds": "loops",
-}
+    "the pipeline (offline, DIS medium) on a clip in memory, DIS on its thread": (
+        "frames", pipeline_step, (0,)
+    ),
+    "the same, DIS on a thread of its own beside it (`threads=1`)": (
+        "frames", pipeline_step, (1,)
+    ),
+    "memory-bound: y = a x + b over 32 MB float32 arrays (numpy)": ("passes", memory_step, ()),
+    "compute-bound: 256x256 float32 matmul (numpy)": ("products", compute_step, ()),
+    "pure Python: a loop of 20000 multiply-adds": ("loops", python_step, ()),
+}  # fmt: skip
 SCALING_SECONDS = 6.0  # --quick: a third
 ONE_THREAD = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -107,38 +153,9 @@ def scaling_workload(name: str, seconds: float, start, rates) -> None:
 
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
-    if name.startswith("the "):
-        from fused_inpaint.pipeline import Inpainter
-
-        clip, holes = map(list, panning_clip(*SIZE, FRAMES))
-        threads = 1 if "threads=1" in name else 0
-        inpainter = Inpainter(device="cpu", mode="offline", dis_preset="medium", threads=threads)
-        list(inpainter.stream(clip[:4], holes[:4]))
-
-        def step() -> int:
-            return sum(1 for _ in inpainter.stream(clip, holes))
-    elif name.startswith("memory"):
-        x, y = np.ones(8_000_000, np.float32), np.empty(8_000_000, np.float32)
-
-        def step() -> int:
-            np.multiply(x, 1.0001, out=y)
-            np.add(y, 0.5, out=y)
-            return 1
-    elif name.startswith("compute"):
-        a = np.ones((256, 256), np.float32)
-
-        def step() -> int:
-            a @ a
-            return 1
-    else:
-
-        def step() -> int:
-            total = 0
-            for i in range(20000):
-                total += i * i
-            return 1
-
-    step()
+    _, make, arguments = SCALING_WORKLOADS[name]
+    step = make(*arguments)
+    step()  # warm-up
     start.wait()
     done, begin = 0, time.perf_counter()
     while time.perf_counter() - begin < seconds:
@@ -150,20 +167,7 @@ def scaling(processes: int, name: str, seconds: float) -> float:
     """The summed rate (units/s) of workload ``name`` in ``processes`` processes at once."""
     context = multiprocessing.get_context("spawn")
     # BLAS and OpenMP read their thread counts when loaded, in each new process.
-    saved = {name: os.environ.get(name) for name in ONE_THREAD}
-    os.environ.update(dict.fromkeys(ONE_THREAD, "1"))
-    try:
-        return _scaling(context, processes, name, seconds)
-    finally:
-        for variable, value in saved.items():
-            if value is None:
-                os.environ.pop(variable)
-            else:
-                os.environ[variable] = value
-
-
-def _scaling(context, processes: int, name: str, seconds: float) -> float:
-    with context.Manager() as manager:
+    with mock.patch.dict(os.environ, dict.fromkeys(ONE_THREAD, "1")), context.Manager() as manager:
         start, rates = manager.Barrier(processes), manager.list()
         children = [
             context.Process(target=scaling_workload, args=(name, seconds, start, rates))
@@ -184,7 +188,7 @@ def scaling_table(quick: bool) -> str:
     seconds = SCALING_SECONDS / 3 if quick else SCALING_SECONDS
     heading = ["workload", "unit", "1 process /s", f"{cores} processes /s", "ratio"]
     lines = [common.table_line(heading), "|---|---|--:|--:|--:|"]
-    for name, unit in SCALING_WORKLOADS.items():
+    for name, (unit, _, _) in SCALING_WORKLOADS.items():
         one, many = scaling(1, name, seconds), scaling(cores, name, seconds)
         print(f"{name}: {one:.1f} -> {many:.1f} {unit}/s ({many / one:.2f}x)", flush=True)
         cells = [name, unit, f"{one:.1f}", f"{many:.1f}", f"{many / one:.2f}x"]
