@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import os
 import resource
 import sys
 import time
@@ -167,11 +168,11 @@ def reset_peak(cuda: bool) -> None:
         pass
 
 
-def dis_alone_ms(height: int, width: int) -> float:
-    """ms per frame of DIS alone (the default preset, both directions of each pair) on the
-    first DIS_FRAMES frames of the benchmark's clip, on the pipeline's DIS threads."""
-    preset, threads = dis_options("medium", None)
-    frames, _ = panning_clip(height, width, DIS_FRAMES, seed=1)
+def dis_alone(frames: list[np.ndarray], preset: str = "medium") -> tuple[float, float]:
+    """(wall, CPU) seconds of DIS alone (``preset``, both directions of each pair of
+    ``frames`` (H, W, 3) uint8, in grayscale) on the pipeline's DIS threads; CPU: the
+    process's user and system time over the same span, every thread's."""
+    preset, threads = dis_options(preset, None)
     grays = [cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2GRAY) for f in frames]
     kind = getattr(cv2, f"DISOPTICAL_FLOW_PRESET_{preset.upper()}")
     with ThreadPoolExecutor(threads) as pool:
@@ -187,10 +188,22 @@ def dis_alone_ms(height: int, width: int) -> float:
             for k in range(first, len(grays) - 1, threads):
                 pair(k)
 
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), cpu_seconds()
         list(pool.map(lane, range(threads)))
-        seconds = time.perf_counter() - start
-    return 1e3 * seconds / (len(grays) - 1)
+        return time.perf_counter() - start, cpu_seconds() - cpu
+
+
+def cpu_seconds() -> float:
+    """The process's user and system CPU seconds so far, all threads."""
+    times = os.times()
+    return times.user + times.system
+
+
+def dis_alone_ms(height: int, width: int) -> float:
+    """ms per frame of DIS alone (the default preset) on the first DIS_FRAMES frames of the
+    benchmark's clip, on the pipeline's DIS threads."""
+    frames, _ = panning_clip(height, width, DIS_FRAMES, seed=1)
+    return 1e3 * dis_alone(list(frames))[0] / (DIS_FRAMES - 1)
 
 
 def measure_stream(

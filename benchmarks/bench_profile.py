@@ -1,11 +1,15 @@
-"""Where the pipeline's time goes: a cProfile of ``Inpainter.stream`` on the CPU, beside
-DIS alone on the same frames.
+"""Where the pipeline's time goes: ``Inpainter.stream`` on the CPU beside DIS alone on the
+same frames, the pipeline without the flow's cost, and a cProfile.
 
-Script: python benchmarks/bench_profile.py [--frames N] [--size WxH] [--mode M] [--out DIR]
+Script: python benchmarks/bench_profile.py [--frames N] [--size WxH] [--mode M]
+      [--preset P] [--out DIR]
       streams the panning clip of ``bench_model`` (a moving hole of about 8% of the frame)
-      through ``Inpainter(device="cpu", dis_preset="ultrafast")`` under cProfile, then
-      times DIS alone (both directions of every pair, one thread, the same frames) and
-      writes DIR/<device>/profile.md: the ratio pipeline / DIS and the functions that take
+      through ``Inpainter(device="cpu", dis_preset=P)`` (default: the pipeline's, medium),
+      wall and CPU time; again with the same run's DIS estimates handed back done (the
+      rest of the pipeline alone); DIS alone on the same frames (both directions of every
+      pair, on the pipeline's DIS threads); then the pipeline under cProfile. Writes
+      DIR/<device>/profile.md: the ratio pipeline / DIS, the bound that the CPU time of
+      DIS and of the rest set on a machine of this many CPUs, and the functions that take
       the most time.
 """
 
@@ -18,28 +22,47 @@ import os
 import pstats
 import sys
 import time
+from concurrent.futures import Future
 from pathlib import Path
 
 import bench_model
 import common
-import cv2
-import numpy as np
+import torch
 
 from fused_inpaint.pipeline import Inpainter
+from fused_inpaint.pipeline.flow import DISFlow, resolved
 
 NAME = "profile"
 TOP = 25
 
 
-def dis_alone_s(frames: list[np.ndarray], preset: str) -> float:
-    """Seconds DIS takes, on one thread, for both directions of every adjacent pair."""
-    dis = cv2.DISOpticalFlow_create(getattr(cv2, f"DISOPTICAL_FLOW_PRESET_{preset.upper()}"))
-    grays = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]
-    start = time.perf_counter()
-    for a, b in zip(grays, grays[1:], strict=False):
-        dis.calc(a, b, None)
-        dis.calc(b, a, None)
-    return time.perf_counter() - start
+class Replay:
+    """A flow source that records another's estimates on a first run, then hands them back
+    already done, in the order they are asked for: the pipeline without the flow's cost."""
+
+    name = "dis"
+    threads = 1
+
+    def __init__(self, source):
+        self.source, self.estimates, self.next = source, [], None
+
+    def pair(self, a, b) -> Future:
+        if self.next is None:
+            self.estimates.append(self.source.pair(a, b))
+            return self.estimates[-1]
+        self.next += 1
+        return resolved(self.estimates[self.next - 1].result())
+
+    def close(self) -> None:
+        self.next = 0  # the next run replays
+
+
+def timed(inpainter: Inpainter, frames: list, masks: list) -> tuple[float, float]:
+    """(wall, CPU) seconds of one stream of ``frames`` under ``masks``."""
+    start, cpu = time.perf_counter(), bench_model.cpu_seconds()
+    for _ in inpainter.stream(frames, masks):
+        pass
+    return time.perf_counter() - start, bench_model.cpu_seconds() - cpu
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=60)
     parser.add_argument("--size", default="854x480", help="WxH")
     parser.add_argument("--mode", default="offline")
-    parser.add_argument("--preset", default="ultrafast")
+    parser.add_argument("--preset", default="medium")
     parser.add_argument("--out", default=common.RESULTS_DIR)
     args = parser.parse_args(argv)
     width, height = map(int, args.size.split("x"))
@@ -56,14 +79,25 @@ def main(argv: list[str] | None = None) -> int:
     inpainter = Inpainter(device="cpu", mode=args.mode, dis_preset=args.preset)
     for _ in inpainter.stream(frames[:4], masks[:4]):  # load and warm up
         pass
+    replay = Replay(DISFlow(torch.device("cpu"), args.preset))
+    replayed = Inpainter(device="cpu", mode=args.mode, flow=replay)
+    timed(replayed, frames, masks)  # records the estimates
+    pipeline, rest = timed(inpainter, frames, masks), timed(replayed, frames, masks)
+    replay.source.close()
+    dis = bench_model.dis_alone(frames, args.preset)
     profile = cProfile.Profile()
     start = time.perf_counter()
     profile.enable()
     for _ in inpainter.stream(frames, masks):
         pass
     profile.disable()
-    pipeline_s = time.perf_counter() - start
-    dis_s = dis_alone_s(frames, args.preset)
+    profiled_s = time.perf_counter() - start
+    cores = os.cpu_count() or 1
+    bound = (dis[1] + rest[1]) / cores
+
+    def ms(seconds: float) -> str:
+        return f"{1e3 * seconds / args.frames:.1f}"
+
     text = io.StringIO()
     pstats.Stats(profile, stream=text).sort_stats("tottime").print_stats(TOP)
     env = common.environment()
@@ -72,9 +106,14 @@ def main(argv: list[str] | None = None) -> int:
         f"`Inpainter(device='cpu', mode='{args.mode}', dis_preset='{args.preset}')`",
         f"load average (1, 5, 15 min) at the start: {load} on {os.cpu_count()} CPUs; on a "
         "shared machine compare the ratio, measured in one run, more than the seconds",
-        f"pipeline: {pipeline_s:.2f} s ({args.frames / pipeline_s:.1f} frames/s, under "
-        f"cProfile); DIS alone, one thread, both directions: {dis_s:.2f} s; ratio "
-        f"{pipeline_s / dis_s:.2f}",
+        f"pipeline: {ms(pipeline[0])} ms a frame ({ms(pipeline[1])} CPU ms); DIS alone (the "
+        f"pipeline's threads, both directions): {ms(dis[0])} ({ms(dis[1])} CPU ms); ratio "
+        f"{pipeline[0] / dis[0]:.2f}",
+        f"the pipeline without the flow's cost (the same run's estimates handed back "
+        f"done): {ms(rest[0])} ms a frame ({ms(rest[1])} CPU ms)",
+        f"bound: DIS's CPU time and the rest's, spread over all {cores} CPUs without a "
+        f"gap, {ms(bound)} ms a frame, {bound / dis[0]:.2f}x DIS alone",
+        f"under cProfile (the listing below): {profiled_s:.2f} s",
     ]
     root = str(Path(__file__).resolve().parents[1]) + "/"
     lines = text.getvalue().replace(root, "").strip().splitlines()[-TOP - 3 :]
