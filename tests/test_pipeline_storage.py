@@ -104,7 +104,7 @@ def test_estimates_wait_for_completion_a_few_at_a_time():
     slow = list(Propagation(source, schedule).run(inputs(frames, masks)))
     exact = list(Propagation(ExactFlow(forward, backward), schedule).run(inputs(frames, masks)))
     assert max(source.waiting) <= PAIRS_PER_THREAD * SlowFlow.threads, source.waiting
-    assert all(torch.equal(x.image, y.image) for x, y in zip(slow, exact, strict=True))
+    assert all(torch.equal(x.image(), y.image()) for x, y in zip(slow, exact, strict=True))
 
 
 def test_memory_grows_with_the_frames_read():

@@ -328,12 +328,12 @@ def complete(flow: torch.Tensor, grown_hole: tuple, grown_target: tuple) -> Gues
     everywhere = hole.clone()  # the guess over the whole frame, for the frame's motion
     everywhere[window(around)] = guessed
     motion = affine_fit(flow, ~everywhere, around)
-    # Written on the guess's box only: the flow elsewhere is kept exactly as it was.
-    inner = bounding_box(guessed)
+    # Written on the guess's box only (``box``: the grown hole's box is its dilation's,
+    # ``into``'s the box of where it lands): the flow elsewhere is kept exactly as it was.
+    inner = moved(box, -around[0], -around[2])
     fill = residual_fill(flow[window(around)].float() - motion, guessed, inner)
-    changed = moved(inner, around[0], around[2])
-    flow[window(changed)] = torch.where(
-        guessed[window(inner)], motion[window(inner)] + fill, flow[window(changed)]
+    flow[window(box)] = torch.where(
+        guessed[window(inner)], motion[window(inner)] + fill, flow[window(box)]
     )
     return Guess(around, guessed, motion, everywhere)
 

@@ -270,16 +270,17 @@ class Inpainter:
         try:
             propagation = Propagation(source, self.schedule, seams=self.seams)
             for done in propagation.run(self._inputs(frames, masks)):
-                frame, image, box = done.frame, done.image, done.frame.box
+                frame, box = done.frame, done.frame.box
                 anything_known = anything_known or not frame.hole.all()
                 out = frame.rgb.copy()
                 if box is None:
                     yield out
                     continue
                 remaining = frame.hole_t & ~done.reached
+                values = done.values
                 if remaining[window(box)].any():
-                    image = self.filler(image, remaining)
-                filled = image[0][window(box)].round().clamp(0, 255).to(torch.uint8)
+                    values = self.filler(done.image(), remaining)[window(box)]
+                filled = values[0].round().clamp(0, 255).to(torch.uint8)
                 filled = filled.permute(1, 2, 0).cpu().numpy()
                 region = out[box[0] : box[1], box[2] : box[3]]
                 np.copyto(region, filled, where=frame.hole[window(box)][..., None])
