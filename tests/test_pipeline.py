@@ -359,6 +359,32 @@ def test_dis_on_the_calling_thread_gives_the_pools_flows():
     assert np.array_equal(inpainter(threads=0)(frames, masks), model(frames, masks))
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_torch_threads_in_the_run_and_the_callers_between_frames(mode):
+    """Offline on the CPU, DIS on its threads: the pipeline's tensor work on one torch
+    thread (DIS estimates the next chunk meanwhile); the caller sees its own setting
+    between frames and after. Stream and online modes keep the caller's."""
+    frames, masks = make_clip(8, 32, 48)
+    masks[:] = masks[0]  # a hole that stays put: what no frame shows is filled on each
+    model = inpainter(mode=mode, threads=2)
+    inside = []
+
+    def fill(image, remaining):
+        inside.append(torch.get_num_threads())
+        return image
+
+    model.filler = fill
+    before = torch.get_num_threads()
+    torch.set_num_threads(3)
+    try:
+        between = [torch.get_num_threads() for _ in model.stream(frames, masks)]
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(before)
+    assert between == [3] * len(frames)
+    assert inside and set(inside) == {1 if mode == "offline" else 3}
+
+
 def object_through_a_hole(length: int = 16, h: int = 64, w: int = 96):
     """A textured background moving 1 pixel right a frame, a 12x12 textured square moving
     3 right, and a 32x32 hole moving 1 left that the square passes through after it was
