@@ -41,7 +41,7 @@ class Replay:
     already done, in the order they are asked for: the pipeline without the flow's cost."""
 
     name = "dis"
-    threads = 1
+    threads = 1  # the pipeline treats it as DIS on its threads: the same thread settings
 
     def __init__(self, source):
         self.source, self.estimates, self.next = source, [], None

@@ -280,11 +280,12 @@ class Inpainter:
 
     def _tensor_threads(self, source: FlowSource) -> int | None:
         """torch's intra-op threads for the pipeline's own work (None: as they are). In
-        offline mode on the CPU, DIS's threads estimate the next chunk's flows while the
-        sweeps run, and torch's second thread only takes the core from them: at 854x480
-        the pipeline took 76 ms a frame with one, 86 with two (2 CPUs). Stream and online
-        modes wait for each frame's flow before its sweeps, so torch keeps its threads."""
-        on_threads = isinstance(source, DISFlow) and source.threads > 0
+        offline mode on the CPU, a flow source's threads (DIS's) estimate the next chunk's
+        flows while the sweeps run, and torch's second thread only takes the core from
+        them: at 854x480 the pipeline took 76 ms a frame with one, 86 with two (2 CPUs).
+        Stream and online modes wait for each frame's flow before its sweeps, so torch
+        keeps its threads there."""
+        on_threads = getattr(source, "threads", 0) > 0  # estimates on threads of its own
         overlapped = self.schedule.block > 1 and self.device.type == "cpu"
         return 1 if on_threads and overlapped else None
 
