@@ -385,6 +385,25 @@ def test_torch_threads_in_the_run_and_the_callers_between_frames(mode):
     assert inside and set(inside) == {1 if mode == "offline" else 3}
 
 
+def test_offline_reads_the_next_chunk_between_its_outputs():
+    """Each output of a chunk is followed by the read of a frame of the next (its flows
+    asked for), not the whole chunk after the last: DIS's threads work while the sweeps
+    run. The latency stays block + lookahead - 1 frames."""
+    frames, masks = make_clip(14, 24, 32)
+    log = []
+
+    def reading():
+        for frame in frames:
+            log.append("read")
+            yield frame
+
+    model = inpainter(mode="offline", chunk=6, overlap=2)
+    read_before = []
+    for _ in model.stream(reading(), masks):
+        read_before.append(log.count("read"))
+    assert read_before == [min(6 + k, len(frames)) for k in range(len(frames))]
+
+
 def object_through_a_hole(length: int = 16, h: int = 64, w: int = 96):
     """A textured background moving 1 pixel right a frame, a 12x12 textured square moving
     3 right, and a 32x32 hole moving 1 left that the square passes through after it was

@@ -334,27 +334,25 @@ class Propagation:
         """Yields each frame after propagation, in order, at most ``block + lookahead - 1``
         frames after it was read."""
         s = self.schedule
+        capacity = s.block + s.lookahead
+        source = iter(frames)
         pending: deque[tuple[int, FrameInput]] = deque()  # read, not yet output
         flows: dict[int, FlowPair] = {}  # t -> the flows of the pair (t, t + 1)
         unfinished: deque[FlowPair] = deque()  # pairs whose estimate is not completed
         ring: FrameRing | None = None
         forward: State | None = None  # the forward state of the last frame output
+        previous: FrameInput | None = None
+        last_pair: FlowPair | None = None
+        memory: int | None = None
+        next_index = 0  # of the next frame read
 
-        def output(count: int) -> Iterator[Propagated]:
-            nonlocal forward
-            backward = self._backward_states(ring, pending, count, flows) if s.backward else None
-            for k in range(count):
-                index, frame = pending.popleft()
-                if forward is None:
-                    forward = ring.own(index, frame)
-                else:
-                    pair = flows.pop(index - 1).flows(ring.flows)
-                    forward = self._step(frame, index, forward, pair, ahead=False)
-                yield self._propagated(ring, index, frame, forward, backward and backward[k])
-                ring.forget(pending[0][0] if pending else index + 1, forward, frame.box, index)
-
-        previous, last_pair = None, None
-        for index, frame in enumerate(frames):
+        def read() -> bool:
+            """Reads the next frame and asks for the flows of its pair; False at the end."""
+            nonlocal ring, memory, previous, last_pair, next_index
+            frame = next(source, None)
+            if frame is None:
+                return False
+            index, next_index = next_index, next_index + 1
             if ring is None:
                 ring = FrameRing(frame)
                 memory = self.memory or available_bytes(frame.image.device)
@@ -375,9 +373,31 @@ class Propagation:
                 unfinished.popleft().complete()
             previous = frame
             pending.append((index, frame))
-            if len(pending) == s.block + s.lookahead:
-                yield from output(s.block)
-        while pending:
+            return True
+
+        def output(count: int) -> Iterator[Propagated]:
+            nonlocal forward
+            backward = self._backward_states(ring, pending, count, flows) if s.backward else None
+            for k in range(count):
+                index, frame = pending.popleft()
+                if forward is None:
+                    forward = ring.own(index, frame)
+                else:
+                    pair = flows.pop(index - 1).flows(ring.flows)
+                    forward = self._step(frame, index, forward, pair, ahead=False)
+                yield self._propagated(ring, index, frame, forward, backward and backward[k])
+                ring.forget(pending[0][0] if pending else index + 1, forward, frame.box, index)
+                # The next frame is read as soon as there is room, between the outputs of
+                # a chunk: its flow is estimated on the source's threads while the sweeps
+                # run, not after them (offline, DIS waited through each chunk's output).
+                if len(pending) < capacity:
+                    read()
+
+        while True:
+            while len(pending) < capacity and read():
+                pass
+            if not pending:
+                return
             yield from output(min(s.block, len(pending)))
 
     def _propagated(self, ring: FrameRing, index, frame, forward, backward) -> Propagated:
