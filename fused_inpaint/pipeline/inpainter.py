@@ -319,7 +319,7 @@ class Inpainter:
                 self._inputs(frames, masks)
             )
             while True:
-                with intra_op_threads(threads):  # the caller's own between frames
+                with intra_op_threads(threads):  # the caller's setting between frames
                     item = next(propagated, None)
                     out = None if item is None else self._output(item)
                 if item is None:
