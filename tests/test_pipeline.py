@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 
 import cv2
@@ -360,10 +361,15 @@ def test_dis_on_the_calling_thread_gives_the_pools_flows():
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_torch_threads_in_the_run_and_the_callers_between_frames(mode):
-    """Offline on the CPU, DIS on its threads: the pipeline's tensor work on one torch
-    thread (DIS estimates the next chunk meanwhile); the caller sees its own setting
-    between frames and after. Stream and online modes keep the caller's."""
+@pytest.mark.parametrize("cpus, offline_threads", [(2, 1), (4, 2), (16, 3)])
+def test_torch_threads_in_the_run_and_the_callers_between_frames(
+    monkeypatch, mode, cpus, offline_threads
+):
+    """Offline on the CPU, DIS on 2 threads of its own: the pipeline's tensor work on the
+    CPUs DIS leaves (at least one, at most the caller's 3) while DIS estimates the next
+    chunk; the caller sees its own setting between frames and after. Stream and online
+    modes keep the caller's."""
+    monkeypatch.setattr(os, "cpu_count", lambda: cpus)
     frames, masks = make_clip(8, 32, 48)
     masks[:] = masks[0]  # a hole that stays put: what no frame shows is filled on each
     model = inpainter(mode=mode, threads=2)
@@ -382,7 +388,7 @@ def test_torch_threads_in_the_run_and_the_callers_between_frames(mode):
     finally:
         torch.set_num_threads(before)
     assert between == [3] * len(frames)
-    assert inside and set(inside) == {1 if mode == "offline" else 3}
+    assert inside and set(inside) == {offline_threads if mode == "offline" else 3}
 
 
 def test_offline_reads_the_next_chunk_between_its_outputs():

@@ -145,7 +145,8 @@ class Inpainter:
     ``dtype``: default float16 on CUDA, float32 on CPU. ``dis_preset``: "ultrafast",
     "fast" or "medium"; ``threads``: DIS pairs computed at once, on threads overlapping
     the rest (0: on the calling thread, one CPU); in offline mode on the CPU the rest
-    then runs on one torch thread (the caller's setting is back between frames).
+    then keeps to the CPUs they leave, at least one torch thread (the caller's setting is
+    back between frames).
     ``compile``: the network's fill through ``torch.compile`` (CUDA graphs on CUDA; each
     new crop size compiles once).
     ``temporal_flow``: the flow in the holes also carried from the frames before where
@@ -281,13 +282,14 @@ class Inpainter:
     def _tensor_threads(self, source: FlowSource) -> int | None:
         """torch's intra-op threads for the pipeline's own work (None: as they are). In
         offline mode on the CPU, a flow source's threads (DIS's) estimate the next chunk's
-        flows while the sweeps run, and torch's second thread only takes the core from
-        them: at 854x480 the pipeline took 76 ms a frame with one, 86 with two (2 CPUs).
-        Stream and online modes wait for each frame's flow before its sweeps, so torch
-        keeps its threads there."""
-        on_threads = getattr(source, "threads", 0) > 0  # estimates on threads of its own
-        overlapped = self.schedule.block > 1 and self.device.type == "cpu"
-        return 1 if on_threads and overlapped else None
+        flows while the sweeps run: torch gets the CPUs they leave, at least one, at most
+        the caller's setting (on 2 CPUs at 854x480 the pipeline took 76 ms a frame with
+        one torch thread, 86 with two). Stream and online modes wait for each frame's flow
+        before its sweeps, so torch keeps its threads there."""
+        flow_threads = getattr(source, "threads", 0)  # estimates on threads of its own
+        if not (flow_threads > 0 and self.schedule.block > 1 and self.device.type == "cpu"):
+            return None
+        return max(1, min(torch.get_num_threads(), (os.cpu_count() or 1) - flow_threads))
 
     def _output(self, done) -> np.ndarray:
         """The frame (H, W, 3) uint8 of a propagated frame ``done`` (``Propagated``): the
