@@ -93,10 +93,11 @@ def main(argv: list[str] | None = None) -> int:
     profile.disable()
     profiled_s = time.perf_counter() - start
     cores = os.cpu_count() or 1
-    bound = (dis[1] + rest[1]) / cores
+    pairs = args.frames - 1  # DIS alone: per pair, as the pipeline per frame
+    bound = (dis[1] / pairs + rest[1] / args.frames) / cores  # seconds a frame
 
-    def ms(seconds: float) -> str:
-        return f"{1e3 * seconds / args.frames:.1f}"
+    def ms(seconds: float, count: int = args.frames) -> str:
+        return f"{1e3 * seconds / count:.1f}"
 
     text = io.StringIO()
     pstats.Stats(profile, stream=text).sort_stats("tottime").print_stats(TOP)
@@ -107,12 +108,13 @@ def main(argv: list[str] | None = None) -> int:
         f"load average (1, 5, 15 min) at the start: {load} on {os.cpu_count()} CPUs; on a "
         "shared machine compare the ratio, measured in one run, more than the seconds",
         f"pipeline: {ms(pipeline[0])} ms a frame ({ms(pipeline[1])} CPU ms); DIS alone (the "
-        f"pipeline's threads, both directions): {ms(dis[0])} ({ms(dis[1])} CPU ms); ratio "
-        f"{pipeline[0] / dis[0]:.2f}",
+        f"pipeline's threads, both directions): {ms(dis[0], pairs)} ({ms(dis[1], pairs)} CPU "
+        f"ms); ratio {pipeline[0] / args.frames / (dis[0] / pairs):.2f}",
         f"the pipeline without the flow's cost (the same run's estimates handed back "
         f"done): {ms(rest[0])} ms a frame ({ms(rest[1])} CPU ms)",
-        f"bound: DIS's CPU time and the rest's, spread over all {cores} CPUs without a "
-        f"gap, {ms(bound)} ms a frame, {bound / dis[0]:.2f}x DIS alone",
+        f"bound: DIS's CPU time and the rest's (the fill of DIS's input in neither), spread "
+        f"over all {cores} CPUs without a gap, {ms(bound, 1)} ms a frame, "
+        f"{bound / (dis[0] / pairs):.2f}x DIS alone",
         f"under cProfile (the listing below): {profiled_s:.2f} s",
     ]
     root = str(Path(__file__).resolve().parents[1]) + "/"
