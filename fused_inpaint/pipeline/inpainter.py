@@ -323,9 +323,9 @@ class Inpainter:
             while True:
                 with intra_op_threads(threads):  # the caller's setting between frames
                     item = next(propagated, None)
-                    out = None if item is None else self._output(item)
-                if item is None:
-                    break
+                    if item is None:
+                        break
+                    out = self._output(item)
                 done = item
                 anything_known = anything_known or not done.frame.hole.all()
                 yield out

@@ -235,8 +235,10 @@ class FrameRing:
 
 def sources(frames: list[torch.Tensor]) -> list[int]:
     """The frames that the source-frame tensors ``frames`` point at, in order."""
-    found = torch.cat([f.flatten() for f in frames]) if frames else None
-    if found is None or found.numel() == 0:
+    if not frames:
+        return []
+    found = torch.cat([f.flatten() for f in frames])
+    if found.numel() == 0:
         return []
     # Counted rather than sorted (``unique``): the indices span a few frames, and on a CPU
     # counting is about ten times faster.

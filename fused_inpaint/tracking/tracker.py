@@ -372,8 +372,9 @@ class _Run:
         if track.colour:
             apart = distance = None
             if self.tracker.motion:
-                apart = moves_apart(flow, guess, band_width(guess))
-                distance = background_distance(flow, guess, band_width(guess))
+                band = band_width(guess)
+                apart = moves_apart(flow, guess, band)
+                distance = background_distance(flow, guess, band)
             first = guess | rejoining(guess, distance, apart)
             mask, models = grabcut(frame.rgb, first, None, track.models.copy(), apart)
             if mask.sum() >= COLLAPSE * guess.sum():
