@@ -22,8 +22,8 @@ from fused_inpaint.pipeline.flow import (
     DISFlow,
     FlowPair,
     affine_fit,
+    affine_parts,
     complete_flow,
-    pair_sums,
     residual_fill,
     upsampled,
 )
@@ -251,33 +251,48 @@ def test_affine_motion_is_completed_exactly_at_half_resolution(monkeypatch):
     test_affine_motion_is_completed_exactly()
 
 
+def still(h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``affine_parts`` of no motion on an (h, w) region."""
+    return torch.zeros(1, 2, 1, w), torch.zeros(1, 2, h, 1)
+
+
 @pytest.mark.parametrize("size", [(31, 47), (33, 33), (64, 90)])
 def test_the_half_resolution_fill_is_as_close_as_the_full_one(monkeypatch, size):
-    """Known pixels stay exact; inside the guess a smooth field is filled about as well
-    from the 2x2 means as at full resolution (mean error within 5% of it)."""
+    """Inside the guess a smooth field is filled about as well from the 2x2 means as at
+    full resolution (mean error within 5% of it)."""
     h, w = size
     monkeypatch.setattr(flow_module, "HALF_FILL_SIDE", min(h, w))  # halved once
     ys, xs = torch.meshgrid(torch.arange(h).float(), torch.arange(w).float(), indexing="ij")
     field = torch.stack([torch.sin(xs / 9) * 3, torch.cos(ys / 7) * 2])[None]
     guessed = torch.zeros(1, 1, h, w, dtype=torch.bool)
     guessed[..., h // 4 : 3 * h // 4 + 1, w // 3 : 2 * w // 3 + 1] = True
-    half = residual_fill(field, guessed)
+    half = residual_fill(field, still(h, w), guessed, (0, h, 0, w))
     inside = guessed.expand_as(field)
-    assert torch.equal(half[~inside], field[~inside])
     error = (half - field)[inside].abs().mean()
     assert error <= 1.05 * (smooth_fill(field, guessed) - field)[inside].abs().mean()
 
 
-@pytest.mark.parametrize("size", [(7, 9), (8, 13), (1, 5)])
-def test_pair_sums_are_the_2x2_pooling_up_to_a_factor(size):
-    """Two halvings by pair sums over values and support give avg_pool2d's weighted means,
-    odd ends included."""
-    values, support = torch.randn(1, 2, *size), (torch.rand(1, 1, *size) > 0.3).float()
-    level = pair_sums(pair_sums(torch.cat([values * support, support], 1), -2), -1)
-    pooled = F.avg_pool2d(torch.cat([values * support, support], 1), 2, ceil_mode=True)
-    torch.testing.assert_close(
-        level[:, :2] / level[:, 2:].clamp_min(1e-30), pooled[:, :2] / pooled[:, 2:].clamp_min(1e-30)
-    )
+@pytest.mark.parametrize("size", [(37, 45), (32, 33), (9, 64)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_the_fill_halves_like_2x2_pooling_and_subtracts_the_motion(monkeypatch, size, dtype):
+    """The fill's coarse level is the weighted means of 2x2 sums taken again and again
+    (odd ends alone: the region is padded), of the flow less the affine motion."""
+    monkeypatch.setattr(flow_module, "HALF_FILL_SIDE", 8)
+    h, w = size
+    flow = (torch.randn(1, 2, h, w) * 4).to(dtype)
+    guessed = torch.rand(1, 1, h, w) > 0.6
+    guessed[..., h // 3 : h // 2, w // 4 : w // 2] = True
+    known = (~guessed).float()
+    motion = affine_parts(flow, ~guessed)
+    residual = flow.float() - (motion[0] + motion[1])
+    level = torch.cat([residual * known, known], 1)
+    while min(level.shape[-2:]) >= 8:
+        level = F.avg_pool2d(level, 2, ceil_mode=True, divisor_override=1)
+    coarse = smooth_fill(level[:, :2] / level[:, 2:].clamp_min(1e-30), level[:, 2:] == 0)
+    expected = upsampled(coarse, size, (0, h, 0, w))
+    fill = residual_fill(flow, motion, guessed, (0, h, 0, w))
+    inside = guessed.expand_as(fill)
+    torch.testing.assert_close(fill[inside], expected[inside], atol=1e-4, rtol=1e-4)
 
 
 @pytest.mark.parametrize("coarse, size", [((5, 7), (37, 51)), ((4, 4), (31, 32)), ((1, 3), (2, 9))])
@@ -294,9 +309,9 @@ def test_residual_fill_on_a_box_is_the_whole_fill_cropped(monkeypatch):
     field = torch.randn(1, 2, 37, 45)
     guessed = torch.zeros(1, 1, 37, 45, dtype=torch.bool)
     guessed[..., 10:25, 12:30] = True
-    whole = residual_fill(field, guessed)
+    whole = residual_fill(field, still(37, 45), guessed, (0, 37, 0, 45))
     torch.testing.assert_close(
-        residual_fill(field, guessed, (9, 26, 11, 31)), whole[..., 9:26, 11:31]
+        residual_fill(field, still(37, 45), guessed, (9, 26, 11, 31)), whole[..., 9:26, 11:31]
     )
 
 

@@ -176,6 +176,16 @@ def affine_fit(flow: torch.Tensor, known: torch.Tensor, box: Box | None = None) 
     sense over the ``known`` (N, 1, H, W) bool pixels, on ``box`` (default: the frame):
     (N, 2, box height, box width) float32; zero where fewer than three are known. The fit
     reads every FIT_STEP-th pixel of each FIT_STEP-th row, in float32 on a centred basis."""
+    across, down = affine_parts(flow, known, box)
+    return across + down
+
+
+def affine_parts(
+    flow: torch.Tensor, known: torch.Tensor, box: Box | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``affine_fit`` as the two terms it sums, a plane per channel: the column term
+    (N, 2, 1, box width) and the row term (N, 2, box height, 1), so that a caller can
+    subtract the field without making it."""
     n, _, height, width = flow.shape
     step = max(1, round(math.sqrt(height * width / FIT_SAMPLES)))
 
@@ -198,10 +208,9 @@ def affine_fit(flow: torch.Tensor, known: torch.Tensor, box: Box | None = None) 
     coefficients = torch.linalg.solve(torch.where(solvable[:, None, None], gram, eye), moments)
     coefficients = coefficients * solvable[:, None, None]
     top, bottom, left, right = box or (0, height, 0, width)
-    # On the box the field is a plane per channel: a row term plus a column term.
     xs, ys = basis(top, top + 1, left, right, 1)[0, 0], basis(top, bottom, left, left + 1, 1)[0, 1]
     (cx, cy, c0) = coefficients.transpose(1, 2)[..., None, None].unbind(2)  # (N, 2, 1, 1) each
-    return (cx * xs + c0) + cy * ys[:, None]
+    return cx * xs + c0, cy * ys[:, None]
 
 
 def pointing_into(flow: torch.Tensor, target: torch.Tensor, box: Box) -> tuple:
@@ -209,7 +218,8 @@ def pointing_into(flow: torch.Tensor, target: torch.Tensor, box: Box) -> tuple:
     bool, all of which lie in ``box``: (mask over the returned box, that box), or None.
     Only the pixels that a flow as long as the longest can carry into ``box`` are read."""
     height, width = flow.shape[-2:]
-    reach = math.ceil(max(float(flow.amax()), -float(flow.amin()))) + 1  # no |flow| copy
+    low, high = torch.aminmax(flow)  # one pass, no |flow| copy
+    reach = math.ceil(max(float(high), -float(low))) + 1
     region = window(grown(box, reach, height, width))
     crop = flow[region].float().contiguous()
     lands = flow_warp(target[region].to(crop.dtype).contiguous(), crop) > 0
@@ -237,30 +247,26 @@ def complete_flow(
 
 @dataclass
 class Guess:
-    """Where ``completed`` replaced a flow: the ``box`` it changed, the pixels it guessed
-    there (N, 1, h, w) bool, the frame's affine motion there (N, 2, h, w) float32, and the
+    """Where ``complete`` replaced a flow: the ``box`` it changed, the pixels it guessed
+    there (N, 1, h, w) bool, the frame's affine motion there as ``affine_parts``, and the
     guessed pixels over the whole frame (N, 1, H, W) bool."""
 
     box: Box
     guessed: torch.Tensor
-    motion: torch.Tensor
+    parts: tuple[torch.Tensor, torch.Tensor]
     everywhere: torch.Tensor
+
+    @property
+    def motion(self) -> torch.Tensor:
+        """The frame's affine motion on ``box``: (N, 2, h, w) float32."""
+        height, width = self.guessed.shape[-2:]
+        return plane(self.parts, (0, height, 0, width))
 
 
 def completed(flow: torch.Tensor, grown_hole: tuple, grown_target: tuple) -> torch.Tensor:
     """``flow`` completed in place (``complete``)."""
     complete(flow, grown_hole, grown_target)
     return flow
-
-
-def pair_sums(t: torch.Tensor, dim: int) -> torch.Tensor:
-    """``t`` halved along ``dim`` by sums of adjacent pairs, an odd end kept alone: what
-    ``avg_pool2d(t, 2, ceil_mode=True)`` pools per axis, up to a factor that weighted
-    means cancel, in slices (on a CPU several times faster than the pooling)."""
-    n = t.shape[dim]
-    pairs = t.narrow(dim, 0, n - n % 2).unflatten(dim, (n // 2, 2))
-    sums = pairs.select(dim % t.ndim + 1, 0) + pairs.select(dim % t.ndim + 1, 1)
-    return torch.cat([sums, t.narrow(dim, n - 1, 1)], dim) if n % 2 else sums
 
 
 def upsampled(coarse: torch.Tensor, size: tuple[int, int], box: Box) -> torch.Tensor:
@@ -282,29 +288,59 @@ def upsampled(coarse: torch.Tensor, size: tuple[int, int], box: Box) -> torch.Te
     return out
 
 
-def residual_fill(residual: torch.Tensor, guessed: torch.Tensor, box: Box | None = None):
-    """``residual`` (N, 2, h, w) filled smoothly where ``guessed`` (N, 1, h, w) bool holds,
-    elsewhere kept exactly, returned on ``box`` (default: the whole region; every guessed
-    pixel must lie in it) as (N, 2, box height, box width): ``smooth_fill``, from 2x2
-    means of the known pixels (where a mean has none it is filled) taken while the
-    region's shorter side is at least HALF_FILL_SIDE, upsampled into the guess: the fill
-    a hole gets is smooth, and at full resolution the pyramid cost a 1080p frame's
-    completion four times as much."""
-    height, width = residual.shape[-2:]
-    box = box or (0, height, 0, width)
-    if min(height, width) < max(HALF_FILL_SIDE, 2):
+def plane(parts: tuple[torch.Tensor, torch.Tensor], box: Box) -> torch.Tensor:
+    """The affine field of ``affine_parts`` (on a region) on ``box`` of that region:
+    (N, 2, box height, box width)."""
+    across, down = parts
+    return across[..., box[2] : box[3]] + down[..., box[0] : box[1], :]
+
+
+def halvings(height: int, width: int) -> int:
+    """How many times ``residual_fill`` halves a region of (height, width) pixels."""
+    count = 0
+    while min(height, width) >= max(HALF_FILL_SIDE, 2):
+        height, width, count = -(-height // 2), -(-width // 2), count + 1
+    return count
+
+
+def residual_fill(
+    flow: torch.Tensor, motion: tuple[torch.Tensor, torch.Tensor], guessed: torch.Tensor, box: Box
+) -> torch.Tensor:
+    """The residual of ``flow`` (N, 2, h, w) from the affine field ``motion``
+    (``affine_parts`` on the same region), filled smoothly where ``guessed`` (N, 1, h, w)
+    bool holds, on ``box`` (every guessed pixel lies in it): (N, 2, box height, box width)
+    float32, the fill at the guessed pixels. ``smooth_fill``, from 2x2 means of the known
+    pixels (where a mean has none it is filled) taken while the region's shorter side is
+    at least HALF_FILL_SIDE, upsampled into the guess: the fill a hole gets is smooth, and
+    at full resolution the pyramid cost a 1080p frame's completion four times as much."""
+    height, width = flow.shape[-2:]
+    count = halvings(height, width)
+    if count == 0:
+        residual = flow.float() - plane(motion, (0, height, 0, width))
         return smooth_fill(residual, guessed)[window(box)]
-    # Values and support in one tensor, pooled alike.
-    n, channels = residual.shape[:2]
-    level = residual.new_empty(n, channels + 1, height, width)
-    known = torch.logical_not(guessed, out=level[:, channels:])
-    torch.mul(residual, known, out=level[:, :channels])
-    while min(level.shape[-2:]) >= max(HALF_FILL_SIDE, 2):
-        level = pair_sums(pair_sums(level, -2), -1)  # means' sums: the ratio is the mean
+    # Values and support in one tensor, made in as few passes over the region as can be
+    # (at 1080p they are the cost), on a region padded with nothing known to a multiple of
+    # the coarse pixel: the means of halving ``count`` times, an odd end kept alone.
+    n, channels, side = flow.shape[0], flow.shape[1], 1 << count
+    level = flow.new_empty(
+        (n, channels + 1, -(-height // side) * side, -(-width // side) * side), dtype=torch.float32
+    )
+    level[..., height:, :] = level[..., width:] = 0
+    values, known = level[:, :channels, :height, :width], level[:, channels:, :height, :width]
+    across, down = motion
+    values.copy_(flow).sub_(across).sub_(down).masked_fill_(guessed, 0)
+    torch.logical_not(guessed, out=known)
+    # Sums over blocks of side x side pixels (the ratio is the mean): rows, then columns.
+    rows, cols = level.shape[-2] // side, level.shape[-1] // side
+    level = (
+        level.view(n, channels + 1, rows, side, -1)
+        .sum(3)
+        .view(n, channels + 1, rows, cols, side)
+        .sum(4)
+    )
     values, support = level[:, :channels], level[:, channels:]
     coarse = smooth_fill(values / support.clamp_min(1e-30), support == 0)
-    fill = upsampled(coarse, (height, width), box)
-    return torch.where(guessed[window(box)], fill, residual[window(box)])
+    return upsampled(coarse, (height, width), box)
 
 
 def complete(flow: torch.Tensor, grown_hole: tuple, grown_target: tuple) -> Guess | None:
@@ -327,13 +363,13 @@ def complete(flow: torch.Tensor, grown_hole: tuple, grown_target: tuple) -> Gues
         guessed[window(moved(into[1], -around[0], -around[2]))] |= into[0]
     everywhere = hole.clone()  # the guess over the whole frame, for the frame's motion
     everywhere[window(around)] = guessed
-    motion = affine_fit(flow, ~everywhere, around)
+    motion = affine_parts(flow, ~everywhere, around)
     # Written on the guess's box only (``box``: the grown hole's box is its dilation's,
     # ``into``'s the box of where it lands): the flow elsewhere is kept exactly as it was.
     inner = moved(box, -around[0], -around[2])
-    fill = residual_fill(flow[window(around)].float() - motion, guessed, inner)
+    fill = residual_fill(flow[window(around)], motion, guessed, inner)
     flow[window(box)] = torch.where(
-        guessed[window(inner)], motion[window(inner)] + fill, flow[window(box)]
+        guessed[window(inner)], plane(motion, inner) + fill, flow[window(box)]
     )
     return Guess(around, guessed, motion, everywhere)
 
@@ -434,7 +470,9 @@ def completed_pair(
     estimate itself is left as it was."""
     flows, guesses = [], []
     for flow, (x, y) in zip(estimate, ((a, b), (b, a)), strict=True):
-        stored = flow.to(FLOW_DTYPE)
+        # Planar: DIS's flows come as (H, W, 2) arrays, and every pass over an
+        # interleaved layout costs several times a planar one's.
+        stored = flow.to(FLOW_DTYPE, memory_format=torch.contiguous_format)
         if stored.data_ptr() == flow.data_ptr():  # the source's own tensor
             stored = stored.clone()
         guesses.append(complete(stored, x.grown_hole(), y.grown_hole()))
