@@ -26,8 +26,9 @@ from fused_inpaint.pipeline.flow import (
     complete_flow,
     residual_fill,
     upsampled,
+    window,
 )
-from fused_inpaint.pipeline.propagation import Propagation, Schedule
+from fused_inpaint.pipeline.propagation import Propagation, Schedule, State, Swept
 
 # Every mode and flow source, the classical flow's cheapest preset.
 SETUPS = [
@@ -218,6 +219,53 @@ def test_nothing_is_carried_through_inconsistent_flow():
     assert len(done) == length
     for item in done:
         assert not (item.reached[0, 0].numpy() & masks[item.index]).any()
+
+
+@pytest.mark.parametrize("case", ["moving", "leaving", "nan", "no hole", "neighbour without"])
+def test_a_step_on_the_holes_neighbourhood_is_the_whole_frames(case):
+    """A sweep's step runs ``flow_propagate`` on the hole's box grown by its flow's reach
+    only: on the box it gives what the whole frame gives, the known pixels reading
+    themselves (flows that leave the frame, a NaN flow: the whole frame, no hole)."""
+    h, w, t = 41, 57, 5
+    gen = torch.Generator().manual_seed(0)
+    hole = torch.zeros(h, w, dtype=torch.bool)
+    if case != "no hole":
+        hole[12:25, 20:37] = True
+    hole[30:33, 5:9] = case != "no hole"
+    # Consistent flows (the forward-backward test passes) that leave the frame or not, in
+    # quarter pixels as float16 flows often are: half-pixel ties, rounded to even.
+    motion = torch.tensor([2.5, -1.5]).view(1, 2, 1, 1) * (13 if case == "leaving" else 1)
+    to_neighbour = motion + (torch.randn(1, 2, h, w, generator=gen) * 0.4).round() / 4
+    from_neighbour = -motion + (torch.randn(1, 2, h, w, generator=gen) * 0.4).round() / 4
+    if case == "nan":
+        to_neighbour[0, 0, 15, 22] = float("nan")
+    grid = torch.stack(
+        torch.meshgrid(torch.arange(w).float(), torch.arange(h).float(), indexing="xy")
+    )[None]
+    # The neighbour's own state: a hole of its own with sources in it.
+    if case == "neighbour without":
+        neighbour = Swept(t - 1, None, None)
+    else:
+        box = (8, 30, 15, 45)
+        source = torch.randint(-1, t - 1, (1, 1, 22, 30), generator=gen, dtype=torch.int32)
+        pos = torch.rand(1, 2, 22, 30, generator=gen) * torch.tensor([w, h]).view(1, 2, 1, 1)
+        neighbour = Swept(t - 1, box, State(source, pos))
+    rgb = np.zeros((h, w, 3), np.uint8)
+    frame = fi.pipeline.flow.FrameInput.of(rgb, hole.numpy(), torch.device("cpu"))
+    step = Propagation(None, Schedule(block=1, lookahead=0, max_age=30))._step
+    got = step(frame, t, neighbour, (from_neighbour, to_neighbour), ahead=False, grid=grid)
+    whole = neighbour.on((0, h, 0, w), grid)
+    want = fi.flow_propagate(
+        frame.hole_t, to_neighbour, from_neighbour, whole.frame, whole.pos, t=t, max_age=30
+    )
+    if case == "no hole":
+        assert got.box is None and got.state is None
+        assert (want[0] == t).all()
+        return
+    box = frame.box
+    assert (got.state.frame >= 0).any()  # some hole pixels found a source
+    assert got.box == box and torch.equal(got.state.frame, want[0][window(box)])
+    torch.testing.assert_close(got.state.pos, want[1][window(box)], atol=1e-4, rtol=0)
 
 
 def test_affine_motion_is_completed_exactly():

@@ -100,6 +100,12 @@ def union(a: Box | None, b: Box | None) -> Box | None:
     return min(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), max(a[3], b[3])
 
 
+def intersection(a: Box, b: Box) -> Box | None:
+    """The pixels in both boxes, None when they share none."""
+    box = max(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), min(a[3], b[3])
+    return box if box[0] < box[1] and box[2] < box[3] else None
+
+
 def window(box: Box) -> tuple:
     """The index of ``box`` in a (..., H, W) tensor or array."""
     return ..., slice(box[0], box[1]), slice(box[2], box[3])

@@ -20,6 +20,7 @@ the frames read up to that bound (``Schedule.held_bytes``), never with the video
 from __future__ import annotations
 
 import functools
+import math
 import os
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -28,7 +29,16 @@ from dataclasses import dataclass
 import torch
 
 from fused_inpaint.ops import flow_propagate, propagation_gather
-from fused_inpaint.pipeline.flow import Box, FlowPair, FrameInput, grown, moved, union, window
+from fused_inpaint.pipeline.flow import (
+    Box,
+    FlowPair,
+    FrameInput,
+    grown,
+    intersection,
+    moved,
+    union,
+    window,
+)
 from fused_inpaint.pipeline.seams import blend_seams
 
 # propagation_gather reads float32 frames: the region a frame's states read of each
@@ -114,6 +124,30 @@ class State:
 
 
 @dataclass
+class Swept:
+    """A sweep's state of frame ``index``: ``state`` on the frame's hole ``box`` (both None
+    when it has no hole). Every pixel outside the box is known and reads itself: a step
+    works on the hole's neighbourhood only, not the frame (at 1080p the frame's states
+    were most of a stream's time)."""
+
+    index: int
+    box: Box | None
+    state: State | None
+
+    def on(self, region: Box, grid: torch.Tensor) -> State:
+        """The state on ``region`` of the frame, ``grid`` (1, 2, H, W) its pixels'
+        positions."""
+        pos = grid[window(region)].clone()
+        frame = torch.full_like(pos[:, :1], self.index, dtype=torch.int32)
+        overlap = self.box and intersection(self.box, region)
+        if overlap:
+            into = window(moved(overlap, -region[0], -region[2]))
+            out_of = window(moved(overlap, -self.box[0], -self.box[2]))
+            frame[into], pos[into] = self.state.frame[out_of], self.state.pos[out_of]
+        return State(frame, pos)
+
+
+@dataclass
 class Propagated:
     """A frame after propagation: ``values`` (1, 3, h, w) float32 on its hole's box hold
     the frame's known pixels and the propagated ones there, 0 elsewhere (None without a
@@ -155,19 +189,22 @@ class FrameRing:
     def put(self, index: int, frame: FrameInput) -> None:
         self.frames[index] = frame
 
-    def forget(self, before: int, state: State, box: Box | None, index: int) -> None:
-        """Drops the frames older than ``before`` that frame ``index``'s ``state`` does
-        not point at (in its hole's ``box``; elsewhere it points at ``index``): nothing
-        later can, since a sweep only carries what its last state holds."""
-        used = {index} | set(sources([state.frame[window(box)]] if box else []))
+    def forget(self, before: int, swept: Swept) -> None:
+        """Drops the frames older than ``before`` that the forward state ``swept`` does
+        not point at: nothing later can, since a sweep only carries what its last state
+        holds."""
+        used = {swept.index} | set(sources([swept.state.frame] if swept.state else []))
         for old in [k for k in self.frames if k < before and k not in used]:
             del self.frames[old]
 
-    def own(self, index: int, frame: FrameInput) -> State:
+    def own(self, index: int, frame: FrameInput) -> Swept:
         """The state of a frame with no neighbour: its known pixels, nothing in its hole."""
-        hole = frame.hole_t
+        box = frame.box
+        if box is None:
+            return Swept(index, None, None)
+        hole = frame.hole_t[window(box)]
         source = torch.where(hole, -1, index).to(torch.int32)
-        return State(source, torch.where(hole, 0.0, self.grid))
+        return Swept(index, box, State(source, torch.where(hole, 0.0, self.grid[window(box)])))
 
     def read_region(self, states: list[State], box: Box) -> Box:
         """The smallest box that holds ``box`` and every in-frame tap of the positions
@@ -247,11 +284,6 @@ def sources(frames: list[torch.Tensor]) -> list[int]:
     return [k for k in present.tolist() if k >= 0]
 
 
-def cropped(state: State, box: Box) -> State:
-    """A copy of ``state`` on ``box``."""
-    return State(state.frame[window(box)].clone(), state.pos[window(box)].clone())
-
-
 def nearest(forward: tuple, backward: tuple, index: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Each pixel's value from the source nearer in time, both averaged on a tie.
 
@@ -284,21 +316,40 @@ class Propagation:
         # Estimates out at most, ahead of their completion (see ``run``).
         self.in_flight = PAIRS_PER_THREAD * max(getattr(flow_source, "threads", 1), 1)
 
-    def _step(self, frame: FrameInput, index: int, state: State, flows, ahead: bool) -> State:
-        """Frame ``index``'s state from its neighbour's ``state``; flows: (forward,
-        backward) of the pair (index, index + 1) when ``ahead``, else (index - 1, index)."""
+    def _step(
+        self, frame: FrameInput, index: int, swept: Swept, flows, ahead: bool, grid: torch.Tensor
+    ) -> Swept:
+        """Frame ``index``'s state from its neighbour's ``swept``; flows: (forward,
+        backward) of the pair (index, index + 1) when ``ahead``, else (index - 1, index);
+        grid: (1, 2, H, W) the pixels' positions. ``flow_propagate`` runs on the hole's
+        box grown by as far as its flow reaches, with every tap it reads: there it gives
+        what it gives on the whole frame, and outside it every pixel reads itself."""
+        box = frame.box
+        if box is None:
+            return Swept(index, None, None)
         forward, backward = flows
         to_neighbour, from_neighbour = (forward, backward) if ahead else (backward, forward)
-        s = self.schedule
+        reach = float(to_neighbour[window(box)].abs().amax())
+        height, width = frame.hole.shape
+        region = (0, height, 0, width)
+        if math.isfinite(reach):
+            top, bottom, left, right = grown(box, math.ceil(reach) + 2, height, width)
+            # At an even origin: positions round half to even, as on the whole frame.
+            region = top - top % 2, bottom, left - left % 2, right
+        state, s = swept.on(region, grid), self.schedule
         frame_t, pos_t = flow_propagate(
-            frame.hole_t, to_neighbour, from_neighbour, state.frame, state.pos, t=index,
+            frame.hole_t[window(region)], to_neighbour[window(region)],
+            from_neighbour[window(region)], state.frame, state.pos, t=index,
             alpha=s.alpha, beta=s.beta, max_age=s.max_age,
         )  # fmt: skip
-        return State(frame_t, pos_t)
+        inner, hole = window(moved(box, -region[0], -region[2])), frame.hole_t[window(box)]
+        # Known pixels read themselves: the region's own positions are the region's.
+        pos = torch.where(hole, pos_t[inner], grid[window(box)])
+        return Swept(index, box, State(frame_t[inner], pos))
 
     def _backward_states(self, ring: FrameRing, pending: deque, count: int, flows) -> list:
         """The backward sweep from the newest pending frame: the states of the first
-        ``count`` pending frames, each cropped to its hole's box (None without a hole)."""
+        ``count`` pending frames, each on its hole's box (None without a hole)."""
         states = []
         state = None
         for i in range(len(pending) - 1, -1, -1):
@@ -307,9 +358,9 @@ class Propagation:
                 state = ring.own(index, frame)
             else:
                 pair = flows[index].flows(ring.flows)
-                state = self._step(frame, index, state, pair, ahead=True)
+                state = self._step(frame, index, state, pair, ahead=True, grid=ring.grid)
             if i < count:
-                states.append(frame.box and cropped(state, frame.box))
+                states.append(state.state)
         return states[::-1]
 
     def _check_memory(self, frame: FrameInput, ahead: int, behind: int, memory: int) -> None:
@@ -342,7 +393,7 @@ class Propagation:
         flows: dict[int, FlowPair] = {}  # t -> the flows of the pair (t, t + 1)
         unfinished: deque[FlowPair] = deque()  # pairs whose estimate is not completed
         ring: FrameRing | None = None
-        forward: State | None = None  # the forward state of the last frame output
+        forward: Swept | None = None  # the forward state of the last frame output
         previous: FrameInput | None = None
         last_pair: FlowPair | None = None
         memory: int | None = None
@@ -386,9 +437,9 @@ class Propagation:
                     forward = ring.own(index, frame)
                 else:
                     pair = flows.pop(index - 1).flows(ring.flows)
-                    forward = self._step(frame, index, forward, pair, ahead=False)
+                    forward = self._step(frame, index, forward, pair, ahead=False, grid=ring.grid)
                 yield self._propagated(ring, index, frame, forward, backward and backward[k])
-                ring.forget(pending[0][0] if pending else index + 1, forward, frame.box, index)
+                ring.forget(pending[0][0] if pending else index + 1, forward)
                 # The next frame is read as soon as there is room, between the outputs of
                 # a chunk: its flow is estimated on the source's threads while the sweeps
                 # run, not after them (offline, DIS waited through each chunk's output).
@@ -408,15 +459,13 @@ class Propagation:
         box = frame.box
         if box is None:
             return Propagated(frame, index, None, ~frame.hole_t)
-        on_box = State(forward.frame[window(box)], forward.pos[window(box)])
+        on_box = forward.state
         found = ring.gather([on_box] if backward is None else [on_box, backward], box)
         if self.seams:
             found = self._blended(ring, frame, box, forward, backward, found)
         value, valid = found[0]
         if backward is not None:
-            value, valid = nearest(
-                (forward.frame[window(box)], value, valid), (backward.frame, *found[1]), index
-            )
+            value, valid = nearest((on_box.frame, value, valid), (backward.frame, *found[1]), index)
         hole = frame.hole_t[window(box)]
         values = torch.where(hole, value, frame.image[window(box)].float())
         reached = ~frame.hole_t
@@ -431,7 +480,7 @@ class Propagation:
         region = grown(box, 1, height, width)
         inner = window(moved(box, -region[0], -region[2]))
         image, hole = frame.image[window(region)].float(), frame.hole_t[window(region)]
-        states = [State(forward.frame[window(region)], forward.pos[window(region)])]
+        states = [forward.on(region, ring.grid)]
         if backward is not None:  # kept on the box only
             source = torch.full_like(hole, -1, dtype=torch.int32)
             pos = torch.zeros_like(states[0].pos)
