@@ -94,6 +94,16 @@ def release_freed_memory() -> None:
         pass
 
 
+def trim_freed_memory() -> None:
+    """Gives the system back the free memory malloc's arenas hold (glibc's malloc_trim):
+    a process that runs one stream after another (a server, a batch worker) then holds
+    no more between them than it uses. Elsewhere than glibc, nothing."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def _count(name: str, value, minimum: int) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
@@ -323,7 +333,7 @@ class Inpainter:
         frame it completes has been read. ``masks``: one (H, W) mask for every frame, or an
         iterable of per-frame masks."""
         source = self._flow_source()
-        anything_known, done = False, None
+        anything_known, anything_read = False, False
         threads = self._tensor_threads(source)
         try:
             propagated = Propagation(source, self.schedule, seams=self.seams).run(
@@ -335,12 +345,14 @@ class Inpainter:
                     if item is None:
                         break
                     out = self._output(item)
-                done = item
-                anything_known = anything_known or not done.frame.hole.all()
+                anything_read = True
+                anything_known = anything_known or not item.frame.hole.all()
                 yield out
         finally:
             source.close()
-        if not anything_known and done is not None:
+            propagated = item = None  # the run's frames and states, freed before the trim
+            trim_freed_memory()
+        if not anything_known and anything_read:
             warnings.warn(
                 "the masks cover every pixel of every frame: there was nothing to fill from",
                 stacklevel=2,
