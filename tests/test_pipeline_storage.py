@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import time
+import weakref
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
@@ -57,6 +58,34 @@ def test_what_is_held_does_not_grow_with_the_clip(options):
     assert max(frames for frames, _ in alive) <= s.capacity, alive
     assert max(pairs for _, pairs in alive) <= s.block + s.lookahead, alive
     assert alive[-1] <= alive[0], alive
+
+
+@pytest.mark.parametrize("stop", ["end", "break"])
+def test_a_stream_frees_its_run_before_giving_memory_back(monkeypatch, stop):
+    """When a stream ends (or its caller stops reading it), its frames and states are
+    freed before malloc's free memory goes back to the system: a server running one job
+    after another holds no more between them than it uses."""
+    from fused_inpaint.pipeline import inpainter as inpainter_module
+
+    frames, masks = make_clip(8, 16, 16)
+    rings, checked = [], []
+    make_ring = FrameRing.__init__
+
+    def recording(self, like):
+        make_ring(self, like)
+        rings.append(weakref.ref(self))
+
+    monkeypatch.setattr(FrameRing, "__init__", recording)
+    monkeypatch.setattr(
+        inpainter_module, "trim_freed_memory", lambda: checked.append([r() for r in rings])
+    )
+    stream = inpainter(mode="stream").stream(frames, masks)
+    if stop == "end":
+        assert len(list(stream)) == 8
+    else:
+        next(stream)
+        stream.close()
+    assert checked == [[None]]
 
 
 class SlowFlow(ExactFlow):
