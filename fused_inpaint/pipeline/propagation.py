@@ -321,17 +321,19 @@ class Propagation:
     ) -> Swept:
         """Frame ``index``'s state from its neighbour's ``swept``; flows: (forward,
         backward) of the pair (index, index + 1) when ``ahead``, else (index - 1, index);
-        grid: (1, 2, H, W) the pixels' positions. ``flow_propagate`` runs on the hole's
-        box grown by as far as its flow reaches, with every tap it reads: there it gives
-        what it gives on the whole frame, and outside it every pixel reads itself."""
+        grid: (1, 2, H, W) the pixels' positions. On the CPU ``flow_propagate`` runs on
+        the hole's box grown by as far as its flow reaches, with every tap it reads: there
+        it gives what it gives on the whole frame, and outside it every pixel reads
+        itself."""
         box = frame.box
         if box is None:
             return Swept(index, None, None)
         forward, backward = flows
         to_neighbour, from_neighbour = (forward, backward) if ahead else (backward, forward)
-        reach = float(to_neighbour[window(box)].abs().amax())
         height, width = frame.hole.shape
         region = (0, height, 0, width)
+        # On a GPU the whole frame costs less than the wait for the reach to be known.
+        reach = float(to_neighbour[window(box)].abs().amax()) if grid.is_cpu else math.inf
         if math.isfinite(reach):
             top, bottom, left, right = grown(box, math.ceil(reach) + 2, height, width)
             # At an even origin: positions round half to even, as on the whole frame.
