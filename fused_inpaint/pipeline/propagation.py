@@ -275,13 +275,14 @@ def sources(frames: list[torch.Tensor]) -> list[int]:
     if not frames:
         return []
     found = torch.cat([f.flatten() for f in frames])
+    # -1 is nowhere: counted from it, a late frame's index would span the whole clip.
+    found = found[found >= 0]
     if found.numel() == 0:
         return []
     # Counted rather than sorted (``unique``): the indices span a few frames, and on a CPU
     # counting is about ten times faster.
     low = int(found.min())
-    present = torch.bincount(found.sub(low).long()).nonzero().flatten().add_(low)
-    return [k for k in present.tolist() if k >= 0]
+    return torch.bincount(found.sub(low).long()).nonzero().flatten().add_(low).tolist()
 
 
 def nearest(forward: tuple, backward: tuple, index: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -456,8 +457,8 @@ class Propagation:
             yield from output(min(s.block, len(pending)))
 
     def _propagated(self, ring: FrameRing, index, frame, forward, backward) -> Propagated:
-        """Frame ``index`` with the values its states (``backward`` cropped, or None)
-        point at."""
+        """Frame ``index`` with the values its states (``backward`` on its hole's box, or
+        None) point at."""
         box = frame.box
         if box is None:
             return Propagated(frame, index, None, ~frame.hole_t)
