@@ -169,6 +169,24 @@ def test_a_box_carried_by_the_flow_alone_leaves_no_trail_on_a_still_background()
     assert outside.max() < 0.75 * masks[0, 0].sum(), outside
 
 
+def test_an_object_only_its_motion_tells_apart_keeps_its_shape():
+    # A grey square on a grey background of the same texture: GrabCut cannot cut it, its
+    # motion can. Its shape moves with it; carried by the flow pixel by pixel it would
+    # grow, frame by frame, by the flow's blur at its border.
+    background = texture(HEIGHT, WIDTH, 0, (0.5, 0.5, 0.5))
+    square = texture(40, 40, 5, (0.5, 0.5, 0.5))
+    frames = np.repeat(background[None], 16, axis=0)
+    masks = np.zeros((16, HEIGHT, WIDTH), bool)
+    for t in range(16):
+        x = 20 + 5 * t
+        frames[t, 28:68, x : x + 40] = square
+        masks[t, 28:68, x : x + 40] = True
+    tracked = track(frames, boxes=[(20, 28, 40, 40)], dilate=0)
+    outside = (tracked & ~masks).sum(axis=(1, 2))
+    assert outside.max() < 0.15 * masks[0].sum(), outside
+    assert iou(tracked, masks) >= 0.8
+
+
 def test_the_nearer_keyframe_wins():
     # Two still squares; keyframe 0 boxes the left one, keyframe 10 (same object id)
     # the right one: frames 0-5 follow the first box, 6-10 the second.

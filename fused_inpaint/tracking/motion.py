@@ -17,7 +17,7 @@ import torch
 
 from fused_inpaint.ops import flow_warp
 from fused_inpaint.pipeline.flow import DIS_MIN_SIDE, dis_options
-from fused_inpaint.tracking.segment import grow
+from fused_inpaint.tracking.segment import fill_holes, grow, keep_touching
 
 WORK_SIDE = 320
 # The object moves unlike the background when the median of its flow's distance from the
@@ -41,6 +41,18 @@ TRACK_VIEW_PIXELS = 128 * 128
 SAMPLE_STEP = 4
 # A pixel moves apart from the object when its flow is this far from the object's motion.
 APART_MOTION = 2.0
+# A pixel moves as an object does, away from the background, when its flow's distance
+# from the background's motion is at least this share of the object's median one: half
+# way across the flow's blur at the object's border.
+MOVING_SHARE = 0.5
+# An object's own motion is fitted to its pixels this far in from its border (the flow
+# there mixes both sides' motions), when at least INTERIOR_PIXELS are.
+INTERIOR_PIXELS = 64
+# An object's motion, carried rigidly, is a similarity (a turn, a scale and a shift) fitted
+# to every pixel of its interior, an affine map fitted to a few samples scaling and
+# shearing it a little every frame. On an interior smaller than RIGID_PIXELS, where the
+# flow's blur at the border reads as a change of scale, it is the median shift alone.
+RIGID_PIXELS = 1000
 
 
 @dataclass
@@ -177,32 +189,69 @@ def carry(mask: np.ndarray, flow: np.ndarray) -> np.ndarray:
     return flow_warp(x, f)[0, 0].numpy() > 0.5
 
 
-def _affine_distance(flow: np.ndarray, points: np.ndarray) -> np.ndarray | None:
-    """(h, w) float32: each pixel's flow's distance from the affine motion fitted robustly
-    (RANSAC) to the flow at ``points`` (h, w) bool; None when it cannot be fitted."""
-    h, w = points.shape
-    chosen = points[::SAMPLE_STEP, ::SAMPLE_STEP]
+def fit_affine(
+    flow: np.ndarray, points: np.ndarray, step: int = SAMPLE_STEP, similarity: bool = False
+) -> np.ndarray | None:
+    """(2, 3) float32: the affine map x -> x + flow(x) fitted robustly (RANSAC) to the flow
+    (h, w, 2) at ``points`` (h, w) bool, one every ``step`` pixels (a similarity: a turn, a
+    scale and a shift, when ``similarity``); None when it cannot be fitted."""
+    chosen = points[::step, ::step]
     if np.count_nonzero(chosen) < 16:
         return None
     ys, xs = np.nonzero(chosen)
-    sampled = np.stack([xs, ys], axis=-1).astype(np.float32) * SAMPLE_STEP
-    moved = sampled + flow[::SAMPLE_STEP, ::SAMPLE_STEP][chosen]
-    affine, _ = cv2.estimateAffine2D(sampled, moved, ransacReprojThreshold=1.0)
+    sampled = np.stack([xs, ys], axis=-1).astype(np.float32) * step
+    moved = sampled + flow[::step, ::step][chosen]
+    fit = cv2.estimateAffinePartial2D if similarity else cv2.estimateAffine2D
+    affine, _ = fit(sampled, moved, ransacReprojThreshold=1.0)
+    return None if affine is None else affine.astype(np.float32)
+
+
+def _affine_distance(flow: np.ndarray, points: np.ndarray) -> np.ndarray | None:
+    """(h, w) float32: each pixel's flow's distance from the affine motion fitted robustly
+    (RANSAC) to the flow at ``points`` (h, w) bool; None when it cannot be fitted."""
+    affine = fit_affine(flow, points)
     if affine is None:
         return None
+    h, w = points.shape
     # The affine motion's displacement, a + (A - I) (x, y), built from a row and a column.
-    (a, b, c), (d, e, f) = affine.astype(np.float32)
+    (a, b, c), (d, e, f) = affine
     x, y = np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32)[:, None]
     dx, dy = (a - 1) * x + b * y + c, d * x + (e - 1) * y + f
     return np.hypot(flow[..., 0] - dx, flow[..., 1] - dy)
+
+
+def _interior(region: np.ndarray, margin: int) -> np.ndarray:
+    """(h, w) bool: ``region`` shrunk by ``margin``, or ``region`` when too little is left."""
+    inner = ~grow(~region, margin)
+    return inner if inner.sum() >= INTERIOR_PIXELS else region
+
+
+def carry_rigidly(mask: np.ndarray, flow: np.ndarray, region: np.ndarray, margin: int):
+    """The mask (h, w) bool of a frame moved to another by the object's own motion
+    (RIGID_PIXELS), fitted robustly to ``flow`` (the other frame to it, on the other
+    frame's grid) over ``region`` (h, w) bool, ``margin`` in from its border. Unlike
+    ``carry``, the flow's blur across the object's border does not grow the mask. None
+    when the motion cannot be fitted."""
+    inner = _interior(region, margin)
+    if inner.sum() < RIGID_PIXELS:
+        dx, dy = np.median(flow[inner], axis=0) if inner.any() else (0.0, 0.0)
+        affine = np.array([[1, 0, dx], [0, 1, dy]], np.float32)
+    else:
+        affine = fit_affine(flow, inner, step=1, similarity=True)
+    if affine is None:
+        return None
+    h, w = mask.shape
+    source = mask.astype(np.float32)
+    # WARP_INVERSE_MAP: the affine map takes the other frame's pixels to the mask's frame.
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    return cv2.warpAffine(source, affine, (w, h), flags=flags) > 0.5
 
 
 def moves_apart(flow: np.ndarray, region: np.ndarray, margin: int) -> np.ndarray | None:
     """(h, w) bool: the pixels whose flow is not the motion of the object in ``region``
     (h, w) bool (an affine motion fitted robustly to its flow, away from its border,
     where the flow mixes both sides); None when it cannot be fitted."""
-    inner = ~grow(~region, margin)
-    distance = _affine_distance(flow, inner if inner.sum() >= 64 else region)
+    distance = _affine_distance(flow, _interior(region, margin))
     return None if distance is None else distance > APART_MOTION
 
 
@@ -226,3 +275,19 @@ def moves_like_background(flow: np.ndarray, region: np.ndarray, margin: int) -> 
     not (``background_distance``)."""
     distance = background_distance(flow, region, margin)
     return None if distance is None else distance < SAME_MOTION
+
+
+def moving_with(flow: np.ndarray, region: np.ndarray, margin: int) -> np.ndarray | None:
+    """(h, w) bool: the object in ``region`` (h, w) bool told apart by its motion alone: the
+    pixels within ``margin`` of it that move away from the background as it does (their
+    flow's distance from the background's motion at least MOVING_SHARE of the region's
+    median one, and not apart from the region's own motion), in parts that touch it,
+    holes filled; None when the region moves like the background."""
+    distance = background_distance(flow, region, margin)
+    if distance is None:
+        return None
+    moving = grow(region, margin) & (distance >= MOVING_SHARE * np.median(distance[region]))
+    apart = moves_apart(flow, region, margin)
+    if apart is not None:
+        moving &= ~apart
+    return fill_holes(keep_touching(moving, region))

@@ -9,7 +9,8 @@ drifting off it or growing into the background: the band is all it may take per 
 and pixels of the band that move otherwise than the object (``motion``) are background
 for sure. A mask that shrinks to nearly nothing (the object has left the frame or is
 hidden) ends there, and nothing is left behind; when GrabCut drops most of the mask at
-once, only the object's own motion against the background keeps it (carried by the flow).
+once, only the object's own motion against the background keeps it (carried by the flow),
+or its look.
 Pixels of the carried mask that move with the object, away from the background, stay
 whatever GrabCut says (``kept``): a part of the object coloured like the background would
 else be dropped and stay visible; pixels of the band beyond the flow's blur that move
@@ -17,8 +18,10 @@ with the object start on its side (``rejoining``), so that a part GrabCut droppe
 earlier frame can come back. A part of the mask, apart from its largest, that moves
 its own way is dropped (``without_stray_parts``): a neighbour of the object's colours it
 took in would else be followed. An object whose colours GrabCut cannot tell apart on its
-keyframe (it keeps under a COLLAPSE share of the box) is the box, carried by the flow
-alone, less what moves like the background.
+keyframe (it keeps under a COLLAPSE share of the box) is told apart by its motion: the
+part of the box that moves away from the background as it does (``moving_with``; the box
+when nothing does), moved frame to frame by its own affine motion fitted to the flow
+(``carry_rigidly``), until it neither moves apart from the background nor looks as it did.
 
 Each keyframe tracks forward and backward; each frame takes every object's mask from the
 nearer keyframe that names it (the earlier one on a tie). Backward tracking reaches at
@@ -45,10 +48,12 @@ from fused_inpaint.tracking.motion import (
     View,
     background_distance,
     carry,
+    carry_rigidly,
     mask_from_work,
     mask_to_work,
     moves_apart,
     moves_like_background,
+    moving_with,
     search_window,
     to_work,
     work_size,
@@ -333,14 +338,19 @@ class _Run:
             full_guess = self.first_guess(hint)
             view = View.of(search_window(full_guess), KEY_VIEW_PIXELS)
             frame, guess = view.frame(self.held[key]), view.down(full_guess)
-            unlike = None
+            unlike = flow = None
             if neighbour is not None and self.tracker.motion:
                 flow = self.flow(frame, view.frame(self.held[neighbour]))
                 unlike = moves_like_background(flow, guess, band_width(guess))
             mask, models = grabcut(frame.rgb, guess, unlike, None)
             colour = mask.sum() >= COLLAPSE * guess.sum()
-            # An object whose colours are the background's: the guess it is.
-            mask = view.up(mask, self.work) if colour else full_guess
+            if colour:
+                mask = view.up(mask, self.work)
+            else:
+                # Colours cannot tell the object apart: its motion may, else the guess is it.
+                moving = None if flow is None else moving_with(flow, guess, band_width(guess))
+                few = moving is None or moving.sum() < MIN_SAMPLES
+                mask = full_guess if few else view.up(moving, self.work)
             self.masks[key][obj] = mask
             first, last = self.tracker._spans[obj][key]
             area = int(mask.sum())
@@ -364,11 +374,17 @@ class _Run:
             return None
         mask = guess
         if not track.colour and self.tracker.motion:
-            # The flow alone carries it; what moves like the background is not the object
-            # (a box carried over a still background would else leave a trail).
-            unlike = moves_like_background(flow, guess, band_width(guess))
-            if unlike is not None:
-                mask = guess & ~unlike
+            # Motion alone tells this object apart: its keyframe's shape moves with it (the
+            # flow's blur at its border would else grow it, frame by frame, into what is
+            # around it), until it neither moves apart from the background nor looks as it
+            # did (a shape carried over a still background after the object has left).
+            moved = carry_rigidly(view.down(track.mask), flow, guess, FLOW_BLUR)
+            mask = guess if moved is None else moved
+            if view.area(mask) < least:
+                return None
+            moving = background_distance(flow, mask, band_width(mask)) is not None
+            if not moving and not looks_alike(frame.rgb[mask], track.look):
+                return None
         if track.colour:
             apart = distance = None
             if self.tracker.motion:
