@@ -51,10 +51,11 @@ MOVING_SHARE = 0.5
 # An object's own motion is fitted to its pixels this far in from its border (the flow
 # there mixes both sides' motions), when at least INTERIOR_PIXELS are.
 INTERIOR_PIXELS = 64
-# An object's motion, carried rigidly, is a similarity (a turn, a scale and a shift) fitted
-# to every pixel of its interior, an affine map fitted to a few samples scaling and
-# shearing it a little every frame. On an interior smaller than RIGID_PIXELS, where the
-# flow's blur at the border reads as a change of scale, it is the median shift alone.
+# An object carried rigidly moves by a similarity (a turn, a scale and a shift) fitted to
+# every pixel of its interior: an affine map fitted to a few samples would scale and
+# shear it a little every frame, and that adds up. On an interior smaller than
+# RIGID_PIXELS, where the flow's blur at the border reads as a change of scale, it moves
+# by the median shift alone.
 RIGID_PIXELS = 1000
 
 
@@ -229,7 +230,9 @@ def _interior(region: np.ndarray, margin: int) -> np.ndarray:
     return inner if inner.sum() >= INTERIOR_PIXELS else region
 
 
-def carry_rigidly(mask: np.ndarray, flow: np.ndarray, region: np.ndarray, margin: int):
+def carry_rigidly(
+    mask: np.ndarray, flow: np.ndarray, region: np.ndarray, margin: int
+) -> np.ndarray | None:
     """The mask (h, w) bool of a frame moved to another by the object's own motion
     (RIGID_PIXELS), fitted robustly to ``flow`` (the other frame to it, on the other
     frame's grid) over ``region`` (h, w) bool, ``margin`` in from its border. Unlike
