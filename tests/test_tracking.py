@@ -50,6 +50,20 @@ def squares_clip(
     return frames, masks
 
 
+def sliding(background, square, length: int, start, speed: int):
+    """Frames (T, H, W, 3) of ``square`` (h, w, 3) sliding right over the still
+    ``background`` (H, W, 3) from ``start`` (x, y), ``speed`` pixels a frame, inside the
+    frame; and its masks (T, H, W) bool."""
+    (h, w), (x0, y) = square.shape[:2], start
+    frames = np.repeat(background[None], length, axis=0)
+    masks = np.zeros((length, *background.shape[:2]), bool)
+    for t in range(length):
+        x = x0 + speed * t
+        frames[t, y : y + h, x : x + w] = square
+        masks[t, y : y + h, x : x + w] = True
+    return frames, masks
+
+
 @pytest.fixture(scope="module")
 def synthetic():
     return [object_removal_clip(seed, length=20, height=120, width=216) for seed in range(4)]
@@ -123,12 +137,7 @@ def test_a_moving_part_coloured_like_the_background_stays_in_the_mask():
     background[:, 80:] = texture(HEIGHT, WIDTH, 3, (0.9, 0.3, 0.2))[:, 80:]
     square = texture(28, 28, 1, (0.9, 0.3, 0.2))
     square[:, 14:] = texture(28, 14, 2, (0.9, 0.9, 0.2))
-    frames = np.repeat(background[None], 14, axis=0)
-    masks = np.zeros((14, HEIGHT, WIDTH), bool)
-    for t in range(14):
-        x = 20 + 6 * t
-        frames[t, 34:62, x : x + 28] = square
-        masks[t, 34:62, x : x + 28] = True
+    frames, masks = sliding(background, square, 14, (20, 34), 6)
     tracked = track(frames, boxes=[(20, 34, 28, 28)], dilate=0)
     covered = [(m & g).sum() / g.sum() for m, g in zip(tracked, masks, strict=True)]
     assert min(covered) >= 0.75, covered
@@ -175,12 +184,7 @@ def test_an_object_only_its_motion_tells_apart_keeps_its_shape():
     # grow, frame by frame, by the flow's blur at its border.
     background = texture(HEIGHT, WIDTH, 0, (0.5, 0.5, 0.5))
     square = texture(40, 40, 5, (0.5, 0.5, 0.5))
-    frames = np.repeat(background[None], 16, axis=0)
-    masks = np.zeros((16, HEIGHT, WIDTH), bool)
-    for t in range(16):
-        x = 20 + 5 * t
-        frames[t, 28:68, x : x + 40] = square
-        masks[t, 28:68, x : x + 40] = True
+    frames, masks = sliding(background, square, 16, (20, 28), 5)
     tracked = track(frames, boxes=[(20, 28, 40, 40)], dilate=0)
     outside = (tracked & ~masks).sum(axis=(1, 2))
     assert outside.max() < 0.15 * masks[0].sum(), outside
