@@ -180,8 +180,8 @@ def run(seeds, frames: int, dilations, iou_seeds, iou_lengths, unseen, out_dir: 
             text += common.section("Tracking IoU on unseen clips", [setup], unseen_ious[0])
         return text
 
-    cases = [(size, seed) for size in SPEED_SIZES for seed in seeds]
-    cases = [(size, seed) for size, seed in cases if size[0] < 1080 or seed < HD_SEEDS]
+    cases = [(size, seed) for size in SPEED_SIZES for seed in seeds
+             if size[0] < 1080 or seed < HD_SEEDS]  # fmt: skip
     common.measure_and_write(NAME, env, out_dir, [*cases, None, "iou", "unseen"], measure, render)
 
 

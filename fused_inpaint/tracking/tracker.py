@@ -20,7 +20,7 @@ its own way is dropped (``without_stray_parts``): a neighbour of the object's co
 took in would else be followed. An object whose colours GrabCut cannot tell apart on its
 keyframe (it keeps under a COLLAPSE share of the box) is told apart by its motion: the
 part of the box that moves away from the background as it does (``moving_with``; the box
-when nothing does), moved frame to frame by its own affine motion fitted to the flow
+when nothing does), moved frame to frame by its own motion fitted to the flow
 (``carry_rigidly``), until it neither moves apart from the background nor looks as it did.
 
 Each keyframe tracks forward and backward; each frame takes every object's mask from the
@@ -369,7 +369,8 @@ class _Run:
         view = View.of(search_window(track.mask), TRACK_VIEW_PIXELS)
         frame = view.frame(frame)
         flow = self.flow(frame, view.frame(before))
-        guess = carry(view.down(track.mask), flow)
+        before_mask = view.down(track.mask)
+        guess = carry(before_mask, flow)
         if view.area(guess) < least:
             return None
         mask = guess
@@ -378,7 +379,7 @@ class _Run:
             # flow's blur at its border would else grow it, frame by frame, into what is
             # around it), until it neither moves apart from the background nor looks as it
             # did (a shape carried over a still background after the object has left).
-            moved = carry_rigidly(view.down(track.mask), flow, guess, FLOW_BLUR)
+            moved = carry_rigidly(before_mask, flow, guess, FLOW_BLUR)
             mask = guess if moved is None else moved
             if view.area(mask) < least:
                 return None
