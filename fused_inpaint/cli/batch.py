@@ -99,7 +99,6 @@ def _rows(args: argparse.Namespace):
             )
         if args.masks is None or args.output is None:
             raise UsageError("--videos needs --masks and -o/--output")
-        args.output.mkdir(parents=True, exist_ok=True)
         ext = "" if args.ext == "png" else args.ext
         rows = rows_from_folders(args.videos, args.masks, args.output, ext)
         return rows, args.summary or args.output / "summary.json"
@@ -131,6 +130,14 @@ def _device_type(name: str | None) -> str | None:
 
 
 def command(args: argparse.Namespace) -> int:
+    # The command line is checked before Ray is looked for: a user without it learns what
+    # is wrong with the command as well as what to install.
+    settings = _settings(args)
+    on_cpu = _device_type(args.device) == "cpu"
+    gpus = args.gpus_per_worker
+    if gpus is not None and not (math.isfinite(gpus) and gpus >= 0):
+        raise UsageError(f"--gpus-per-worker must be >= 0, got {gpus:g}")
+    rows, summary_path = _rows(args)
     try:
         import ray
 
@@ -139,12 +146,8 @@ def command(args: argparse.Namespace) -> int:
         if error.name != "ray":
             raise
         raise UsageError(INSTALL) from None
-    settings = _settings(args)
-    on_cpu = _device_type(args.device) == "cpu"
-    gpus = args.gpus_per_worker
-    if gpus is not None and not (math.isfinite(gpus) and gpus >= 0):
-        raise UsageError(f"--gpus-per-worker must be >= 0, got {gpus:g}")
-    rows, summary_path = _rows(args)
+    if args.videos is not None:
+        args.output.mkdir(parents=True, exist_ok=True)
     started_here = not ray.is_initialized()
     cluster.start(args.address, args.cpus)
     try:
