@@ -79,11 +79,16 @@ class Variant:
     margin: int = flow.COMPLETION_MARGIN
     temporal: bool = False  # Inpainter(temporal_flow=...)
     half_fill_side: int = flow.HALF_FILL_SIDE  # regions filled at half resolution from
+    moving_margin: float = flow.MOVING_MARGIN  # band pixels per pixel the hole moved
 
 
 VARIANTS = {
     "before": Variant("pull-push fill for DIS, band 4 (the previous default)", "pull-push", 4),
-    "ns": Variant("Navier-Stokes fill for DIS, band 4", "navier-stokes", 4),
+    "ns": Variant(
+        "Navier-Stokes fill for DIS, band 4, or 1.25 per pixel the hole moved when wider",
+        "navier-stokes",
+    ),
+    "ns-fixed": Variant("ns, band 4 however the hole moves", "navier-stokes", moving_margin=0),
     "telea-2": Variant("Telea fill for DIS, band 2", "telea", 2),
     "telea-4": Variant("Telea fill for DIS, band 4", "telea", 4),
     "telea-8": Variant("Telea fill for DIS, band 8", "telea", 8),
@@ -116,12 +121,16 @@ VARIANTS = {
 def configured(variant: Variant):
     """The pipeline's band around the hole and the fill's resolution set as ``variant``
     says, while in the block."""
-    saved = flow.COMPLETION_MARGIN, flow.HALF_FILL_SIDE
-    flow.COMPLETION_MARGIN, flow.HALF_FILL_SIDE = variant.margin, variant.half_fill_side
+    names = ("COMPLETION_MARGIN", "HALF_FILL_SIDE", "MOVING_MARGIN")
+    saved = [getattr(flow, name) for name in names]
+    wanted = (variant.margin, variant.half_fill_side, variant.moving_margin)
+    for name, value in zip(names, wanted, strict=True):
+        setattr(flow, name, value)
     try:
         yield
     finally:
-        flow.COMPLETION_MARGIN, flow.HALF_FILL_SIDE = saved
+        for name, value in zip(names, saved, strict=True):
+            setattr(flow, name, value)
 
 
 @dataclass

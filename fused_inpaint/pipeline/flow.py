@@ -25,6 +25,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -43,8 +44,16 @@ DIS_MIN_SIDE = 32
 # The radius of the Navier-Stokes fill of the hole in the frames DIS sees (``inpaint``'s).
 DIS_FILL_RADIUS = CLASSICAL_RADIUS
 # Pixels around the hole whose estimate is replaced too: DIS's patches (8 to 12 pixels)
-# that overlap the hole see the fill, not the scene.
+# that overlap the hole see the fill, not the scene. Where the hole moves between the two
+# frames, its fill moves with it, and DIS's coarse levels pull the flow around the hole
+# that way, farther out the farther it moves (a hole moving 16 pixels a frame at 1080p
+# bent the flow up to 30 pixels out, and the forward-backward test then stopped
+# propagation in two thirds of the hole): the band widens by MOVING_MARGIN pixels per
+# pixel the hole moved, up to MAX_MARGIN of the frame's longer side (farther than that a
+# hole does not move, it appears).
 COMPLETION_MARGIN = 4
+MOVING_MARGIN = 1.25
+MAX_MARGIN = 0.05
 # Pixels of context a smooth fill reads around a hole's box, besides half its size.
 FILL_MARGIN = 16
 # A smooth fill is computed at half resolution, again and again while the region's
@@ -137,13 +146,40 @@ class FrameInput:
             self._box = (bounding_box(self.hole_t),)
         return self._box[0]
 
-    def grown_hole(self) -> tuple[torch.Tensor, Box | None]:
-        """(the hole grown by COMPLETION_MARGIN (1, 1, H, W) bool, its box); found once."""
-        if self._grown is None:
-            height, width = self.hole.shape
-            box = self.box and grown(self.box, COMPLETION_MARGIN, height, width)
-            self._grown = (dilate(self.hole_t, COMPLETION_MARGIN), box)
-        return self._grown
+    def grown_hole(self, margin: int) -> tuple[torch.Tensor, Box | None]:
+        """(the hole grown by ``margin`` (1, 1, H, W) bool, its box); by COMPLETION_MARGIN
+        (a still hole's) found once."""
+        if margin == COMPLETION_MARGIN and self._grown is not None:
+            return self._grown
+        height, width = self.hole.shape
+        box = self.box and grown(self.box, margin, height, width)
+        mask = torch.zeros_like(self.hole_t)
+        if box is not None:  # dilated on the grown box only: nothing beyond it is reached
+            mask[window(box)] = dilate(self.hole_t[window(box)], margin)
+        if margin == COMPLETION_MARGIN:
+            self._grown = (mask, box)
+        return mask, box
+
+
+def hole_shift(a: FrameInput, b: FrameInput) -> float:
+    """How far the hole moved from frame ``a`` to frame ``b``, in pixels: the farthest a
+    pixel of either hole lies from the other hole (0 when either frame has none)."""
+    if a.box is None or b.box is None:
+        return 0.0
+    region = window(union(a.box, b.box))[1:]
+    farthest = 0.0
+    for hole, other in ((a.hole[region], b.hole[region]), (b.hole[region], a.hole[region])):
+        # The distance of every pixel to the nearest pixel of ``other`` (its zeros).
+        distance = cv2.distanceTransform((~other).view(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_5)
+        farthest = max(farthest, float(distance[hole].max()))
+    return farthest
+
+
+def completion_margin(a: FrameInput, b: FrameInput) -> int:
+    """Pixels around the holes of frames ``a`` and ``b`` whose flow is replaced, as far as
+    the hole moved between them (MOVING_MARGIN)."""
+    cap = math.ceil(MAX_MARGIN * max(a.hole.shape))
+    return max(COMPLETION_MARGIN, min(math.ceil(MOVING_MARGIN * hole_shift(a, b)), cap))
 
 
 class FlowSource(Protocol):
@@ -474,13 +510,14 @@ def completed_pair(
     frame b's backward flow as the next pair carries it (None unless ``temporal``). The
     estimate itself is left as it was."""
     flows, guesses = [], []
+    margin = completion_margin(a, b)
     for flow, (x, y) in zip(estimate, ((a, b), (b, a)), strict=True):
         # Planar: DIS's flows come as (H, W, 2) arrays, and every pass over an
         # interleaved layout costs several times a planar one's.
         stored = flow.to(FLOW_DTYPE, memory_format=torch.contiguous_format)
         if stored.data_ptr() == flow.data_ptr():  # the source's own tensor
             stored = stored.clone()
-        guesses.append(complete(stored, x.grown_hole(), y.grown_hole()))
+        guesses.append(complete(stored, x.grown_hole(margin), y.grown_hole(margin)))
         flows.append(stored)
     if not temporal:
         return (*flows, None)
@@ -592,12 +629,6 @@ class DISFlow:
     name = "dis"
 
     def __init__(self, device: torch.device, preset: str = "medium", threads: int | None = None):
-        try:
-            import cv2
-        except ImportError:
-            raise ImportError(
-                "flow='dis' needs OpenCV: pip install opencv-python-headless"
-            ) from None
         preset, threads = dis_options(preset, threads)
         self._cv2 = cv2
         self._preset = getattr(cv2, f"DISOPTICAL_FLOW_PRESET_{preset.upper()}")
