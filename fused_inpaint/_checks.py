@@ -54,7 +54,14 @@ def check_non_negative(name: str, value) -> None:
     """A finite real number >= 0 (an op's threshold or weight)."""
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         raise TypeError(f"{name} must be a float, got {type(value).__name__}")
-    if not (math.isfinite(value) and value >= 0):
+    try:
+        number = float(value)  # the ops take a float
+    except OverflowError:  # an int past float's range (and too long to print whole)
+        raise ValueError(
+            f"{name} must be finite and >= 0, got {'a negative' if value < 0 else 'an'} int "
+            f"of {value.bit_length()} bits, past the float range"
+        ) from None
+    if not (math.isfinite(number) and number >= 0):
         raise ValueError(f"{name} must be finite and >= 0, got {value}")
 
 

@@ -249,9 +249,19 @@ def resize_nearest(t: torch.Tensor, h: int, w: int) -> torch.Tensor:
     """``interpolate(mode="nearest")`` of (..., Hf, Wf) to (..., h, w), with exact integer
     source indices min(floor(y * Hf / h), Hf - 1)."""
     hf, wf = t.shape[-2:]
+    if hf == 0 or wf == 0:  # no pixels to read, where nothing reads them: zeros, in the graph
+        return t.sum((-2, -1), keepdim=True).expand(*t.shape[:-2], h, w)
     rows = torch.clamp(torch.arange(h, device=t.device) * hf // h, max=hf - 1)
     cols = torch.clamp(torch.arange(w, device=t.device) * wf // w, max=wf - 1)
     return t[..., rows[:, None], cols[None, :]]
+
+
+def flow_scale(size: int, flow_size: int) -> float:
+    """size / flow_size, the scale of flow vectors to feature pixels along one axis: the
+    quotient of the exact sizes in float64, which every backend then rounds to its coordinate
+    dtype (never the quotient of sizes rounded to float32 first: they are not exact past
+    2^24); 0 for a flow without pixels, which nothing reads."""
+    return size / flow_size if flow_size > 0 else 0.0
 
 
 def _align(x: torch.Tensor, own: torch.Tensor, flow: torch.Tensor, valid) -> torch.Tensor:
@@ -260,7 +270,7 @@ def _align(x: torch.Tensor, own: torch.Tensor, flow: torch.Tensor, valid) -> tor
     _, _, h, w = x.shape
     hf, wf = flow.shape[-2:]
     f = resize_nearest(flow, h, w)
-    fx, fy = f[:, 0] * (w / wf), f[:, 1] * (h / hf)
+    fx, fy = f[:, 0] * flow_scale(w, wf), f[:, 1] * flow_scale(h, hf)
     xs, ys = pixel_grid(h, w, x.dtype, x.device)
     qx, qy = xs + fx, ys + fy
     kw = dict(align_corners=True, mode="bilinear", padding_mode="zeros")
@@ -391,9 +401,12 @@ def propagation_gather(
     float32 (x, y). Returns image (N, C, H, W) in frames' dtype: the bilinear sample of the
     source frame at the position over its taps in frame and outside that frame's hole,
     renormalised; and valid (N, 1, H, W) bool where the kept weight is > 1e-3 and the
-    source lies in the chunk (image 0 elsewhere).
+    source lies in the chunk (image 0 elsewhere). Without frames (T = 0) no source does.
     """
     n, length, c, h, w = frames.shape
+    if length == 0:
+        image = frames.new_zeros((n, c, h, w))
+        return image, torch.zeros((n, 1, h, w), dtype=torch.bool, device=frames.device)
     cdt = compute_dtype(frames)
     index = src_frame[:, 0].long() - t0
     in_chunk = (src_frame[:, 0] >= 0) & (index >= 0) & (index < length)

@@ -298,9 +298,14 @@ def test_a_killed_runs_partial_output_is_reported(clip, tmp_path):
     assert len(warnings) == 1 and str(leftover) in warnings[0] and "killed" in warnings[0]
 
 
-@pytest.mark.parametrize("value", [math.nan, math.inf, -0.5])
+@pytest.mark.parametrize(
+    "value",
+    [math.nan, math.inf, -0.5,
+     pytest.param(10**400, id="int-1e400"), pytest.param(-(10**400), id="int-minus-1e400")],
+)  # fmt: skip
 @pytest.mark.parametrize("name", ["alpha", "beta"])
 def test_op_thresholds_are_checked(name, value):
+    """NaN, inf, negative, and ints past the float range: ValueError naming the argument."""
     flow = torch.zeros(1, 2, 4, 5)
     with pytest.raises(ValueError, match=f"{name} must be finite and >= 0"):
         fi.fb_validity(flow, flow, **{name: value})

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import re
 import sys
 
 import pytest
@@ -286,6 +287,63 @@ def test_temporal_shift_align_at_boundary_sizes(device, backends, side, axis):
     )  # fmt: skip
 
 
+def align_and_grads(x, flow_fw, flow_bw, grad_out):
+    """(out, grad_x, grad_flow_fw, grad_flow_bw) of temporal_shift_align(fold_div=2)."""
+    x, flow_fw, flow_bw = (t.clone().requires_grad_() for t in (x, flow_fw, flow_bw))
+    out = fi.temporal_shift_align(x, flow_fw, flow_bw, fold_div=2)
+    return (out.detach(), *torch.autograd.grad(out, (x, flow_fw, flow_bw), grad_out))
+
+
+@pytest.mark.long
+@pytest.mark.parametrize("axis", ["W", "H"])
+@pytest.mark.parametrize("device,backends", device_backends("temporal_shift_align"))
+def test_temporal_shift_align_scales_a_flow_past_2p24(device, backends, axis):
+    """A flow 2^24 + 1 pixels long over features 4 long: its vectors scale by
+    4 / (2^24 + 1), the exact ratio rounded once, as in the reference, not by a ratio of
+    float32 sizes (2^24 + 1 rounds to 2^24). The four flow pixels read take vectors that
+    land just inside or outside the frame, or a hair off a pixel, with one scale and not
+    the other; forward and backward, every pixel compared (the output exactly, gradients
+    within float32 rounding: the derivative of taps weighing a hair off 1 and 0 rounds in
+    another order than the reference's)."""
+    long, (h, w) = 2**24 + 1, frame_shape(4, axis)
+    hf, wf = frame_shape(long, axis)
+    along = 0 if axis == "W" else 1
+    flow = torch.zeros(1, 1, 2, hf, wf)
+    reads = torch.arange(4) * long // 4  # the flow pixels of feature pixels 0 .. 3
+    flow[0, 0, along].view(-1)[reads] = torch.tensor(
+        [3 * 2.0**22 + 1, 2.0**22, -(2.0**22), -(3 * 2.0**22 + 1)]
+    )
+    x = torch.randperm(16).float().view(1, 2, 2, h, w) + 1
+    grad_out = torch.randperm(16).float().view(1, 2, 2, h, w) + 1
+    args = (x, flow, -flow, grad_out)
+    with fi.use_backend("torch"):
+        expected = align_and_grads(*args)
+    for backend in backends:
+        with fi.use_backend(backend):
+            actual = align_and_grads(*(on_device(a, device) for a in args))
+        assert torch.equal(actual[0].cpu(), expected[0]), f"out on {backend}"
+        grads = zip(("grad_x", "grad_fw", "grad_bw"), actual[1:], expected[1:], strict=True)
+        for name, a, e in grads:
+            torch.testing.assert_close(a.cpu(), e, msg=f"{name} on {backend}")
+
+
+@pytest.mark.long
+@pytest.mark.parametrize("device,backends", device_backends("temporal_shift_align"))
+def test_temporal_shift_align_scales_features_past_2p24(device, backends):
+    """Features 2^24 + 1 pixels long over a flow 5 long: the scale (2^24 + 1) / 5, rounded
+    once, moves the last pixels by a quarter pixel more than 2^24 / 5 would."""
+    side = 2**24 + 1
+    x = small_ints(1, 2, 2, 1, side)
+    flow = torch.zeros(1, 1, 2, 1, 5)
+    flow[:, :, 0] = torch.tensor([-1.0, -0.5, 0.5, -1.0, -1.0])
+    args = (x, flow, flow.flip(-1))
+    expected = tails(reference.temporal_shift_align(*args, fold_div=2))
+    assert_backends_match(
+        device, backends, expected, fi.temporal_shift_align, *args, fold_div=2, name="tsa",
+        last_frame=True,
+    )  # fmt: skip
+
+
 @pytest.mark.long
 @pytest.mark.parametrize("device,backends", device_backends("temporal_shift"))
 def test_shift_and_cell_at_a_boundary_size(device, backends):
@@ -326,9 +384,9 @@ def call_flow_propagate(n, c, h, w):
     return fi.flow_propagate(hole, flow, -flow, src_frame, torch.zeros(n, 2, h, w), t=1)
 
 
-def call_propagation_gather(n, c, h, w):
-    frames = torch.randn(n, 2, c, h, w)
-    holes = torch.zeros(n, 2, 1, h, w, dtype=torch.uint8)
+def call_propagation_gather(n, c, h, w, t=2):
+    frames = torch.randn(n, t, c, h, w)
+    holes = torch.zeros(n, t, 1, h, w, dtype=torch.uint8)
     src_frame = torch.ones(n, 1, h, w, dtype=torch.int32)
     src_pos = torch.rand(n, 2, h, w) * max(h, w)
     return fi.propagation_gather(frames, holes, src_frame, src_pos, t0=0)
@@ -340,10 +398,11 @@ def call_temporal_shift(n, c, h, w, t=3):
     return out, *torch.autograd.grad(out.sum(), x)
 
 
-def call_temporal_shift_align(n, c, h, w, t=3):
+def call_temporal_shift_align(n, c, h, w, t=3, hf=None, wf=None):
+    hf, wf = max(h, 1) if hf is None else hf, max(w, 1) if wf is None else wf
     x = torch.randn(n, t, c, h, w, requires_grad=True)
-    flow_fw = torch.randn(n, t - 1, 2, max(h, 1), max(w, 1), requires_grad=True)
-    flow_bw = torch.randn(n, t - 1, 2, max(h, 1), max(w, 1), requires_grad=True)
+    flow_fw = torch.randn(n, t - 1, 2, hf, wf, requires_grad=True)
+    flow_bw = torch.randn(n, t - 1, 2, hf, wf, requires_grad=True)
     out = fi.temporal_shift_align(x, flow_fw, flow_bw, fold_div=2)
     return out, *torch.autograd.grad(out.sum(), (x, flow_fw, flow_bw), allow_unused=True)
 
@@ -365,6 +424,20 @@ EMPTY_CALLS = {
     "convlstm_cell": call_convlstm_cell,
 }
 EMPTY_SIZES = [(0, 3, 4, 5), (2, 0, 4, 5), (2, 3, 0, 5), (2, 3, 4, 0), (0, 0, 0, 0)]
+# The other zero sizes, of the ops that have them: T (frames), and the flow's Hf and Wf
+# where no feature pixel reads the flow (N, T-1, H or W zero). Without frames,
+# propagation_gather's sources all lie outside the chunk: image 0, valid false.
+EMPTY_OTHER_SIZES = {
+    "temporal_shift": [((2, 3, 4, 5), dict(t=0))],
+    "propagation_gather": [((2, 3, 4, 5), dict(t=0)), ((0, 3, 4, 5), dict(t=0))],
+    "temporal_shift_align": [
+        ((2, 3, 4, 5), dict(t=1, hf=0, wf=3)),
+        ((2, 3, 4, 5), dict(t=1, hf=2, wf=0)),
+        ((0, 3, 4, 5), dict(hf=0, wf=0)),
+        ((2, 3, 0, 5), dict(hf=0, wf=3)),
+        ((2, 3, 4, 0), dict(hf=2, wf=0)),
+    ],
+}
 
 
 def backends_of(op: str) -> list:
@@ -378,21 +451,64 @@ def backends_of(op: str) -> list:
      for op in EMPTY_CALLS for p in backends_of(op)],
 )  # fmt: skip
 def test_empty_dimensions_give_empty_outputs(op, backend, device):
-    """Any zero size: outputs of the reference's shapes, no data pointer touched (the
-    sanitizers would abort on a reference formed into a null one)."""
-    for sizes in EMPTY_SIZES:
+    """Any zero size: outputs of the reference's shapes (and values, where a zero size
+    leaves any), no data pointer touched (the sanitizers would abort on a reference formed
+    into a null one)."""
+    cases = [(sizes, {}) for sizes in EMPTY_SIZES] + EMPTY_OTHER_SIZES.get(op, [])
+    for sizes, kw in cases:
         with torch.device(device):
             torch.manual_seed(0)
             with fi.use_backend("torch"):
-                expected = EMPTY_CALLS[op](*sizes)
+                expected = EMPTY_CALLS[op](*sizes, **kw)
             torch.manual_seed(0)  # the same inputs
             with fi.use_backend(backend):
-                actual = EMPTY_CALLS[op](*sizes)
+                actual = EMPTY_CALLS[op](*sizes, **kw)
+        name = f"{op} {sizes} {kw}"
         for a, e in zip(actual, expected, strict=False):
             if e is None:
                 continue
-            assert a.shape == e.shape and a.dtype == e.dtype, f"{op} {sizes}: {a.shape}"
-            torch.testing.assert_close(a.cpu(), e.cpu(), equal_nan=True, msg=f"{op} {sizes}")
+            assert a.shape == e.shape and a.dtype == e.dtype, f"{name}: {a.shape}"
+            torch.testing.assert_close(a.cpu(), e.cpu(), equal_nan=True, msg=name)
+
+
+@pytest.mark.parametrize("backend", ["torch", "cpu", "triton"])
+def test_propagation_gather_without_frames_finds_no_source(backend):
+    """T = 0: every source lies outside the chunk, on the public and the direct route."""
+    if _backend._unavailable_reason(backend, "propagation_gather", "cpu"):
+        pytest.skip(_backend._unavailable_reason(backend, "propagation_gather", "cpu"))
+    n, c, h, w = 2, 3, 4, 5
+    frames = torch.randn(n, 0, c, h, w).contiguous(memory_format=torch.channels_last_3d)
+    holes = torch.zeros(n, 0, 1, h, w, dtype=torch.uint8)
+    src_frame = torch.randint(-1, 3, (n, 1, h, w), dtype=torch.int32)
+    src_pos = torch.rand(n, 2, h, w) * 4
+    with fi.use_backend(backend):
+        results = [fi.propagation_gather(frames, holes, src_frame, src_pos, t0=1)]
+    if backend != "torch":
+        results.append(GATHER_OPS[backend](frames, holes, src_frame, src_pos, 1))
+    for image, valid in results:
+        assert torch.equal(image, torch.zeros(n, c, h, w)) and image.is_contiguous()
+        assert torch.equal(valid, torch.zeros(n, 1, h, w, dtype=torch.bool))
+
+
+@pytest.mark.parametrize("backend", ["cpu", "triton"])
+def test_temporal_shift_align_refuses_sizes_without_a_result(backend):
+    """T = 0 (the flows' T-1 frames have no shape), and a flow without pixels where feature
+    pixels read it: one line naming the argument, on the public and the direct route."""
+    if _backend._unavailable_reason(backend, "temporal_shift_align", "cpu"):
+        pytest.skip(_backend._unavailable_reason(backend, "temporal_shift_align", "cpu"))
+    op = ALIGN_OPS[backend]
+    x, flow = torch.randn(2, 0, 4, 3, 5), torch.randn(2, 0, 2, 3, 5)
+    with pytest.raises(ValueError, match="x must have at least one frame"):
+        fi.temporal_shift_align(x, flow, flow, fold_div=4)
+    with pytest.raises(RuntimeError, match="x must have at least one frame"):
+        op(x, flow, flow, None, None, 1, False)
+    x = torch.randn(2, 3, 4, 3, 5)
+    for hf, wf in ((0, 5), (3, 0)):
+        flow = torch.randn(2, 2, 2, hf, wf)
+        with pytest.raises(ValueError, match="flow_bw must be at least 1x1 pixels where x has"):
+            fi.temporal_shift_align(x, flow, flow, fold_div=4)
+        with pytest.raises(RuntimeError, match="flow_fw must be at least 1x1 pixels where x has"):
+            op(x, flow, flow, None, None, 1, False)
 
 
 def test_temporal_shift_align_single_frame_has_empty_flows():
@@ -573,20 +689,40 @@ def test_integer_arguments_have_one_range_on_every_route(backend):
         assert torch.equal(ops["temporal_shift"](video, fold, False), expected)
 
 
-def test_failed_allocation_names_the_output_and_its_size():
-    """2^46 elements (2^48 bytes, past any address space): the error says which output."""
-    if _backend._unavailable_reason("cpu", "flow_warp", "cpu"):
-        pytest.skip(_backend._unavailable_reason("cpu", "flow_warp", "cpu"))
+@pytest.mark.parametrize("backend", ["cpu", "triton"])
+def test_failed_allocation_names_the_output_and_its_size(backend):
+    """2^46 elements (2^48 bytes, past any address space): the error says which output, in
+    the same words on the C++ and the Triton route."""
+    if _backend._unavailable_reason(backend, "flow_warp", "cpu"):
+        pytest.skip(_backend._unavailable_reason(backend, "flow_warp", "cpu"))
     side = 2**23
+    size = r"281474976710656 bytes \(70368744177664 elements of 4 bytes\)"
     x = torch.zeros(1, 1, 1, 1).expand(1, 1, side, side)
     flow = torch.zeros(1, 2, 1, 1).expand(1, 2, side, side)
-    with (
-        fi.use_backend("cpu"),
-        pytest.raises(
-            RuntimeError, match=r"could not allocate flow_warp's output: 281474976710656 bytes"
-        ),
-    ):
-        fi.flow_warp(x, flow)
     gates = torch.zeros(1, 4, 1, 1).expand(1, 4, side, side)
-    with fi.use_backend("cpu"), pytest.raises(RuntimeError, match="could not allocate h_new"):
-        fi.convlstm_cell(gates)
+    frames = torch.zeros(1, 1, 1, 1, 1).expand(1, 1, 1, side, side)
+    holes = torch.zeros(1, 1, 1, 1, 1, dtype=torch.uint8).expand(1, 1, 1, side, side)
+    src_frame = torch.zeros(1, 1, 1, 1, dtype=torch.int32).expand(1, 1, side, side)
+    src_pos = torch.zeros(1, 2, 1, 1).expand(1, 2, side, side)
+    no_flow = torch.zeros(1, 0, 2, 1, 1)  # one frame: no flow
+    calls = [
+        ("flow_warp's output", lambda: fi.flow_warp(x, flow)),
+        ("h_new", lambda: fi.convlstm_cell(gates)),
+        ("fb_validity's output", lambda: fi.fb_validity(flow, flow)),
+        (
+            "src_frame_t",
+            lambda: fi.flow_propagate(holes[:, 0], flow, flow, src_frame, src_pos, t=1),
+        ),
+        ("image", lambda: fi.propagation_gather(frames, holes, src_frame, src_pos)),
+        ("temporal_shift's output", lambda: fi.temporal_shift(frames, fold_div=1)),
+        (
+            "temporal_shift_align's output",
+            lambda: fi.temporal_shift_align(frames, no_flow, no_flow),
+        ),
+    ]
+    for name, call in calls:
+        with fi.use_backend(backend), pytest.raises(RuntimeError) as error:
+            call()
+        assert re.search(f"could not allocate {re.escape(name)}: {size}", str(error.value)), (
+            f"{backend}: {error.value}"
+        )

@@ -282,6 +282,12 @@ def test_registered_op_rejects_bad_arguments(backend, device):
             op(*args, 0.01, 0.5, True, False, None)
         with pytest.raises(RuntimeError):
             op(fw, fw, None, None, 0.01, 0.5, True, False, torch.int32)
+    # The thresholds, as flow_propagate's and the public function's checks word them.
+    for value in (float("nan"), float("inf"), -float("inf"), -0.5):
+        with pytest.raises(RuntimeError, match="alpha must be finite and >= 0"):
+            op(fw, fw, None, None, value, 0.5, True, False, None)
+        with pytest.raises(RuntimeError, match="beta must be finite and >= 0"):
+            op(fw, fw, None, None, 0.01, value, True, True, None)
 
 
 def propainter_fb_consistency_check(flow_fw, flow_bw, alpha1=0.01, alpha2=0.5):

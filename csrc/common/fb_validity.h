@@ -1,6 +1,7 @@
 // fb_validity per-pixel math, shared by the CPU and CUDA kernels (SPEC 3.2).
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <optional>
 
@@ -9,11 +10,18 @@
 
 namespace fused_inpaint {
 
+// The consistency test's alpha and beta (fb_validity, flow_propagate): finite and >= 0.
+inline void check_fb_thresholds(double alpha, double beta) {
+  STD_TORCH_CHECK(std::isfinite(alpha) && alpha >= 0, "alpha must be finite and >= 0, got ",
+                  alpha);
+  STD_TORCH_CHECK(std::isfinite(beta) && beta >= 0, "beta must be finite and >= 0, got ", beta);
+}
+
 // Checks every fb_validity kernel repeats for direct callers of the registered op.
 inline void check_fb_validity_args(const Tensor& flow_fw, const Tensor& flow_bw,
                                    const std::optional<Tensor>& source_fw,
-                                   const std::optional<Tensor>& source_bw,
-                                   std::optional<ScalarType> dtype) {
+                                   const std::optional<Tensor>& source_bw, double alpha,
+                                   double beta, std::optional<ScalarType> dtype) {
   check_rank(flow_fw, "flow_fw", 4, "(N, 2, H, W)");
   check_size(flow_fw, "flow_fw", 1, 2, "(N, 2, H, W)");
   check_rank(flow_bw, "flow_bw", 4, "(N, 2, H, W)");
@@ -30,6 +38,7 @@ inline void check_fb_validity_args(const Tensor& flow_fw, const Tensor& flow_bw,
     check_same_device(mask, "source_mask", flow_fw, "flow_fw");
     STD_TORCH_CHECK(mask.scalar_type() == ScalarType::Byte, "source_mask must be uint8");
   }
+  check_fb_thresholds(alpha, beta);
   const ScalarType out_dtype = dtype.value_or(flow_fw.scalar_type());
   STD_TORCH_CHECK(out_dtype == ScalarType::Bool || out_dtype == ScalarType::Byte ||
                       out_dtype == flow_fw.scalar_type(),

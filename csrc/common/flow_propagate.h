@@ -1,7 +1,6 @@
 // flow_propagate per-pixel math, shared by the CPU and CUDA kernels (SPEC 3.5b).
 #pragma once
 
-#include <cmath>
 #include <cstdint>
 #include <optional>
 #include <tuple>
@@ -37,8 +36,7 @@ inline void check_flow_propagate_args(const Tensor& hole, const Tensor& flow_to,
   STD_TORCH_CHECK(src_frame.scalar_type() == ScalarType::Int, "src_frame must be int32");
   STD_TORCH_CHECK(src_pos.scalar_type() == ScalarType::Float, "src_pos must be float32");
   check_frame_index(t, "t");
-  STD_TORCH_CHECK(std::isfinite(alpha) && alpha >= 0, "alpha must be finite and >= 0");
-  STD_TORCH_CHECK(std::isfinite(beta) && beta >= 0, "beta must be finite and >= 0");
+  check_fb_thresholds(alpha, beta);
   STD_TORCH_CHECK(!max_age.has_value() || max_age.value() >= 0, "max_age must be >= 0");
 }
 

@@ -17,7 +17,6 @@ inline void check_propagation_gather_args(const Tensor& frames, const Tensor& ho
                                           const Tensor& src_frame, const Tensor& src_pos,
                                           int64_t t0) {
   check_rank(frames, "frames", 5, "(N, T, C, H, W)");
-  STD_TORCH_CHECK(frames.size(1) >= 1, "frames must hold at least one frame (N, T, C, H, W)");
   const int64_t n = frames.size(0), h = frames.size(3), w = frames.size(4);
   check_rank(holes, "holes", 5, "(N, T, 1, H, W)");
   const int64_t hole_sizes[5] = {n, frames.size(1), 1, h, w};
@@ -99,11 +98,13 @@ struct PropagationGather {
 };
 
 // (image, valid): image (N, C, H, W) in frames' dtype, channels_last when frames[:, 0] is
-// (like reference.like_layout), else contiguous; valid (N, 1, H, W) bool.
-// fused_inpaint/ops/propagation_gather.py allocates the same for the fake and Triton kernels.
+// (like reference.like_layout), else contiguous (also without frames); valid (N, 1, H, W)
+// bool. fused_inpaint/ops/propagation_gather.py allocates the same for the fake and Triton
+// kernels.
 inline std::tuple<Tensor, Tensor> new_propagation_gather_outputs(const Tensor& frames) {
   using torch::headeronly::MemoryFormat;
-  const bool channels_last = is_channels_last_contiguous(torch::stable::select(frames, 1, 0));
+  const bool channels_last =
+      frames.size(1) > 0 && is_channels_last_contiguous(torch::stable::select(frames, 1, 0));
   const int64_t n = frames.size(0), h = frames.size(3), w = frames.size(4);
   const int64_t image_sizes[4] = {n, frames.size(2), h, w}, valid_sizes[4] = {n, 1, h, w};
   Tensor image = allocate_output("image", n * frames.size(2) * h * w, frames.scalar_type(), [&] {
@@ -114,6 +115,15 @@ inline std::tuple<Tensor, Tensor> new_propagation_gather_outputs(const Tensor& f
   });
   Tensor valid = new_output(frames, "valid", valid_sizes, 4, ScalarType::Bool);
   return {image, valid};
+}
+
+// Without frames (T = 0) every source lies outside the chunk: image 0, valid false
+// everywhere, and nothing to read. Fills the outputs so and returns true when T = 0.
+inline bool gather_without_frames(const Tensor& frames, Tensor& image, Tensor& valid) {
+  if (frames.size(1) > 0) return false;
+  torch::stable::zero_(image);
+  torch::stable::zero_(valid);
+  return true;
 }
 
 template <typename scalar_t>

@@ -14,18 +14,36 @@
 
 namespace fused_inpaint {
 
+// Whether any feature pixel reads the flows: N, T-1, H and W nonzero. Where none does, a
+// flow may have no pixels (Hf or Wf zero).
+inline bool flows_are_read(const Tensor& x) {
+  return x.size(0) > 0 && x.size(1) > 1 && x.size(3) > 0 && x.size(4) > 0;
+}
+
+// The scale of flow vectors to feature pixels along one axis: size / flow_size divided in
+// double, where both sizes are exact (in float32 they are not past 2^24), then rounded to
+// coord_t, as reference.flow_scale and the Triton launcher round it. 0 for a flow without
+// pixels, which nothing reads.
+template <typename coord_t>
+coord_t flow_scale(int64_t size, int64_t flow_size) {
+  return flow_size > 0 ? coord_t(double(size) / double(flow_size)) : coord_t(0);
+}
+
 inline void check_shift_align_args(const Tensor& x, const Tensor& flow_fw, const Tensor& flow_bw,
                                    const std::optional<Tensor>& valid_fw,
                                    const std::optional<Tensor>& valid_bw, int64_t fold) {
   check_shift_args(x, fold);
+  // The flows hold T - 1 frames: no shape fits T = 0.
+  STD_TORCH_CHECK(x.size(1) >= 1, "x must have at least one frame, got T = ", x.size(1));
   const char* flow_shape = "(N, T-1, 2, Hf, Wf)";
   for (const auto& [flow, name] : {std::pair{&flow_fw, "flow_fw"}, std::pair{&flow_bw, "flow_bw"}}) {
     check_rank(*flow, name, 5, flow_shape);
     check_size(*flow, name, 0, x.size(0), flow_shape);
     check_size(*flow, name, 1, x.size(1) - 1, flow_shape);
     check_size(*flow, name, 2, 2, flow_shape);
-    STD_TORCH_CHECK(flow->size(3) >= 1 && flow->size(4) >= 1, name,
-                    " must be at least 1x1 pixels");
+    STD_TORCH_CHECK(!flows_are_read(x) || (flow->size(3) >= 1 && flow->size(4) >= 1), name,
+                    " must be at least 1x1 pixels where x has pixels to align (N, T-1, H, W "
+                    "nonzero)");
     check_same_device(*flow, name, x, "x");
     check_companion_dtype(*flow, name, x, "x");
     STD_TORCH_CHECK(!is_half_precision(flow->scalar_type()), name, " must be float32 or float64");
@@ -49,7 +67,7 @@ template <typename coord_t, typename flow_t>
 struct ShiftAlignGeometry {
   View5<const flow_t> flow_fw, flow_bw, valid_fw, valid_bw;  // valid data == nullptr: all 1
   int64_t frames, height, width, flow_height, flow_width;
-  coord_t scale_x, scale_y;  // flow vectors to feature pixels: W / Wf, H / Hf
+  coord_t scale_x, scale_y;  // flow vectors to feature pixels: W / Wf, H / Hf (flow_scale)
   AxisMap<coord_t> mx, my;
 
   struct Alignment {
@@ -74,8 +92,8 @@ struct ShiftAlignGeometry {
             w,
             hf,
             wf,
-            coord_t(w) / coord_t(wf),
-            coord_t(h) / coord_t(hf),
+            flow_scale<coord_t>(w, wf),
+            flow_scale<coord_t>(h, hf),
             AxisMap<coord_t>::make(w, true),
             AxisMap<coord_t>::make(h, true)};
   }

@@ -11,7 +11,9 @@ std::tuple<Tensor, Tensor> propagation_gather_cpu(const Tensor& frames, const Te
   check_propagation_gather_args(frames, holes, src_frame, src_pos, t0);
   Tensor image, valid;
   std::tie(image, valid) = new_propagation_gather_outputs(frames);
-  if (valid.numel() == 0) return {image, valid};
+  if (valid.numel() == 0 || gather_without_frames(frames, image, valid)) {
+    return {image, valid};
+  }
   const int64_t channels = frames.size(2);
   dispatch_floating<false>(frames.scalar_type(), "frames", [&](auto tag) {
     const auto op = make_propagation_gather<decltype(tag)>(frames, holes, src_frame, src_pos,

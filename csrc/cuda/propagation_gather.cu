@@ -15,7 +15,9 @@ std::tuple<Tensor, Tensor> propagation_gather_cuda(const Tensor& frames, const T
                                                    const Tensor& src_pos, int64_t t0) {
   Tensor image, valid;
   std::tie(image, valid) = new_propagation_gather_outputs(frames);
-  if (valid.numel() == 0) return {image, valid};
+  if (valid.numel() == 0 || gather_without_frames(frames, image, valid)) {
+    return {image, valid};
+  }
   dispatch_floating<true>(frames.scalar_type(), "frames", [&](auto tag) {
     const auto op = make_propagation_gather<decltype(tag)>(frames, holes, src_frame, src_pos,
                                                            image, valid, t0);

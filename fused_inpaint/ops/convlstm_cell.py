@@ -11,6 +11,7 @@ from fused_inpaint._checks import (
     check_sizes,
     check_tensor,
 )
+from fused_inpaint._outputs import allocate_output, output_like
 from fused_inpaint.ops._registry import define_kernel_op
 
 
@@ -25,19 +26,25 @@ def new_cell_outputs(gates: torch.Tensor, c: torch.Tensor | None):
     channels_last = not gates.is_contiguous() and gates.is_contiguous(
         memory_format=torch.channels_last
     )
-    h_new = torch.empty(
-        (n, four_ch // 4, h, w),
-        dtype=gates.dtype,
-        device=gates.device,
-        memory_format=torch.channels_last if channels_last else torch.contiguous_format,
+    sizes = (n, four_ch // 4, h, w)
+    h_new = allocate_output(
+        "h_new",
+        sizes,
+        gates.dtype,
+        lambda: torch.empty(
+            sizes,
+            dtype=gates.dtype,
+            device=gates.device,
+            memory_format=torch.channels_last if channels_last else torch.contiguous_format,
+        ),
     )
-    return h_new, (torch.empty_like(h_new) if c is None else torch.empty_like(c))
+    return h_new, output_like(h_new if c is None else c, "c_new")
 
 
 def new_cell_grads(gates: torch.Tensor, c: torch.Tensor | None):
     """Uninitialised (grad_gates like gates, grad_c like c); without c grad_c is empty (0,)."""
-    grad_c = gates.new_empty((0,)) if c is None else torch.empty_like(c)
-    return torch.empty_like(gates), grad_c
+    grad_c = gates.new_empty((0,)) if c is None else output_like(c, "grad_c")
+    return output_like(gates, "grad_gates"), grad_c
 
 
 def _backward_fake(grad_h, grad_c_new, gates, c):

@@ -6,28 +6,39 @@ import torch
 
 from fused_inpaint import _backend, reference
 from fused_inpaint._checks import check_same_device, check_sizes, check_tensor
+from fused_inpaint._outputs import allocate_output, new_output
 from fused_inpaint.ops._registry import define_kernel_op
 from fused_inpaint.ops.fb_validity import hole_bytes
 from fused_inpaint.ops.flow_propagate import check_frame_index, check_state
 
 
-def new_gather_outputs(frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Uninitialised (image, valid) for frames (N, T, C, H, W), T >= 1.
+def gather_layout(frames: torch.Tensor) -> torch.memory_format:
+    """The image's layout: channels_last when frames[:, 0] is (as reference.like_layout
+    decides), else contiguous, also without frames (T = 0)."""
+    channels_last = frames.shape[1] > 0 and frames[:, 0].is_contiguous(
+        memory_format=torch.channels_last
+    )
+    return torch.channels_last if channels_last else torch.contiguous_format
 
-    image: (N, C, H, W) in frames' dtype, channels_last when frames[:, 0] is (as
-    reference.like_layout decides), else contiguous; valid: (N, 1, H, W) bool. The C++
-    kernels allocate the same (csrc/common/propagation_gather.h), so the fake kernel's
-    strides are the real ones.
+
+def new_gather_outputs(frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Uninitialised (image, valid) for frames (N, T, C, H, W).
+
+    image: (N, C, H, W) in frames' dtype, in gather_layout(frames); valid: (N, 1, H, W)
+    bool. The C++ kernels allocate the same (csrc/common/propagation_gather.h), so the fake
+    kernel's strides are the real ones.
     """
     n, _, c, h, w = frames.shape
-    channels_last = frames[:, 0].is_contiguous(memory_format=torch.channels_last)
-    image = torch.empty(
-        (n, c, h, w),
-        dtype=frames.dtype,
-        device=frames.device,
-        memory_format=torch.channels_last if channels_last else torch.contiguous_format,
+    sizes = (n, c, h, w)
+    image = allocate_output(
+        "image",
+        sizes,
+        frames.dtype,
+        lambda: torch.empty(
+            sizes, dtype=frames.dtype, device=frames.device, memory_format=gather_layout(frames)
+        ),
     )
-    return image, frames.new_empty((n, 1, h, w), dtype=torch.bool)
+    return image, new_output(frames, "valid", (n, 1, h, w), torch.bool)
 
 
 def _fake(frames, holes, src_frame, src_pos, t0):
@@ -57,12 +68,11 @@ def propagation_gather(
     frames' dtype, the bilinear sample of frame src_frame at src_pos over its taps in frame
     and outside that frame's hole, renormalised (channels_last when frames[:, 0] is); valid
     (N, 1, H, W) bool where the kept weight is > 1e-3 and the source lies in the chunk,
-    image 0 elsewhere. No gradients.
+    image 0 elsewhere. T = 0 (no frames) is a chunk that holds no source: image 0 (contiguous)
+    and valid false everywhere. No gradients.
     """
     check_tensor("frames", frames, "(N, T, C, H, W)", 5)
     n, length, _, h, w = frames.shape
-    if length < 1:
-        raise ValueError(f"frames must hold at least one frame, got shape {tuple(frames.shape)}")
     check_tensor("holes", holes, "(N, T, 1, H, W)", 5, floating=False)
     check_sizes("holes", holes, "(N, T, 1, H, W)", {0: n, 1: length, 2: 1, 3: h, 4: w})
     check_same_device("holes", holes, "frames", frames)

@@ -17,6 +17,14 @@ from fused_inpaint.ops.temporal_shift import check_fold_div
 
 FLOW_SHAPE = "(N, T-1, 2, Hf, Wf)"
 MASK_SHAPE = "(N, T-1, 1, Hf, Wf)"
+FLOW_SIDES = "must be at least 1x1 pixels where x has pixels to align (N, T-1, H, W nonzero)"
+
+
+def flows_are_read(x: torch.Tensor) -> bool:
+    """Whether any feature pixel of x (N, T, C, H, W) reads the flows: N, T-1, H and W
+    nonzero. Where none does, a flow may have no pixels (Hf or Wf zero)."""
+    n, t, _, h, w = x.shape
+    return n > 0 and t > 1 and h > 0 and w > 0
 
 
 def _fake(x, flow_fw, flow_bw, valid_fw, valid_bw, fold, causal):
@@ -75,8 +83,8 @@ def _check_flow(name: str, flow, x: torch.Tensor, like: torch.Tensor | None) -> 
     if like is not None:
         expected.update({3: like.shape[3], 4: like.shape[4]})
     check_sizes(name, flow, FLOW_SHAPE, expected)
-    if flow.shape[3] < 1 or flow.shape[4] < 1:
-        raise ValueError(f"{name} must be at least 1x1 pixels, got {tuple(flow.shape)}")
+    if flows_are_read(x) and (flow.shape[3] < 1 or flow.shape[4] < 1):
+        raise ValueError(f"{name} {FLOW_SIDES}, got {tuple(flow.shape)}")
     check_same_device(name, flow, "x", x)
     check_companion_dtype(name, flow, "x", x)
     if flow.dtype not in (torch.float32, torch.float64):
@@ -114,6 +122,11 @@ def temporal_shift_align(
     t = T-1), channels [fold, 2 fold) likewise from frame t-1 along F_bw[t-1] (zero at
     t = 0), the rest stay; w = valid * inframe. ``causal``: channels [0, fold) are kept
     and flow_fw may be None. Differentiable w.r.t. x, flow_fw and flow_bw.
+
+    Zero sizes: N, C, H or W zero gives an empty output (and gradients). T = 0 is refused
+    (ValueError: the flows' T-1 frames have no shape); T = 1 takes flows of zero frames. A
+    flow (and its masks) may have Hf or Wf zero only where no feature pixel reads it (N,
+    T-1, H or W zero); elsewhere that is refused, naming the flow.
     """
     check_tensor("x", x, "(N, T, C, H, W)", 5)
     if x.shape[1] < 1:

@@ -10,6 +10,7 @@ import torch
 import triton
 import triton.language as tl
 
+from fused_inpaint._outputs import new_output
 from fused_inpaint.triton._grid import row_segment
 from fused_inpaint.triton._sampling import (
     BILINEAR,
@@ -127,7 +128,15 @@ def fb_validity_kernel(
         tl.store(out_at + out_d, valid.to(tl.float32).to(out_ptr.dtype.element_ty), mask=in_row)
 
 
-def _check_args(flow_fw, flow_bw, source_fw, source_bw, dtype) -> None:
+def check_thresholds(alpha, beta) -> None:
+    """The consistency test's alpha and beta (fb_validity, flow_propagate): finite and >= 0,
+    RuntimeError like the C++ check_fb_thresholds."""
+    for name, value in (("alpha", alpha), ("beta", beta)):
+        if not (abs(value) < float("inf") and value >= 0):
+            raise RuntimeError(f"{name} must be finite and >= 0, got {value}")
+
+
+def _check_args(flow_fw, flow_bw, source_fw, source_bw, alpha, beta, dtype) -> None:
     """The public op's checks, repeated for direct callers; RuntimeError like the C++ ones."""
     if flow_fw.dim() != 4 or flow_fw.size(1) != 2 or not flow_fw.is_floating_point():
         raise RuntimeError(f"flow_fw must be a float tensor (N, 2, H, W), got {flow_fw.shape}")
@@ -141,6 +150,7 @@ def _check_args(flow_fw, flow_bw, source_fw, source_bw, dtype) -> None:
             mask.shape != (n, 1, h, w) or mask.dtype != torch.uint8 or mask.device != flow_fw.device
         ):
             raise RuntimeError(f"source_mask must be uint8 (N, 1, H, W) = {(n, 1, h, w)}")
+    check_thresholds(alpha, beta)
     if dtype not in (None, torch.bool, torch.uint8, flow_fw.dtype):
         raise RuntimeError("dtype must be bool, uint8 or the flow's dtype")
 
@@ -152,9 +162,10 @@ def _mask_strides(mask):
 
 def forward(flow_fw, flow_bw, source_fw, source_bw, alpha, beta, check_bounds, both, dtype):
     """flow_fw, flow_bw: (N, 2, H, W) -> (D, N, 1, H, W), D = 2 when ``both``."""
-    _check_args(flow_fw, flow_bw, source_fw, source_bw, dtype)
+    _check_args(flow_fw, flow_bw, source_fw, source_bw, alpha, beta, dtype)
     n, _, h, w = flow_fw.shape
-    out = flow_fw.new_empty((2 if both else 1, n, 1, h, w), dtype=dtype or flow_fw.dtype)
+    sizes = (2 if both else 1, n, 1, h, w)
+    out = new_output(flow_fw, "fb_validity's output", sizes, dtype or flow_fw.dtype)
     if out.numel() == 0:
         return out
     grid = (n * h * triton.cdiv(w, BLOCK_W),)

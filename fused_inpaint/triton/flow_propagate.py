@@ -9,9 +9,10 @@ import torch
 import triton
 import triton.language as tl
 
+from fused_inpaint._outputs import new_output
 from fused_inpaint.triton._grid import row_segment
 from fused_inpaint.triton._sampling import round_half_even
-from fused_inpaint.triton.fb_validity import fb_test
+from fused_inpaint.triton.fb_validity import check_thresholds, fb_test
 
 BLOCK_W = 128
 # No limit: frame indices are int32 and >= 0, so no two are further apart.
@@ -78,9 +79,7 @@ def _check_args(hole, flow_to, flow_from, src_frame, src_pos, t, alpha, beta, ma
             )
     if not 0 <= t < 2**31:
         raise RuntimeError(f"t must be a frame index in [0, 2^31), got {t}")
-    for name, value in (("alpha", alpha), ("beta", beta)):
-        if not (abs(value) < float("inf") and value >= 0):
-            raise RuntimeError(f"{name} must be finite and >= 0, got {value}")
+    check_thresholds(alpha, beta)
     if max_age is not None and max_age < 0:
         raise RuntimeError(f"max_age must be >= 0, got {max_age}")
 
@@ -89,8 +88,8 @@ def forward(hole, flow_to, flow_from, src_frame, src_pos, t, alpha, beta, max_ag
     """-> (src_frame_t (N, 1, H, W) int32, src_pos_t (N, 2, H, W) float32), contiguous."""
     _check_args(hole, flow_to, flow_from, src_frame, src_pos, t, alpha, beta, max_age)
     n, _, h, w = flow_to.shape
-    frame_out = flow_to.new_empty((n, 1, h, w), dtype=torch.int32)
-    pos_out = flow_to.new_empty((n, 2, h, w), dtype=torch.float32)
+    frame_out = new_output(flow_to, "src_frame_t", (n, 1, h, w), torch.int32)
+    pos_out = new_output(flow_to, "src_pos_t", (n, 2, h, w), torch.float32)
     if frame_out.numel() == 0:
         return frame_out, pos_out
     grid = (n * h * triton.cdiv(w, BLOCK_W),)

@@ -13,6 +13,7 @@ import triton
 import triton.language as tl
 
 from fused_inpaint._checks import HALF_PRECISION
+from fused_inpaint._outputs import output_like
 from fused_inpaint.triton._sampling import (
     BILINEAR,
     axis_scale_shift,
@@ -198,7 +199,7 @@ def forward(
 ) -> torch.Tensor:
     """x: (N, C, H, W), flow: (N, 2, H, W) -> (N, C, H, W) with x's dtype and strides."""
     _check_args(x, flow, mode, padding_mode)
-    out = torch.empty_like(x)
+    out = output_like(x, "flow_warp's output")
     if out.numel() == 0:
         return out
     n, channels, h, w = x.shape
@@ -236,11 +237,15 @@ def backward(
     half = x.dtype in HALF_PRECISION
     # Half-precision atomics lose low bits (and the interpreter has none): accumulate in
     # float32, then cast once.
-    grad_x = torch.empty_like(x) if half else torch.zeros_like(x)
-    grad_flow = torch.empty_like(flow)
+    grad_x = output_like(x, "grad_x", zero=not half)
+    grad_flow = output_like(flow, "grad_flow")
     if x.numel() == 0:
         return grad_x, grad_flow.zero_()
-    accum = torch.zeros_like(x, dtype=torch.float32) if half else grad_x
+    accum = (
+        output_like(x, "grad_x's float32 workspace", dtype=torch.float32, zero=True)
+        if half
+        else grad_x
+    )
     config = _launch_config(x)
     grid = (triton.cdiv(n * h * w, config["BLOCK_P"]),)
     flow_warp_bwd_kernel[grid](

@@ -86,10 +86,8 @@ def propagation_gather_kernel(
 
 def _check_args(frames, holes, src_frame, src_pos, t0) -> None:
     """The public op's checks, repeated for direct callers; RuntimeError like the C++ ones."""
-    if frames.dim() != 5 or frames.size(1) < 1 or not frames.is_floating_point():
-        raise RuntimeError(
-            f"frames must be a float tensor (N, T, C, H, W) with T >= 1, got {frames.shape}"
-        )
+    if frames.dim() != 5 or not frames.is_floating_point():
+        raise RuntimeError(f"frames must be a float tensor (N, T, C, H, W), got {frames.shape}")
     n, length, _, h, w = frames.shape
     for name, x, shape, dtype in (
         ("holes", holes, (n, length, 1, h, w), torch.uint8),
@@ -111,6 +109,8 @@ def forward(frames, holes, src_frame, src_pos, t0):
     image, valid = new_gather_outputs(frames)
     if valid.numel() == 0:
         return image, valid
+    if frames.shape[1] == 0:  # no frames: every source lies outside the chunk
+        return image.zero_(), valid.zero_()
     n, length, channels, h, w = frames.shape
     grid = (n * h * triton.cdiv(w, BLOCK_W),)
     propagation_gather_kernel[grid](

@@ -8,6 +8,7 @@ import torch
 import triton
 import triton.language as tl
 
+from fused_inpaint._outputs import output_like
 from fused_inpaint.triton._grid import row_segment
 
 BLOCK_W = 64
@@ -41,7 +42,7 @@ def forward(x: torch.Tensor, fold: int, reverse: bool) -> torch.Tensor:
         raise RuntimeError(f"x must have shape (N, T, C, H, W), got {tuple(x.shape)}")
     if fold < 0:
         raise RuntimeError(f"fold must be >= 0, got {fold}")
-    out = torch.empty_like(x)
+    out = output_like(x, "temporal_shift's output")
     if out.numel() == 0:
         return out
     n, t, c, h, w = x.shape

@@ -5,7 +5,9 @@ Each program takes a segment of BLOCK_W pixels of one row of one frame: it reads
 flow and trust mask of its pixels once, inline at their own resolution, then walks the
 channels of each group in [BLOCK_C, BLOCK_W] tiles. Both kernels launch without fused
 multiply-adds: the flow vector is scaled and rounded before the pixel is added, as on the
-CPU, so every backend picks the same taps and decides alike what lies in the frame.
+CPU, so every backend picks the same taps and decides alike what lies in the frame. The
+scales W / Wf and H / Hf come from the launcher (reference.flow_scale, exact in float64)
+and are rounded once to the coordinate dtype, as every backend rounds them.
 """
 
 import torch
@@ -13,8 +15,10 @@ import triton
 import triton.language as tl
 
 from fused_inpaint._checks import HALF_PRECISION
+from fused_inpaint._outputs import new_output, output_like
+from fused_inpaint.ops.temporal_shift_align import FLOW_SIDES, flows_are_read
+from fused_inpaint.reference import flow_scale
 from fused_inpaint.triton._grid import row_segment
-from fused_inpaint.triton._math import divide
 from fused_inpaint.triton._sampling import (
     BILINEAR,
     ZEROS,
@@ -31,24 +35,18 @@ BLOCK_C = 8
 
 
 @triton.jit
-def flow_scales(H, W, Hf, Wf, COORD: tl.constexpr):
-    """(W / Wf, H / Hf): flow vectors to feature pixels, rounded as on the CPU."""
-    return divide(W.to(COORD), Wf.to(COORD)), divide(H.to(COORD), Hf.to(COORD))
-
-
-@triton.jit
 def alignment(
-    flow_ptr, valid_ptr, n, k, row, col, in_row, H, W, Hf, Wf,
+    flow_ptr, valid_ptr, n, k, row, col, in_row, H, W, Hf, Wf, scale_x, scale_y,
     f_n, f_k, f_c, f_h, f_w, v_n, v_k, v_h, v_w,
     HAS_VALID: tl.constexpr, COORD: tl.constexpr,
 ):  # fmt: skip
     """Where pixels (row, col) sample along flow frame k, and the trust in it: (taps of x,
     taps of y, weight). The flow pixel is the nearest one,
-    (min(row Hf / H, Hf-1), min(col Wf / W, Wf-1)); its vector is scaled to feature pixels."""
+    (min(row Hf / H, Hf-1), min(col Wf / W, Wf-1)); its vector is scaled to feature pixels
+    by (scale_x, scale_y), COORD scalars."""
     fy = tl.minimum(row * Hf // H, Hf - 1)
     fx = tl.minimum(col * Wf // W, Wf - 1)
     flow_at = flow_ptr + n * f_n + k * f_k + fy * f_h + fx * f_w
-    scale_x, scale_y = flow_scales(H, W, Hf, Wf, COORD)
     dx = tl.load(flow_at, mask=in_row, other=0.0).to(COORD) * scale_x
     dy = tl.load(flow_at + f_c, mask=in_row, other=0.0).to(COORD) * scale_y
     qx = col.to(COORD) + dx
@@ -110,15 +108,19 @@ def fill_group(
 
 @triton.jit(do_not_specialize=["H", "W", "Hf", "Wf"])
 def shift_align_fwd_kernel(
-    x_ptr, fw_ptr, bw_ptr, vfw_ptr, vbw_ptr, out_ptr, T, C, H, W, Hf, Wf, fold, end,
+    x_ptr, fw_ptr, bw_ptr, vfw_ptr, vbw_ptr, out_ptr, T, C, H, W, Hf, Wf,
+    scale_x: tl.float64, scale_y: tl.float64, fold, end,
     x_n, x_t, x_c, x_h, x_w, o_n, o_t, o_c, o_h, o_w,
     fw_n, fw_k, fw_c, fw_h, fw_w, bw_n, bw_k, bw_c, bw_h, bw_w,
     vfw_n, vfw_k, vfw_h, vfw_w, vbw_n, vbw_k, vbw_h, vbw_w,
     HAS_VALID_FW: tl.constexpr, HAS_VALID_BW: tl.constexpr, CAUSAL: tl.constexpr,
     COORD: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_W: tl.constexpr,
 ):  # fmt: skip
-    """One row segment of frame t: groups [0, fold) ahead, [fold, end) behind, rest kept."""
+    """One row segment of frame t: groups [0, fold) ahead, [fold, end) behind, rest kept.
+    scale_x, scale_y: W / Wf, H / Hf in float64 (a plain float argument is float32)."""
     nt, row, col, in_row = row_segment(H, W, BLOCK_W)
+    scale_x = tl.full([], scale_x, COORD)
+    scale_y = tl.full([], scale_y, COORD)
     n = nt // T
     t = nt % T
     strides = (x_n, x_t, x_c, x_h, x_w, o_n, o_t, o_c, o_h, o_w)
@@ -126,7 +128,7 @@ def shift_align_fwd_kernel(
         fill_group(x_ptr, out_ptr, n, t, row, col, in_row, 0, fold, True, *strides, BLOCK_C)
     elif t + 1 < T:
         x0, in_x0, in_x1, wx1, y0, in_y0, in_y1, wy1, weight = alignment(
-            fw_ptr, vfw_ptr, n, t, row, col, in_row, H, W, Hf, Wf,
+            fw_ptr, vfw_ptr, n, t, row, col, in_row, H, W, Hf, Wf, scale_x, scale_y,
             fw_n, fw_k, fw_c, fw_h, fw_w, vfw_n, vfw_k, vfw_h, vfw_w, HAS_VALID_FW, COORD,
         )  # fmt: skip
         blend_group(x_ptr, out_ptr, n, t, t + 1, row, col, in_row, 0, fold,
@@ -136,7 +138,7 @@ def shift_align_fwd_kernel(
         fill_group(x_ptr, out_ptr, n, t, row, col, in_row, 0, fold, False, *strides, BLOCK_C)
     if t > 0:
         x0, in_x0, in_x1, wx1, y0, in_y0, in_y1, wy1, weight = alignment(
-            bw_ptr, vbw_ptr, n, t - 1, row, col, in_row, H, W, Hf, Wf,
+            bw_ptr, vbw_ptr, n, t - 1, row, col, in_row, H, W, Hf, Wf, scale_x, scale_y,
             bw_n, bw_k, bw_c, bw_h, bw_w, vbw_n, vbw_k, vbw_h, vbw_w, HAS_VALID_BW, COORD,
         )  # fmt: skip
         blend_group(x_ptr, out_ptr, n, t, t - 1, row, col, in_row, fold, end,
@@ -150,7 +152,7 @@ def shift_align_fwd_kernel(
 @triton.jit
 def backward_group(
     grad_out_ptr, x_ptr, acc_ptr, grad_flow_ptr, n, t, source, k, row, col, in_row,
-    c_begin, c_end, H, W, Hf, Wf, flow_ptr, valid_ptr,
+    c_begin, c_end, H, W, Hf, Wf, scale_x, scale_y, flow_ptr, valid_ptr,
     g_n, g_t, g_c, g_h, g_w, x_n, x_t, x_c, x_h, x_w, a_n, a_t, a_c, a_h, a_w,
     f_n, f_k, f_c, f_h, f_w, v_n, v_k, v_h, v_w, d_n, d_k, d_c, d_h, d_w,
     HAS_VALID: tl.constexpr, FLOW_GRAD: tl.constexpr, COORD: tl.constexpr,
@@ -161,7 +163,7 @@ def backward_group(
     scattered terms into acc (grad_x's shifted channels), the flow gradient into grad_flow
     frame k at the flow pixels read (atomics: several feature pixels may share one)."""
     x0, in_x0, in_x1, wx1, y0, in_y0, in_y1, wy1, weight = alignment(
-        flow_ptr, valid_ptr, n, k, row, col, in_row, H, W, Hf, Wf,
+        flow_ptr, valid_ptr, n, k, row, col, in_row, H, W, Hf, Wf, scale_x, scale_y,
         f_n, f_k, f_c, f_h, f_w, v_n, v_k, v_h, v_w, HAS_VALID, COORD,
     )  # fmt: skip
     w = weight[None, :]
@@ -191,7 +193,6 @@ def backward_group(
         fx = tl.minimum(col * Wf // W, Wf - 1)
         grad_at = grad_flow_ptr + n * d_n + k * d_k + fy * d_h + fx * d_w
         used = in_row & (weight != 0.0)
-        scale_x, scale_y = flow_scales(H, W, Hf, Wf, COORD)
         tl.atomic_add(grad_at, sum_x * scale_x, mask=used, sem="relaxed")
         tl.atomic_add(grad_at + d_c, sum_y * scale_y, mask=used, sem="relaxed")
 
@@ -199,7 +200,8 @@ def backward_group(
 @triton.jit(do_not_specialize=["H", "W", "Hf", "Wf"])
 def shift_align_bwd_kernel(
     grad_out_ptr, x_ptr, fw_ptr, bw_ptr, vfw_ptr, vbw_ptr, acc_ptr, grad_x_ptr,
-    grad_fw_ptr, grad_bw_ptr, T, C, H, W, Hf, Wf, fold, end,
+    grad_fw_ptr, grad_bw_ptr, T, C, H, W, Hf, Wf, scale_x: tl.float64, scale_y: tl.float64,
+    fold, end,
     g_n, g_t, g_c, g_h, g_w, x_n, x_t, x_c, x_h, x_w, a_n, a_t, a_c, a_h, a_w,
     o_n, o_t, o_c, o_h, o_w,
     fw_n, fw_k, fw_c, fw_h, fw_w, bw_n, bw_k, bw_c, bw_h, bw_w,
@@ -210,8 +212,11 @@ def shift_align_bwd_kernel(
     BLOCK_W: tl.constexpr,
 ):  # fmt: skip
     """acc (zeroed; float32 under half precision): grad_x's channels [0, end); grad_x
-    (strides o_*): the rest, written once; grad_fw, grad_bw (zeroed) at flow resolution."""
+    (strides o_*): the rest, written once; grad_fw, grad_bw (zeroed) at flow resolution.
+    scale_x, scale_y: W / Wf, H / Hf in float64."""
     nt, row, col, in_row = row_segment(H, W, BLOCK_W)
+    scale_x = tl.full([], scale_x, COORD)
+    scale_y = tl.full([], scale_y, COORD)
     n = nt // T
     t = nt % T
     common = (g_n, g_t, g_c, g_h, g_w, x_n, x_t, x_c, x_h, x_w, a_n, a_t, a_c, a_h, a_w)
@@ -220,13 +225,13 @@ def shift_align_bwd_kernel(
                    g_n, g_t, g_c, g_h, g_w, a_n, a_t, a_c, a_h, a_w, BLOCK_C)  # fmt: skip
     elif t + 1 < T:
         backward_group(grad_out_ptr, x_ptr, acc_ptr, grad_fw_ptr, n, t, t + 1, t, row, col,
-                       in_row, 0, fold, H, W, Hf, Wf, fw_ptr, vfw_ptr, *common,
+                       in_row, 0, fold, H, W, Hf, Wf, scale_x, scale_y, fw_ptr, vfw_ptr, *common,
                        fw_n, fw_k, fw_c, fw_h, fw_w, vfw_n, vfw_k, vfw_h, vfw_w,
                        dfw_n, dfw_k, dfw_c, dfw_h, dfw_w,
                        HAS_VALID_FW, FLOW_GRAD, COORD, BLOCK_C)  # fmt: skip
     if t > 0:
         backward_group(grad_out_ptr, x_ptr, acc_ptr, grad_bw_ptr, n, t, t - 1, t - 1, row, col,
-                       in_row, fold, end, H, W, Hf, Wf, bw_ptr, vbw_ptr, *common,
+                       in_row, fold, end, H, W, Hf, Wf, scale_x, scale_y, bw_ptr, vbw_ptr, *common,
                        bw_n, bw_k, bw_c, bw_h, bw_w, vbw_n, vbw_k, vbw_h, vbw_w,
                        dbw_n, dbw_k, dbw_c, dbw_h, dbw_w,
                        HAS_VALID_BW, FLOW_GRAD, COORD, BLOCK_C)  # fmt: skip
@@ -241,9 +246,13 @@ def _check_args(x, flow_fw, flow_bw, valid_fw, valid_bw, fold) -> None:
     if x.dim() != 5:
         raise RuntimeError(f"x must have shape (N, T, C, H, W), got {tuple(x.shape)}")
     n, t = x.shape[:2]
+    if t < 1:
+        raise RuntimeError(f"x must have at least one frame, got T = {t}")
     for name, flow in (("flow_fw", flow_fw), ("flow_bw", flow_bw)):
-        if flow.dim() != 5 or flow.shape[:3] != (n, t - 1, 2) or min(flow.shape[3:]) < 1:
+        if flow.dim() != 5 or flow.shape[:3] != (n, t - 1, 2):
             raise RuntimeError(f"{name} must have shape (N, T-1, 2, Hf, Wf), got {flow.shape}")
+        if flows_are_read(x) and min(flow.shape[3:]) < 1:
+            raise RuntimeError(f"{name} {FLOW_SIDES}, got {tuple(flow.shape)}")
         if flow.device != x.device:
             raise RuntimeError(f"{name} must be on x's device")
         half_x = x.dtype in HALF_PRECISION
@@ -280,17 +289,18 @@ def _config(x, fold):
 def forward(x, flow_fw, flow_bw, valid_fw, valid_bw, fold, causal):
     """x: (N, T, C, H, W), flows (N, T-1, 2, Hf, Wf), masks (N, T-1, 1, Hf, Wf) -> like x."""
     _check_args(x, flow_fw, flow_bw, valid_fw, valid_bw, fold)
-    out = torch.empty_like(x)
+    out = output_like(x, "temporal_shift_align's output")
     if out.numel() == 0:
         return out
     grid, fold, end, coord = _config(x, fold)
     vfw, vfw_strides = _mask_args(valid_fw, flow_fw)
     vbw, vbw_strides = _mask_args(valid_bw, flow_bw)
     _, t, c, h, w = x.shape
+    hf, wf = flow_fw.shape[3:]
     shift_align_fwd_kernel[grid](
-        x, flow_fw, flow_bw, vfw, vbw, out, t, c, h, w, flow_fw.shape[3], flow_fw.shape[4],
-        fold, end, *x.stride(), *out.stride(), *flow_fw.stride(), *flow_bw.stride(),
-        *vfw_strides, *vbw_strides,
+        x, flow_fw, flow_bw, vfw, vbw, out, t, c, h, w, hf, wf,
+        flow_scale(w, wf), flow_scale(h, hf), fold, end, *x.stride(), *out.stride(),
+        *flow_fw.stride(), *flow_bw.stride(), *vfw_strides, *vbw_strides,
         HAS_VALID_FW=valid_fw is not None, HAS_VALID_BW=valid_bw is not None,
         CAUSAL=bool(causal), COORD=coord, BLOCK_C=BLOCK_C, BLOCK_W=BLOCK_W,
         enable_fp_fusion=False,
@@ -306,13 +316,18 @@ def backward(grad_out, x, flow_fw, flow_bw, valid_fw, valid_bw, fold, causal, fl
         raise RuntimeError("grad_out must match x's shape, dtype and device")
     grid, fold, end, coord = _config(x, fold)
     want_fw, want_bw = flow_grads and not causal, flow_grads
-    grad_fw = torch.zeros_like(flow_fw) if want_fw else flow_fw.new_empty(0)
-    grad_bw = torch.zeros_like(flow_bw) if want_bw else flow_bw.new_empty(0)
-    grad_x = torch.empty_like(x)
+    grad_fw = output_like(flow_fw, "grad_flow_fw", zero=True) if want_fw else flow_fw.new_empty(0)
+    grad_bw = output_like(flow_bw, "grad_flow_bw", zero=True) if want_bw else flow_bw.new_empty(0)
+    grad_x = output_like(x, "grad_x")
     n, t, c, h, w = x.shape
+    hf, wf = flow_fw.shape[3:]
     # Half-precision atomics lose low bits (and the interpreter has none): float32 first.
     half = x.dtype in HALF_PRECISION
-    acc = x.new_zeros((n, t, end, h, w), dtype=torch.float32) if half else grad_x[:, :, :end]
+    acc = (
+        new_output(x, "grad_x's float32 workspace", (n, t, end, h, w), torch.float32, zero=True)
+        if half
+        else grad_x[:, :, :end]
+    )
     if not half:
         acc.zero_()
     if x.numel() > 0:
@@ -322,7 +337,7 @@ def backward(grad_out, x, flow_fw, flow_bw, valid_fw, valid_bw, fold, causal, fl
         dbw = grad_bw if want_bw else flow_bw
         shift_align_bwd_kernel[grid](
             grad_out, x, flow_fw, flow_bw, vfw, vbw, acc, grad_x, dfw, dbw,
-            t, c, h, w, flow_fw.shape[3], flow_fw.shape[4], fold, end,
+            t, c, h, w, hf, wf, flow_scale(w, wf), flow_scale(h, hf), fold, end,
             *grad_out.stride(), *x.stride(), *acc.stride(), *grad_x.stride(),
             *flow_fw.stride(), *flow_bw.stride(), *vfw_strides, *vbw_strides,
             *dfw.stride(), *dbw.stride(),
