@@ -476,18 +476,27 @@ def test_torch_threads_in_the_run_and_the_callers_between_frames(
 ):
     """Offline on the CPU, DIS on 2 threads of its own: the pipeline's tensor work on the
     CPUs DIS leaves (at least one, at most the caller's 3) while DIS estimates the next
-    chunk; the caller sees its own setting between frames and after. Stream and online
-    modes keep the caller's."""
+    chunk; on the caller's while DIS idles (a backward sweep, whose flows are all
+    estimated, and the frames after the last read); the caller sees its own setting
+    between frames and after. Stream and online modes keep the caller's."""
     monkeypatch.setattr(os, "cpu_count", lambda: cpus)
-    frames, masks = make_clip(8, 32, 48)
+    frames, masks = make_clip(12, 32, 48)
     masks[:] = masks[0]  # a hole that stays put: what no frame shows is filled on each
-    model = inpainter(mode=mode, threads=2)
-    inside = []
+    model = inpainter(mode=mode, threads=2, chunk=4, overlap=1)
+    fills, sweeps = [], []
 
     def fill(image, remaining):
-        inside.append(torch.get_num_threads())
+        fills.append(torch.get_num_threads())
         return image
 
+    step = Propagation._step
+
+    def spied_step(self, *args, ahead, **kw):
+        if ahead:
+            sweeps.append(torch.get_num_threads())
+        return step(self, *args, ahead=ahead, **kw)
+
+    monkeypatch.setattr(Propagation, "_step", spied_step)
     model.filler = fill
     before = torch.get_num_threads()
     torch.set_num_threads(3)
@@ -497,7 +506,11 @@ def test_torch_threads_in_the_run_and_the_callers_between_frames(
     finally:
         torch.set_num_threads(before)
     assert between == [3] * len(frames)
-    assert inside and set(inside) == {offline_threads if mode == "offline" else 3}
+    assert len(fills) == len(frames) and set(sweeps) <= {3}
+    if mode == "offline":  # 3 frames a chunk; the last frame is read with the 9th output
+        assert fills == [offline_threads] * 9 + [3] * 3 and sweeps
+    else:
+        assert set(fills) == {3}
 
 
 def test_offline_reads_the_next_chunk_between_its_outputs():

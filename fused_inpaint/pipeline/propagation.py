@@ -19,6 +19,7 @@ the frames read up to that bound (``Schedule.held_bytes``), never with the video
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import os
@@ -91,6 +92,21 @@ class Schedule:
         carried = CARRIED_BYTES * pixels if self.temporal_flow else 0
         raw = estimates * ESTIMATE_BYTES * pixels
         return frames + ahead * PAIR_BYTES * pixels + states + carried + copies + raw
+
+
+@contextlib.contextmanager
+def intra_op_threads(count: int | None) -> Iterator[None]:
+    """torch's intra-op threads set to ``count`` inside (None: left as they are), the
+    caller's setting restored after."""
+    if count is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def available_bytes(device: torch.device) -> int | None:
@@ -307,13 +323,23 @@ class Propagation:
     ``memory``: bytes the run may hold (default: what the device has available when the
     first frame comes); a schedule that would hold more stops with a ValueError that names
     the option and what it needs. ``seams``: the propagated pixels blended onto the known
-    ones in the gradient domain (``seams.blend_seams``)."""
+    ones in the gradient domain (``seams.blend_seams``). ``idle_threads``: torch's
+    intra-op threads during a backward sweep (None: as they are), when every flow it
+    reads has been estimated and a flow source on threads of its own has nothing to do
+    until the next frame is read. ``exhausted``: whether the frames have all been read
+    (from then on, too, the flow source has nothing more to do)."""
 
     def __init__(
-        self, flow_source, schedule: Schedule, memory: int | None = None, seams: bool = False
+        self,
+        flow_source,
+        schedule: Schedule,
+        memory: int | None = None,
+        seams: bool = False,
+        idle_threads: int | None = None,
     ):
         self.flow_source, self.schedule, self.memory = flow_source, schedule, memory
-        self.seams = seams
+        self.seams, self.idle_threads = seams, idle_threads
+        self.exhausted = False
         # Estimates out at most, ahead of their completion (see ``run``).
         self.in_flight = PAIRS_PER_THREAD * max(getattr(flow_source, "threads", 1), 1)
 
@@ -355,15 +381,18 @@ class Propagation:
         ``count`` pending frames, each on its hole's box (None without a hole)."""
         states = []
         state = None
-        for i in range(len(pending) - 1, -1, -1):
-            index, frame = pending[i]
-            if state is None:
-                state = ring.own(index, frame)
-            else:
-                pair = flows[index].flows(ring.flows)
-                state = self._step(frame, index, state, pair, ahead=True, grid=ring.grid)
-            if i < count:
-                states.append(state.state)
+        if len(pending) > 1:  # the newest pair's estimate comes last: then the source idles
+            flows[pending[-2][0]].complete()
+        with intra_op_threads(self.idle_threads):
+            for i in range(len(pending) - 1, -1, -1):
+                index, frame = pending[i]
+                if state is None:
+                    state = ring.own(index, frame)
+                else:
+                    pair = flows[index].flows(ring.flows)
+                    state = self._step(frame, index, state, pair, ahead=True, grid=ring.grid)
+                if i < count:
+                    states.append(state.state)
         return states[::-1]
 
     def _check_memory(self, frame: FrameInput, ahead: int, behind: int, memory: int) -> None:
@@ -407,6 +436,7 @@ class Propagation:
             nonlocal ring, memory, previous, last_pair, next_index
             frame = next(source, None)
             if frame is None:
+                self.exhausted = True
                 return False
             index, next_index = next_index, next_index + 1
             if ring is None:
