@@ -38,9 +38,9 @@ BOUNDARY_SIZES = [
     pytest.param(2**24 + 4, "W", id="2p24p4-W"),
     pytest.param(2**25, "H", id="2p25-H"),
 ]
-# Each mode and padding, each with one align_corners.
-WARP_MODES = [("bilinear", "zeros", True), ("bilinear", "border", False),
-              ("nearest", "zeros", False), ("nearest", "border", True)]  # fmt: skip
+# Each mode and padding; with each align_corners.
+WARP_SAMPLING = list(itertools.product(("bilinear", "nearest"), ("zeros", "border")))
+WARP_MODES = [(*sampling, align) for sampling in WARP_SAMPLING for align in (True, False)]
 # The last pixels along the long side: those compared, and those whose programs the
 # interpreter runs.
 TAIL = 8
@@ -176,12 +176,14 @@ def assert_backends_match(
 
 
 @pytest.mark.long
+@pytest.mark.parametrize("align_corners", [True, False], ids=["align", "no_align"])
 @pytest.mark.parametrize("side,axis", BOUNDARY_SIZES)
 @pytest.mark.parametrize("device,backends", device_backends("flow_warp"))
-def test_flow_warp_at_boundary_sizes(device, backends, side, axis):
+def test_flow_warp_at_boundary_sizes(device, backends, side, axis, align_corners):
+    """Each mode and padding with ``align_corners``."""
     h, w = frame_shape(side, axis)
     x, flow = small_ints(1, 1, h, w), edge_flow(side, axis)
-    for mode, padding_mode, align_corners in WARP_MODES:
+    for mode, padding_mode in WARP_SAMPLING:
         kw = dict(mode=mode, padding_mode=padding_mode, align_corners=align_corners)
         expected = tails(reference.flow_warp(x, flow, **kw))
         assert_backends_match(
@@ -196,15 +198,16 @@ def warp_grads(x, flow, kw):
 
 
 @pytest.mark.long
+@pytest.mark.parametrize("align_corners", [True, False], ids=["align", "no_align"])
 @pytest.mark.parametrize("device,backends", device_backends("flow_warp"))
-def test_flow_warp_backward_at_a_boundary_size(device, backends):
-    """The scatter of the feature gradient and the flow gradient at the last pixels (whose
-    feature gradient sums taps of pixels at most two to their left, in the programs the
-    interpreter runs)."""
+def test_flow_warp_backward_at_a_boundary_size(device, backends, align_corners):
+    """Each mode and padding with ``align_corners``: the scatter of the feature gradient and
+    the flow gradient at the last pixels (whose feature gradient sums taps of pixels at most
+    two to their left, in the programs the interpreter runs)."""
     side, axis = 2**24 + 4, "W"
     h, w = frame_shape(side, axis)
     x, flow = small_ints(1, 1, h, w), edge_flow(side, axis)
-    for mode, padding_mode, align_corners in WARP_MODES[:2]:
+    for mode, padding_mode in WARP_SAMPLING:
         kw = dict(mode=mode, padding_mode=padding_mode, align_corners=align_corners)
         with fi.use_backend("torch"):
             expected = tails(warp_grads(x, flow, kw))
@@ -344,23 +347,63 @@ def test_temporal_shift_align_scales_features_past_2p24(device, backends):
     )  # fmt: skip
 
 
+def pixelwise_reference(fn, *args, **kwargs) -> tuple[torch.Tensor, ...]:
+    """tails(fn(*args, **kwargs)) of an op that maps each pixel on its own (no coordinates,
+    no neighbours): fn run in float64 on the last TAIL pixels of each tensor argument alone,
+    its results rounded to float32."""
+    args = [a.flatten(-2)[..., -TAIL:].unsqueeze(-2).double() for a in args]
+    return tuple(t.float() for t in tails(fn(*args, **kwargs)))
+
+
+def shift_and_grad(x, grad_out):
+    """(out, grad_x) of temporal_shift(x, fold_div=2), grad_out flowing back."""
+    x = x.clone().requires_grad_()
+    out = fi.temporal_shift(x, fold_div=2)
+    return out.detach(), *torch.autograd.grad(out, x, grad_out)
+
+
 @pytest.mark.long
+@pytest.mark.parametrize("side,axis", BOUNDARY_SIZES)
 @pytest.mark.parametrize("device,backends", device_backends("temporal_shift"))
-def test_shift_and_cell_at_a_boundary_size(device, backends):
-    """The ops without sampling on a 2^24 + 4 pixel row: plain strided indexing."""
-    side = 2**24 + 4
-    x = small_ints(1, 2, 2, 1, side)
-    expected = tails(reference.temporal_shift(x, fold_div=2))
+def test_temporal_shift_at_boundary_sizes(device, backends, side, axis):
+    """Forward and backward (the shift the other way): plain strided indexing, every value
+    copied, so exactly the reference's autograd in float64."""
+    h, w = frame_shape(side, axis)
+    x, grad_out = small_ints(1, 2, 2, h, w), small_ints(1, 2, 2, h, w) - 4
+    with fi.use_backend("torch"):
+        expected = pixelwise_reference(shift_and_grad, x, grad_out)
     assert_backends_match(
-        device, backends, expected, fi.temporal_shift, x, fold_div=2, last_frame=True
-    )
-    gates, c = small_ints(1, 4, 1, side) - 4, small_ints(1, 1, 1, side)
-    expected = tails(reference.convlstm_cell(gates, c))
+        device, backends, expected, shift_and_grad, x, grad_out, name="temporal_shift",
+        last_frame=True,
+    )  # fmt: skip
+
+
+def cell_and_grads(gates, c, grad_h, grad_c_new):
+    """(h_new, c_new, grad_gates, grad_c) of convlstm_cell(gates, c), grad_h and
+    grad_c_new flowing back."""
+    gates, c = gates.clone().requires_grad_(), c.clone().requires_grad_()
+    h_new, c_new = fi.convlstm_cell(gates, c)
+    grads = torch.autograd.grad((h_new, c_new), (gates, c), (grad_h, grad_c_new))
+    return h_new.detach(), c_new.detach(), *grads
+
+
+@pytest.mark.long
+@pytest.mark.parametrize("side,axis", BOUNDARY_SIZES)
+@pytest.mark.parametrize("device,backends", device_backends("convlstm_cell"))
+def test_convlstm_cell_at_boundary_sizes(device, backends, side, axis):
+    """Forward and backward against the reference's autograd in float64: transcendentals,
+    the kernels' own exp, within float32 rounding of it."""
+    h, w = frame_shape(side, axis)
+    gates, c = small_ints(1, 4, h, w) - 4, small_ints(1, 1, h, w)
+    grad_h, grad_c_new = small_ints(1, 1, h, w) - 4, small_ints(1, 1, h, w) - 4
+    args = (gates, c, grad_h, grad_c_new)
+    with fi.use_backend("torch"):
+        expected = pixelwise_reference(cell_and_grads, *args)
+    names = ("h_new", "c_new", "grad_gates", "grad_c")
     for backend in backends:
-        actual = kernel_tails(backend, device, fi.convlstm_cell, gates, c)
-        for a, e, name in zip(actual, expected, ("h_new", "c_new"), strict=True):
-            # Transcendentals: the kernels' own exp, within a few ulps of torch's.
-            torch.testing.assert_close(a, e, rtol=4e-7, atol=4e-7, msg=f"{name} on {backend}")
+        actual = kernel_tails(backend, device, cell_and_grads, *args)
+        for a, e, name in zip(actual, expected, names, strict=True):
+            torch.testing.assert_close(a, e, rtol=2e-6, atol=2e-6, msg=f"{name} on {backend}")
 
 
 # Each op's public call on inputs of the given sizes, and which sizes may be 0.
