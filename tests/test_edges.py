@@ -403,7 +403,7 @@ def test_convlstm_cell_at_boundary_sizes(device, backends, side, axis):
     for backend in backends:
         actual = kernel_tails(backend, device, cell_and_grads, *args)
         for a, e, name in zip(actual, expected, names, strict=True):
-            torch.testing.assert_close(a, e, rtol=2e-6, atol=2e-6, msg=f"{name} on {backend}")
+            torch.testing.assert_close(a, e, rtol=4e-6, atol=4e-6, msg=f"{name} on {backend}")
 
 
 # Each op's public call on inputs of the given sizes, and which sizes may be 0.
