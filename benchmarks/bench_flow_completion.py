@@ -80,15 +80,22 @@ class Variant:
     temporal: bool = False  # Inpainter(temporal_flow=...)
     half_fill_side: int = flow.HALF_FILL_SIDE  # regions filled at half resolution from
     moving_margin: float = flow.MOVING_MARGIN  # band pixels per pixel the hole moved
+    thin_margin: float = flow.THIN_MARGIN  # the band at most this times the hole's inradius
 
 
 VARIANTS = {
     "before": Variant("pull-push fill for DIS, band 4 (the previous default)", "pull-push", 4),
     "ns": Variant(
-        "Navier-Stokes fill for DIS, band 4, or 1.25 per pixel the hole moved when wider",
+        "Navier-Stokes fill for DIS, band 4, or 1.25 per pixel the hole moved when wider, "
+        "at most half the hole's inradius",
         "navier-stokes",
     ),
     "ns-fixed": Variant("ns, band 4 however the hole moves", "navier-stokes", moving_margin=0),
+    "ns-thick": Variant(
+        "ns, the band as wide as the hole moved however thin the hole",
+        "navier-stokes",
+        thin_margin=10**9,
+    ),
     "telea-2": Variant("Telea fill for DIS, band 2", "telea", 2),
     "telea-4": Variant("Telea fill for DIS, band 4", "telea", 4),
     "telea-8": Variant("Telea fill for DIS, band 8", "telea", 8),
@@ -121,9 +128,9 @@ VARIANTS = {
 def configured(variant: Variant):
     """The pipeline's band around the hole and the fill's resolution set as ``variant``
     says, while in the block."""
-    names = ("COMPLETION_MARGIN", "HALF_FILL_SIDE", "MOVING_MARGIN")
+    names = ("COMPLETION_MARGIN", "HALF_FILL_SIDE", "MOVING_MARGIN", "THIN_MARGIN")
     saved = [getattr(flow, name) for name in names]
-    wanted = (variant.margin, variant.half_fill_side, variant.moving_margin)
+    wanted = (variant.margin, variant.half_fill_side, variant.moving_margin, variant.thin_margin)
     for name, value in zip(names, wanted, strict=True):
         setattr(flow, name, value)
     try:

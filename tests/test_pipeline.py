@@ -23,6 +23,7 @@ from fused_inpaint.pipeline.flow import (
     COMPLETION_MARGIN,
     MAX_MARGIN,
     MOVING_MARGIN,
+    THIN_MARGIN,
     DISFlow,
     FlowPair,
     FrameInput,
@@ -441,6 +442,28 @@ def test_the_hole_moved_by_is_the_farthest_a_pixel_of_one_lies_from_the_other():
     assert hole_shift(b, c) == 0 and completion_margin(b, c) == COMPLETION_MARGIN
     assert hole_shift(a, none) == 0
     assert completion_margin(a, appears) == math.ceil(MAX_MARGIN * 432)  # bounded
+
+
+def test_a_thin_holes_band_is_bounded_by_its_inradius():
+    """A stroke 17 pixels thick (its middle row 9 from outside it) moving 20 pixels a
+    frame: the band replaced is THIN_MARGIN of that inradius, not 1.25 times its motion;
+    a thick blob's widens with its motion."""
+
+    def frame_input(hole: np.ndarray) -> FrameInput:
+        return FrameInput.of(np.zeros((*hole.shape, 3), np.uint8), hole, torch.device("cpu"))
+
+    thin = np.zeros((2, 240, 432), bool)
+    for t in range(2):
+        thin[t, 100:117, 60 + 20 * t : 260 + 20 * t] = True
+    a, b, still = (frame_input(m) for m in (thin[0], thin[1], thin[1]))
+    assert a.inradius == pytest.approx(9, abs=0.5)
+    assert hole_shift(a, b) == pytest.approx(20, abs=0.5)
+    assert completion_margin(a, b) == math.ceil(THIN_MARGIN * a.inradius) == 5
+    assert completion_margin(b, still) == COMPLETION_MARGIN
+    blob_a, blob_b = (frame_input(m) for m in moving_ellipse(2, 240, 432, 12))
+    assert blob_a.inradius == pytest.approx(50, abs=1)
+    assert completion_margin(blob_a, blob_b) == math.ceil(MOVING_MARGIN * 12)
+    assert frame_input(np.zeros((240, 432), bool)).inradius == 0
 
 
 def test_the_band_replaced_widens_with_the_holes_motion():
