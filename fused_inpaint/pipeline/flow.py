@@ -156,9 +156,11 @@ class FrameInput:
         """The farthest a pixel of the hole lies from every pixel outside it (0 without a
         hole); found once."""
         if self._inradius is None:
-            inside = np.pad(self.hole[window(self.box)[1:]], 1) if self.box else np.zeros((1, 1))
-            distance = cv2.distanceTransform(inside.view(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_5)
-            self._inradius = float(distance.max())
+            self._inradius = 0.0
+            if self.box is not None:  # padded: the box's edge is outside the hole
+                inside = np.pad(self.hole[window(self.box)[1:]], 1).view(np.uint8)
+                distance = cv2.distanceTransform(inside, cv2.DIST_L2, cv2.DIST_MASK_5)
+                self._inradius = float(distance.max())
         return self._inradius
 
     def grown_hole(self, margin: int) -> tuple[torch.Tensor, Box | None]:
