@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import warnings
+from itertools import pairwise
 
 import cv2
 import numpy as np
@@ -37,6 +38,7 @@ from fused_inpaint.pipeline.flow import (
     window,
 )
 from fused_inpaint.pipeline.propagation import Propagation, Schedule, State, Swept
+from fused_inpaint.pipeline.steady import SteadyFill
 
 # Every mode and flow source, the classical flow's cheapest preset.
 SETUPS = [
@@ -618,6 +620,64 @@ def test_temporal_completion_recovers_an_object_moving_through_a_hole():
     assert errors[0] < errors[1] / 2
     with pytest.raises(ValueError, match="temporal_flow must be True or False"):
         inpainter(temporal_flow="yes")
+
+
+def noisy(frames: np.ndarray, seed: int, sigma: float = 4.0) -> np.ndarray:
+    """frames with Gaussian noise of ``sigma`` levels, new on every frame (a sensor's)."""
+    noise = np.random.default_rng(seed).normal(0, sigma, frames.shape)
+    return (frames + noise).round().clip(0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("dx", [0, 2], ids=["still", "panning"])
+def test_what_no_frame_shows_does_not_flicker(mode, dx):
+    """A hole that moves with the scene (or stays, on a still one) hides the same part of
+    it on every frame: its fill, averaged along the motion, changes along it far less
+    than each frame's own fill does with the noise around it."""
+    length, h, w = 12, 40, 56
+    clean, forward, backward = translating(length, h, w, dx, seed=4, cell=6)
+    frames = noisy(clean, seed=5)
+    holes = np.zeros((length, h, w), dtype=bool)
+    for t in range(length):
+        holes[t, 12:28, 14 + dx * t : 30 + dx * t] = True
+    change = {}
+    for steady_fill in (True, False):
+        model = inpainter(mode=mode, flow=ExactFlow(forward, backward), steady_fill=steady_fill)
+        out = model(frames, holes).astype(float)
+        np.testing.assert_array_equal(out[~holes], frames[~holes])
+        # Each frame's hole against where its pixels were on the frame before (the first
+        # frame has nothing before it: from the second on).
+        inside = [out[t, 12:28, 14 + dx * t : 30 + dx * t] for t in range(1, length)]
+        change[steady_fill] = np.mean([np.abs(b - a).mean() for a, b in pairwise(inside)])
+    assert change[False] > 1.0  # the noise around the hole moves each frame's own fill
+    assert change[True] < change[False] / 2
+
+
+def test_the_steady_fill_is_the_decayed_mean_along_the_flow():
+    """Each pixel: its own value, then the frame before's where its flow points (1 right),
+    then the one before that's (2 right), weighted 1, 1/2, 1/4, as far as the chain stays
+    in the boxes; a frame without a hole ends every chain."""
+    box = (2, 6, 3, 9)
+    h, w = box[1] - box[0], box[3] - box[2]
+    xs = np.arange(box[2], box[3], dtype=float)[None].repeat(h, 0)
+    back = torch.zeros(1, 2, h, w)
+    back[:, 0] = 1
+    steady = SteadyFill(frames=3, decay=0.5)
+    for k in range(3):
+        values = torch.from_numpy(np.stack([10 * k + xs] * 3))[None].float()
+        take = torch.ones(1, 1, h, w, dtype=torch.bool)
+        out = steady.averaged(values, take, None if k == 0 else back, box)
+    total, weights = 20 + xs, np.ones_like(xs)
+    for k, weight in ((1, 0.5), (0, 0.25)):
+        reached = xs + (2 - k) <= box[3] - 1
+        total += np.where(reached, weight * (10 * k + xs + 2 - k), 0)
+        weights += weight * reached
+    np.testing.assert_allclose(out[0, 0].numpy(), total / weights, rtol=1e-6)
+    steady.skip()
+    alone = steady.averaged(values, take, back, box)
+    torch.testing.assert_close(alone, values)
+    with pytest.raises(ValueError, match="steady_fill must be True or False"):
+        inpainter(steady_fill="yes")
 
 
 def test_dis_sees_the_hole_filled_from_around_it():

@@ -2,11 +2,13 @@
 
 A run outputs its frames in blocks of ``schedule.block`` frames from the clip's first
 frame; a block's backward sweep starts ``schedule.lookahead`` frames after it, and the
-forward sweep carries a value at most ``max_age`` frames. So a segment [start, stop)
+forward sweep carries a value at most ``max_age`` frames; what no frame shows is
+averaged over the last ``steady.FRAMES`` frames' outputs. So a segment [start, stop)
 whose start is a multiple of the block, run on the frames from ``first`` (the block
-boundary at or before ``start - max_age``) to ``end`` (``stop + lookahead``), outputs
-frames start..stop-1 exactly as the whole run does: its blocks are the run's blocks, and
-no value that reaches them comes from before ``first`` (it would be too old).
+boundary at or before ``start - max_age - steady.FRAMES + 1``) to ``end`` (``stop +
+lookahead``), outputs frames start..stop-1 exactly as the whole run does: its blocks are
+the run's blocks, and no value that reaches them comes from before ``first`` (it would be
+too old).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import av
 import numpy as np
 
 from fused_inpaint import io
+from fused_inpaint.pipeline import steady
 from fused_inpaint.pipeline.propagation import Schedule
 
 # Packets read past a frame before its presentation time is known: more than any
@@ -53,7 +56,8 @@ def plan(count: int, length: int, schedule: Schedule) -> list[Span]:
     spans = []
     for start in range(0, count, length):
         stop = min(start + length, count)
-        first = max(start - schedule.max_age, 0) // schedule.block * schedule.block
+        context = schedule.max_age + steady.FRAMES - 1
+        first = max(start - context, 0) // schedule.block * schedule.block
         spans.append(Span(start, stop, first, min(stop + schedule.lookahead, count)))
     return spans
 

@@ -30,6 +30,7 @@ from fused_inpaint.pipeline.flow import (
     window,
 )
 from fused_inpaint.pipeline.propagation import Propagation, Schedule, intra_op_threads
+from fused_inpaint.pipeline.steady import SteadyFill
 
 ArrayLike = np.ndarray | torch.Tensor
 MODES = ("offline", "stream", "online")
@@ -158,6 +159,9 @@ class Inpainter:
     where an object passes behind the hole) but the flow's error in the hole too.
     ``seams``: the propagated pixels blended onto the frame's own in the gradient domain,
     for footage whose light changes (``pipeline.seams``); off by default.
+    ``steady_fill``: what no frame shows, averaged along the motion with what the last
+    frames put there (``pipeline.steady``), so that it does not flicker where the scene is
+    still; False: each frame's own fill.
 
     ``inpainter(frames, masks)`` inpaints a clip: frames (T, H, W, 3) uint8 (or a list),
     masks (T, H, W) or one static (H, W) mask. ``inpainter.stream(frames, masks)`` yields
@@ -182,6 +186,7 @@ class Inpainter:
         fill: str = "navier-stokes",
         temporal_flow: bool = False,
         seams: bool = False,
+        steady_fill: bool = True,
     ) -> None:
         release_freed_memory()
         self.device = chosen_device(device)
@@ -207,6 +212,9 @@ class Inpainter:
         if not isinstance(seams, bool):
             raise ValueError(f"seams must be True or False, got {seams!r}")
         self.seams = seams
+        if not isinstance(steady_fill, bool):
+            raise ValueError(f"steady_fill must be True or False, got {steady_fill!r}")
+        self.steady_fill = steady_fill
         self.network: SlimInpaintNet = load_network(weights).to(self.device, dtype).eval()
         self.network.set_window(0, 0)  # the filler runs it on single frames
         if fill not in FILLS:
@@ -294,17 +302,22 @@ class Inpainter:
             return None
         return max(1, min(torch.get_num_threads(), (os.cpu_count() or 1) - flow_threads))
 
-    def _output(self, done) -> np.ndarray:
+    def _output(self, done, steady: SteadyFill | None) -> np.ndarray:
         """The frame (H, W, 3) uint8 of a propagated frame ``done`` (``Propagated``): the
-        propagated values in its hole, the rest filled."""
+        propagated values in its hole, the rest filled (and averaged along the motion by
+        ``steady``, the run's, when given)."""
         frame, box = done.frame, done.frame.box
         out = frame.rgb.copy()
         if box is None:
+            if steady is not None:
+                steady.skip()
             return out
         remaining = frame.hole_t & ~done.reached
         values = done.values
         if remaining[window(box)].any():
             values = self.filler(done.image(), remaining)[window(box)]
+        if steady is not None:
+            values = steady.averaged(values, remaining[window(box)], done.back, box)
         filled = values[0].round().clamp(0, 255).to(torch.uint8)
         filled = filled.permute(1, 2, 0).cpu().numpy()
         region = out[box[0] : box[1], box[2] : box[3]]
@@ -318,6 +331,7 @@ class Inpainter:
         iterable of per-frame masks."""
         source = self._flow_source()
         anything_known, anything_read = False, False
+        steady = SteadyFill() if self.steady_fill else None
         threads = self._tensor_threads(source)
         try:
             # While the flow source idles (a backward sweep, the frames after the last
@@ -336,7 +350,7 @@ class Inpainter:
                 if item is None:
                     break
                 with tensor_threads():  # the last read may have found the end
-                    out = self._output(item)
+                    out = self._output(item, steady)
                 anything_read = True
                 anything_known = anything_known or not item.frame.hole.all()
                 yield out

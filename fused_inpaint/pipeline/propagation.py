@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import torch
 
 from fused_inpaint.ops import flow_propagate, propagation_gather
+from fused_inpaint.pipeline import steady
 from fused_inpaint.pipeline.flow import (
     Box,
     FlowPair,
@@ -50,8 +51,10 @@ GATHER_BYTES, GATHER_PIXEL_BYTES = 96 * 2**20, 3 * 4 + 1
 # more on a GPU), the completed flows of a pair (2 flows x 2 channels, float16), a
 # propagation state (int32 frame, 2 float32 positions), the backward flows the
 # temporal completion carries (two at a time: 2 float32 channels and a bool each), and a
-# raw estimate (2 float32 flows).
+# raw estimate (2 float32 flows); and, for each frame the output's steady fill remembers,
+# its output and flow there (uint8 RGB, 2 float16 channels).
 FRAME_BYTES, PAIR_BYTES, STATE_BYTES, CARRIED_BYTES, ESTIMATE_BYTES = 4, 8, 12, 18, 16
+STEADY_BYTES = 7
 # Pairs a flow source's thread may have estimated or be estimating ahead of their
 # completion: enough to keep its threads busy while the sweeps run.
 PAIRS_PER_THREAD = 2
@@ -83,15 +86,17 @@ class Schedule:
         lookahead) and ``behind`` older ones still read from (at most max_age + 1): the
         frames, the pairs' flows and the backward states (at most: both are kept on the
         region around the holes), the forward state, the carried flows of the temporal
-        flow completion (when on), the gather's float32 copies, and ``estimates`` raw
-        flow estimates waiting for their completion (two float32 flows each)."""
+        flow completion (when on), the gather's float32 copies, ``estimates`` raw flow
+        estimates waiting for their completion (two float32 flows each), and what the
+        output's steady fill remembers (at most: it is kept on the holes' boxes)."""
         pixels = height * width
         frames = (ahead + behind) * FRAME_BYTES * pixels * (2 if gpu else 1)
         states = (1 + (min(self.block, ahead) if self.backward else 0)) * STATE_BYTES * pixels
         copies = max(GATHER_BYTES, GATHER_PIXEL_BYTES * pixels)
         carried = CARRIED_BYTES * pixels if self.temporal_flow else 0
         raw = estimates * ESTIMATE_BYTES * pixels
-        return frames + ahead * PAIR_BYTES * pixels + states + carried + copies + raw
+        remembered = (steady.FRAMES - 1) * STEADY_BYTES * pixels
+        return frames + ahead * PAIR_BYTES * pixels + states + carried + copies + raw + remembered
 
 
 @contextlib.contextmanager
@@ -167,12 +172,15 @@ class Swept:
 class Propagated:
     """A frame after propagation: ``values`` (1, 3, h, w) float32 on its hole's box hold
     the frame's known pixels and the propagated ones there, 0 elsewhere (None without a
-    hole); ``reached`` (1, 1, H, W) bool, where the frame holds a value."""
+    hole); ``reached`` (1, 1, H, W) bool, where the frame holds a value; ``back`` (1, 2, h,
+    w) float32, the completed flow on the box to the frame before (None on the first frame
+    or without a hole)."""
 
     frame: FrameInput
     index: int
     values: torch.Tensor | None
     reached: torch.Tensor
+    back: torch.Tensor | None = None
 
     def image(self) -> torch.Tensor:
         """(1, 3, H, W) float32: the frame with ``values`` on its hole's box (made when
@@ -466,12 +474,14 @@ class Propagation:
             backward = self._backward_states(ring, pending, count, flows) if s.backward else None
             for k in range(count):
                 index, frame = pending.popleft()
+                back = None
                 if forward is None:
                     forward = ring.own(index, frame)
                 else:
                     pair = flows.pop(index - 1).flows(ring.flows)
                     forward = self._step(frame, index, forward, pair, ahead=False, grid=ring.grid)
-                yield self._propagated(ring, index, frame, forward, backward and backward[k])
+                    back = pair[1]
+                yield self._propagated(ring, index, frame, forward, backward and backward[k], back)
                 ring.forget(pending[0][0] if pending else index + 1, forward)
                 # The next frame is read as soon as there is room, between the outputs of
                 # a chunk: its flow is estimated on the source's threads while the sweeps
@@ -486,9 +496,9 @@ class Propagation:
                 return
             yield from output(min(s.block, len(pending)))
 
-    def _propagated(self, ring: FrameRing, index, frame, forward, backward) -> Propagated:
+    def _propagated(self, ring: FrameRing, index, frame, forward, backward, back) -> Propagated:
         """Frame ``index`` with the values its states (``backward`` on its hole's box, or
-        None) point at."""
+        None) point at; ``back``: its flow to the frame before (1, 2, H, W), or None."""
         box = frame.box
         if box is None:
             return Propagated(frame, index, None, ~frame.hole_t)
@@ -503,7 +513,8 @@ class Propagation:
         values = torch.where(hole, value, frame.image[window(box)].float())
         reached = ~frame.hole_t
         reached[window(box)] |= valid
-        return Propagated(frame, index, values, reached)
+        back = None if back is None else back[window(box)].clone()
+        return Propagated(frame, index, values, reached, back)
 
     @staticmethod
     def _blended(ring: FrameRing, frame: FrameInput, box: Box, forward, backward, found):

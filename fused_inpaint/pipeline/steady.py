@@ -1,0 +1,100 @@
+"""What no frame shows, averaged along the motion over the last frames.
+
+The pixels propagation leaves are filled on every frame anew, and each frame's own fill
+flickers where the scene does not change (its context's noise, the shape of what
+propagation left). ``SteadyFill`` averages a pixel's fill with what the last frames put
+where the pixel was on them, followed back along the completed flows: the frame's own
+fill weighs 1, the frame before's DECAY, the one before that DECAY², and so on over
+FRAMES frames, where a frame has a value (its hole's box; the chain ends where the flow
+leaves it). Each frame contributes its own output before averaging, so an output depends
+on the last FRAMES frames only, not on the whole past: a clip split into segments with
+that much more context (``batch.segments.plan``) gives the same frames.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from fused_inpaint.pipeline.flow import Box, bounding_box, window
+
+# Chosen on synthetic clips (benchmarks/results/fill_synthetic.md).
+FRAMES = 8
+DECAY = 0.75
+
+
+@dataclass
+class _Past:
+    """A frame's output before averaging, (1, 3, h, w) uint8 on its hole's ``box`` (as it
+    would have been output), and its flow to the frame before there (1, 2, h, w) float16
+    (the completed flows are kept in float16: exact), None on the first frame."""
+
+    box: Box
+    values: torch.Tensor
+    back: torch.Tensor | None
+
+
+def sample(values: torch.Tensor, box: Box, pos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``values`` (1, C, h, w) on ``box`` read bilinearly at the frame positions ``pos``
+    (1, 2, H', W'), (x, y): ((1, C, H', W'), where every tap lies in the box (1, 1, H', W')
+    bool)."""
+    top, bottom, left, right = box
+    x, y = pos[:, :1], pos[:, 1:]
+    inside = (x >= left) & (x <= right - 1) & (y >= top) & (y <= bottom - 1)
+    # align_corners=False: pixel i of n sits at (2 i + 1) / n - 1.
+    across, down = (2 * (x - left) + 1) / (right - left), (2 * (y - top) + 1) / (bottom - top)
+    grid = torch.cat([across, down], 1).permute(0, 2, 3, 1) - 1
+    read = F.grid_sample(values, grid, align_corners=False)
+    return read, inside
+
+
+class SteadyFill:
+    """The fill of each frame in turn averaged with the last ``frames`` - 1 frames' outputs
+    along the flow (``frames`` 1: no averaging)."""
+
+    def __init__(self, frames: int = FRAMES, decay: float = DECAY):
+        self.decay = decay
+        self.past: deque[_Past | None] = deque(maxlen=max(frames - 1, 0))
+
+    def averaged(
+        self, values: torch.Tensor, take: torch.Tensor, back: torch.Tensor | None, box: Box
+    ) -> torch.Tensor:
+        """values: (1, 3, h, w) float32, a frame's output on its hole's ``box``; take: (1, 1,
+        h, w) bool, the pixels to average (the fill's); back: (1, 2, h, w), the frame's flow
+        to the frame before on the box (None on the first frame). Returns the values with
+        those pixels averaged; remembers ``values`` for the frames after."""
+        past = list(self.past)
+        kept = values.round().clamp(0, 255).to(torch.uint8)
+        self.past.append(_Past(box, kept, None if back is None else back.half()))
+        found = bounding_box(take)
+        if back is None or found is None:
+            return values
+        # On the box of what is averaged only: a moving hole leaves little to the fill.
+        inner, top, left = window(found), box[0] + found[0], box[2] + found[2]
+        kw = dict(dtype=torch.float32, device=values.device)
+        xs = torch.arange(left, left + found[3] - found[2], **kw)
+        ys = torch.arange(top, top + found[1] - found[0], **kw)
+        pos = torch.stack(torch.meshgrid(xs, ys, indexing="xy"))[None] + back[inner].float()
+        own, alive = values[inner], take[inner].clone()
+        total, weights, weight = own.clone(), torch.ones_like(alive, dtype=own.dtype), 1.0
+        for frame in reversed(past):  # newest first; pos: where the pixels were on it
+            if frame is None or not alive.any():
+                break
+            value, lands = sample(frame.values.float(), frame.box, pos)
+            alive &= lands
+            weight *= self.decay
+            total += torch.where(alive, weight * value, 0)
+            weights += weight * alive
+            if frame.back is None:
+                break
+            pos = pos + sample(frame.back.float(), frame.box, pos)[0]
+        out = values.clone()
+        out[inner] = torch.where(take[inner], total / weights, own)
+        return out
+
+    def skip(self) -> None:
+        """A frame without a hole: the chains end there."""
+        self.past.append(None)
