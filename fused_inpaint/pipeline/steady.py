@@ -28,13 +28,13 @@ DECAY = 0.75
 
 @dataclass
 class _Past:
-    """A frame's output before averaging, (1, 3, h, w) uint8 on its hole's ``box`` (as it
-    would have been output), and its flow to the frame before there (1, 2, h, w) float16
-    (the completed flows are kept in float16: exact), None on the first frame."""
+    """A frame as the frames after read it, on its hole's ``box``: its output before
+    averaging, rounded as it was output, and its flow to the frame before (none on the
+    first frame), one tensor (1, 3 or 5, h, w) float16, so that one read takes both (both
+    are exact in it: the completed flows are kept in float16)."""
 
     box: Box
-    values: torch.Tensor
-    back: torch.Tensor | None
+    data: torch.Tensor
 
 
 def sample(values: torch.Tensor, box: Box, pos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -67,8 +67,9 @@ class SteadyFill:
         to the frame before on the box (None on the first frame). Returns the values with
         those pixels averaged; remembers ``values`` for the frames after."""
         past = list(self.past)
-        kept = values.round().clamp(0, 255).to(torch.uint8)
-        self.past.append(_Past(box, kept, None if back is None else back.half()))
+        data = values.round().clamp(0, 255)
+        data = data if back is None else torch.cat([data, back.float()], 1)
+        self.past.append(_Past(box, data.half()))
         found = bounding_box(take)
         if back is None or found is None:
             return values
@@ -83,14 +84,14 @@ class SteadyFill:
         for frame in reversed(past):  # newest first; pos: where the pixels were on it
             if frame is None or not alive.any():
                 break
-            value, lands = sample(frame.values.float(), frame.box, pos)
+            read, lands = sample(frame.data.float(), frame.box, pos)
             alive &= lands
             weight *= self.decay
-            total += torch.where(alive, weight * value, 0)
+            total += torch.where(alive, weight * read[:, :3], 0)
             weights += weight * alive
-            if frame.back is None:
+            if read.shape[1] == 3:  # the first frame: nothing before it
                 break
-            pos = pos + sample(frame.back.float(), frame.box, pos)[0]
+            pos = pos + read[:, 3:]
         out = values.clone()
         out[inner] = torch.where(take[inner], total / weights, own)
         return out
