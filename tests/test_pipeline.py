@@ -655,8 +655,9 @@ def test_what_no_frame_shows_does_not_flicker(mode, dx):
 
 def test_the_steady_fill_is_the_decayed_mean_along_the_flow():
     """Each pixel: its own value, then the frame before's where its flow points (1 right),
-    then the one before that's (2 right), weighted 1, 1/2, 1/4, as far as the chain stays
-    in the boxes; a frame without a hole ends every chain."""
+    then the one before that's (2 right), weighted 1, 1/2, 1/4, as long as the chain stays
+    in the boxes and on pixels that were filled there (not the frame before's first two
+    columns); a frame without a hole ends every chain."""
     box = (2, 6, 3, 9)
     h, w = box[1] - box[0], box[3] - box[2]
     xs = np.arange(box[2], box[3], dtype=float)[None].repeat(h, 0)
@@ -666,12 +667,19 @@ def test_the_steady_fill_is_the_decayed_mean_along_the_flow():
     for k in range(3):
         values = torch.from_numpy(np.stack([10 * k + xs] * 3))[None].float()
         take = torch.ones(1, 1, h, w, dtype=torch.bool)
+        if k == 1:
+            take[..., :2] = False
         out = steady.averaged(values, take, None if k == 0 else back, box)
     total, weights = 20 + xs, np.ones_like(xs)
+    reached = np.ones_like(xs, dtype=bool)
     for k, weight in ((1, 0.5), (0, 0.25)):
-        reached = xs + (2 - k) <= box[3] - 1
-        total += np.where(reached, weight * (10 * k + xs + 2 - k), 0)
+        on = xs + (2 - k)  # where the pixel was on frame k
+        reached &= on <= box[3] - 1
+        if k == 1:
+            reached &= on >= box[2] + 2
+        total += np.where(reached, weight * (10 * k + on), 0)
         weights += weight * reached
+    assert reached.any() and not reached.all()
     np.testing.assert_allclose(out[0, 0].numpy(), total / weights, rtol=1e-6)
     steady.skip()
     alone = steady.averaged(values, take, back, box)

@@ -2,13 +2,15 @@
 
 The pixels propagation leaves are filled on every frame anew, and each frame's own fill
 flickers where the scene does not change (its context's noise, the shape of what
-propagation left). ``SteadyFill`` averages a pixel's fill with what the last frames put
-where the pixel was on them, followed back along the completed flows: the frame's own
-fill weighs 1, the frame before's DECAY, the one before that DECAY², and so on over
-FRAMES frames, where a frame has a value (its hole's box; the chain ends where the flow
-leaves it). Each frame contributes its own output before averaging, so an output depends
-on the last FRAMES frames only, not on the whole past: a clip split into segments with
-that much more context (``batch.segments.plan``) gives the same frames.
+propagation left). ``SteadyFill`` averages a pixel's fill with the fills of the last
+frames where the pixel was on them, followed back along the completed flows: the frame's
+own fill weighs 1, the frame before's DECAY, the one before that DECAY², and so on over
+FRAMES frames, as long as the pixel was filled there too (a value that propagation did
+not carry along the flow is not brought in along it here: where the flow is a poor
+guess, that is another object's colour). Each frame contributes its own fill before
+averaging, so an output depends on the last FRAMES frames only, not on the whole past:
+a clip split into segments with that much more context (``batch.segments.plan``) gives
+the same frames.
 """
 
 from __future__ import annotations
@@ -29,9 +31,9 @@ DECAY = 0.75
 @dataclass
 class _Past:
     """A frame as the frames after read it, on its hole's ``box``: its output before
-    averaging, rounded as it was output, and its flow to the frame before (none on the
-    first frame), one tensor (1, 3 or 5, h, w) float16, so that one read takes both (both
-    are exact in it: the completed flows are kept in float16)."""
+    averaging, rounded as it was output, where it was filled (1, else 0), and its flow to
+    the frame before (none on the first frame), one tensor (1, 4 or 6, h, w) float16, so
+    that one read takes all (all exact in it: the completed flows are kept in float16)."""
 
     box: Box
     data: torch.Tensor
@@ -52,7 +54,7 @@ def sample(values: torch.Tensor, box: Box, pos: torch.Tensor) -> tuple[torch.Ten
 
 
 class SteadyFill:
-    """The fill of each frame in turn averaged with the last ``frames`` - 1 frames' outputs
+    """The fill of each frame in turn averaged with the last ``frames`` - 1 frames' fills
     along the flow (``frames`` 1: no averaging)."""
 
     def __init__(self, frames: int = FRAMES, decay: float = DECAY):
@@ -65,9 +67,9 @@ class SteadyFill:
         """values: (1, 3, h, w) float32, a frame's output on its hole's ``box``; take: (1, 1,
         h, w) bool, the pixels to average (the fill's); back: (1, 2, h, w), the frame's flow
         to the frame before on the box (None on the first frame). Returns the values with
-        those pixels averaged; remembers ``values`` for the frames after."""
+        those pixels averaged; remembers ``values`` and ``take`` for the frames after."""
         past = list(self.past)
-        data = values.round().clamp(0, 255)
+        data = torch.cat([values.round().clamp(0, 255), take.float()], 1)
         data = data if back is None else torch.cat([data, back.float()], 1)
         self.past.append(_Past(box, data.half()))
         found = bounding_box(take)
@@ -85,13 +87,13 @@ class SteadyFill:
             if frame is None or not alive.any():
                 break
             read, lands = sample(frame.data.float(), frame.box, pos)
-            alive &= lands
+            alive &= lands & (read[:, 3:4] > 1 - 1e-3)  # every tap a fill
             weight *= self.decay
             total += torch.where(alive, weight * read[:, :3], 0)
             weights += weight * alive
-            if read.shape[1] == 3:  # the first frame: nothing before it
+            if read.shape[1] == 4:  # the first frame: nothing before it
                 break
-            pos = pos + read[:, 3:]
+            pos = pos + read[:, 4:]
         out = values.clone()
         out[inner] = torch.where(take[inner], total / weights, own)
         return out
