@@ -3,7 +3,7 @@
 A run outputs its frames in blocks of ``schedule.block`` frames from the clip's first
 frame; a block's backward sweep starts ``schedule.lookahead`` frames after it, and the
 forward sweep carries a value at most ``max_age`` frames; what no frame shows is
-averaged over the last ``steady.FRAMES`` frames' outputs. So a segment [start, stop)
+averaged with the fills of the last ``steady.FRAMES`` frames. So a segment [start, stop)
 whose start is a multiple of the block, run on the frames from ``first`` (the block
 boundary at or before ``start - max_age - steady.FRAMES + 1``) to ``end`` (``stop +
 lookahead``), outputs frames start..stop-1 exactly as the whole run does: its blocks are

@@ -159,8 +159,8 @@ class Inpainter:
     where an object passes behind the hole) but the flow's error in the hole too.
     ``seams``: the propagated pixels blended onto the frame's own in the gradient domain,
     for footage whose light changes (``pipeline.seams``); off by default.
-    ``steady_fill``: what no frame shows, averaged along the motion with what the last
-    frames put there (``pipeline.steady``), so that it does not flicker where the scene is
+    ``steady_fill``: what no frame shows, averaged along the motion with the last frames'
+    fills there (``pipeline.steady``), so that it does not flicker where the scene is
     still; False: each frame's own fill.
 
     ``inpainter(frames, masks)`` inpaints a clip: frames (T, H, W, 3) uint8 (or a list),
