@@ -69,11 +69,14 @@ class SteadyFill:
         to the frame before on the box (None on the first frame). Returns the values with
         those pixels averaged; remembers ``values`` and ``take`` for the frames after."""
         past = list(self.past)
+        found = bounding_box(take)
+        if found is None:  # nothing filled: no chain passes this frame (most frames)
+            self.past.append(None)
+            return values
         data = torch.cat([values.round().clamp(0, 255), take.float()], 1)
         data = data if back is None else torch.cat([data, back.float()], 1)
         self.past.append(_Past(box, data.half()))
-        found = bounding_box(take)
-        if back is None or found is None:
+        if back is None:
             return values
         # On the box of what is averaged only: a moving hole leaves little to the fill.
         inner, top, left = window(found), box[0] + found[0], box[2] + found[2]
@@ -99,5 +102,5 @@ class SteadyFill:
         return out
 
     def skip(self) -> None:
-        """A frame without a hole: the chains end there."""
+        """A frame without a hole: the chains end there (as on a frame without a fill)."""
         self.past.append(None)
