@@ -61,13 +61,17 @@ GRAY_FILLS = {
 
 
 class MeasuredDIS(DISFlow):
-    """DIS with the hole filled by one of GRAY_FILLS before it is estimated."""
+    """DIS with the hole filled by one of GRAY_FILLS before it is estimated ("pipeline":
+    as ``DISFlow`` fills it, on the hole's neighbourhood, the inside at half resolution
+    from DIS_HALF_SIDE)."""
 
     def __init__(self, gray_fill: str):
         super().__init__(torch.device("cpu"), "medium", threads=1)
-        self._fill = GRAY_FILLS[gray_fill]
+        self._fill = None if gray_fill == "pipeline" else GRAY_FILLS[gray_fill]
 
     def _gray(self, frame: FrameInput) -> np.ndarray:
+        if self._fill is None:
+            return super()._gray(frame)
         gray = self._cv2.cvtColor(frame.rgb, self._cv2.COLOR_RGB2GRAY)
         return self._fill(gray, frame.hole) if frame.hole.any() else gray
 
@@ -81,6 +85,7 @@ class Variant:
     half_fill_side: int = flow.HALF_FILL_SIDE  # regions filled at half resolution from
     moving_margin: float = flow.MOVING_MARGIN  # band pixels per pixel the hole moved
     thin_margin: float = flow.THIN_MARGIN  # the band at most this times the hole's inradius
+    dis_half_side: int = flow.DIS_HALF_SIDE  # DIS's fill ("pipeline") halved from this side
 
 
 VARIANTS = {
@@ -90,6 +95,12 @@ VARIANTS = {
         "at most half the hole's inradius",
         "navier-stokes",
     ),
+    "dis-256": Variant(
+        "ns as the pipeline fills it: on the hole's neighbourhood, halved while 256 pixels or more",
+        "pipeline",
+        dis_half_side=256,
+    ),
+    "dis-128": Variant("dis-256, halved while 128 pixels or more", "pipeline", dis_half_side=128),
     "ns-fixed": Variant("ns, band 4 however the hole moves", "navier-stokes", moving_margin=0),
     "ns-thick": Variant(
         "ns, the band as wide as the hole moved however thin the hole",
@@ -128,9 +139,10 @@ VARIANTS = {
 def configured(variant: Variant):
     """The pipeline's band around the hole and the fill's resolution set as ``variant``
     says, while in the block."""
-    names = ("COMPLETION_MARGIN", "HALF_FILL_SIDE", "MOVING_MARGIN", "THIN_MARGIN")
+    names = ("COMPLETION_MARGIN", "HALF_FILL_SIDE", "MOVING_MARGIN", "THIN_MARGIN", "DIS_HALF_SIDE")
     saved = [getattr(flow, name) for name in names]
-    wanted = (variant.margin, variant.half_fill_side, variant.moving_margin, variant.thin_margin)
+    wanted = (variant.margin, variant.half_fill_side, variant.moving_margin,
+              variant.thin_margin, variant.dis_half_side)  # fmt: skip
     for name, value in zip(names, wanted, strict=True):
         setattr(flow, name, value)
     try:

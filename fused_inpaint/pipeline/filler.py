@@ -79,18 +79,21 @@ def crop_around(remaining: torch.Tensor) -> tuple:
     return ..., slice(y, y + h), slice(x, x + w)
 
 
-def inpaint(image: np.ndarray, hole: np.ndarray, flag: int) -> np.ndarray:
+def inpaint(
+    image: np.ndarray, hole: np.ndarray, flag: int, half_side: int = HALF_SIDE
+) -> np.ndarray:
     """OpenCV's inpainting (``flag``: ``cv2.INPAINT_NS`` or ``cv2.INPAINT_TELEA``, radius
     CLASSICAL_RADIUS) of ``image`` (h, w[, 3]) uint8 where ``hole`` (h, w) uint8 is
-    nonzero; a large crop at half resolution inside (HALF_SIDE)."""
+    nonzero; a crop whose shorter side is ``half_side`` or more at half resolution inside."""
     height, width = hole.shape
-    if min(height, width) < HALF_SIDE:
+    if min(height, width) < half_side:
         return cv2.inpaint(image, hole, CLASSICAL_RADIUS, flag)
     hole = (hole != 0).view(np.uint8)
     half = ((width + 1) // 2, (height + 1) // 2)
     small = cv2.resize(image, half, interpolation=cv2.INTER_AREA)
     small_hole = cv2.resize(hole * 255, half, interpolation=cv2.INTER_AREA) > 0  # any of it
-    inside = cv2.resize(inpaint(small, small_hole.view(np.uint8), flag), (width, height))
+    inside = inpaint(small, small_hole.view(np.uint8), flag, half_side)
+    inside = cv2.resize(inside, (width, height))
     near = cv2.dilate((hole == 0).view(np.uint8), np.ones((2 * BAND + 1,) * 2, np.uint8))
     inner = hole > near  # in the hole, farther than BAND from what is known
     start = np.where(inner[..., None] if image.ndim == 3 else inner, inside, image)
