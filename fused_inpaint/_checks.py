@@ -54,6 +54,12 @@ def check_non_negative(name: str, value) -> None:
     """A finite real number >= 0 (an op's threshold or weight)."""
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         raise TypeError(f"{name} must be a float, got {type(value).__name__}")
+    if torch.compiler.is_compiling():
+        # torch.compile traces a value that changes between calls as a symbol, which
+        # Python cannot test or print without a graph break: checked in the graph.
+        torch._check(value >= 0, lambda: f"{name} must be finite and >= 0")
+        torch._check(value < math.inf, lambda: f"{name} must be finite and >= 0")
+        return
     try:
         number = float(value)  # the ops take a float
     except OverflowError:  # an int past float's range (and too long to print whole)

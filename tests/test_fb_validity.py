@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 
 import pytest
 import torch
@@ -232,6 +233,28 @@ def test_torch_compile_fullgraph(backend, device):
         eager = masks(fw, bw, holes)
     for c, e in zip(compiled, eager, strict=True):
         assert torch.equal(c, e)
+
+
+@pytest.mark.parametrize("backend,device", BACKENDS)
+@pytest.mark.parametrize("dynamic", [False, True])
+def test_torch_compile_thresholds_that_change(backend, device, dynamic):
+    # A float that changes between calls is traced as a symbol: no graph break, checked.
+    torch._dynamo.reset()
+    fw, bw = make_flows("odd", "fp32", device)
+
+    def masks(fw, bw, alpha, beta):
+        return fi.fb_validity(fw, bw, alpha=alpha, beta=beta)
+
+    with fi.use_backend(backend):
+        compiled = torch.compile(masks, fullgraph=True, dynamic=dynamic)
+        for alpha, beta in [(0.01, 0.5), (0.02, 0.7), (0.5, 0.0)]:
+            assert torch.equal(compiled(fw, bw, alpha, beta), masks(fw, bw, alpha, beta))
+        # dynamic=True: the graph's own check takes a symbol for finite, and only the
+        # kernels (when they run) refuse inf.
+        unchecked = dynamic and backend == "torch"
+        for alpha in (-1.0, math.nan) if unchecked else (-1.0, math.inf, math.nan):
+            with pytest.raises(Exception, match="alpha must be finite and >= 0"):
+                compiled(fw, bw, alpha, 0.5)
 
 
 @pytest.mark.parametrize("backend,device", BACKENDS)

@@ -276,6 +276,28 @@ def test_torch_compile_fullgraph(backend, device):
 
 
 @pytest.mark.parametrize("backend,device", BACKENDS)
+def test_torch_compile_thresholds_that_change(backend, device):
+    # A float that changes between calls is traced as a symbol: no graph break, checked.
+    torch._dynamo.reset()
+    inputs = make_inputs("odd", "fp32", device)
+
+    def step(hole, flow_to, flow_from, src_frame, src_pos, alpha, beta):
+        return fi.flow_propagate(
+            hole, flow_to, flow_from, src_frame, src_pos, t=4, alpha=alpha, beta=beta
+        )
+
+    with fi.use_backend(backend):
+        compiled = torch.compile(step, fullgraph=True)
+        for alpha, beta in [(0.01, 0.5), (0.02, 0.7), (0.5, 0.0)]:
+            for c, e in zip(
+                compiled(*inputs, alpha, beta), step(*inputs, alpha, beta), strict=True
+            ):
+                assert torch.equal(c, e)
+        with pytest.raises(Exception, match="beta must be finite and >= 0"):
+            compiled(*inputs, 0.01, -0.5)
+
+
+@pytest.mark.parametrize("backend,device", BACKENDS)
 def test_empty_inputs(backend, device):
     for n, h, w in [(0, 3, 4), (2, 0, 4), (2, 3, 0)]:
         flow = torch.zeros(n, 2, h, w, device=device)
