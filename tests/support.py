@@ -132,3 +132,15 @@ def one_error_line(stderr: str) -> str:
     ]
     assert len(errors) == 1 and errors[0].startswith("fused-inpaint: error: "), errors
     return errors[0]
+
+
+def check_second_order(backend: str, fn, inputs: tuple) -> None:
+    """Gradients of gradients of ``fn`` (a tensor of float64 ``inputs``, run on
+    ``backend``): gradgradcheck on the torch backend; the kernels refuse them with an
+    error that says so, where torch alone would warn and give zeros."""
+    if backend == "torch":
+        assert torch.autograd.gradgradcheck(fn, inputs, eps=1e-6, atol=1e-6)
+        return
+    grads = torch.autograd.grad(fn(*inputs).sum(), inputs, create_graph=True)
+    with pytest.raises(RuntimeError, match="first-order gradients only"):
+        torch.autograd.grad(sum(g.sum() for g in grads), inputs, allow_unused=True)

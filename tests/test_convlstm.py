@@ -11,6 +11,7 @@ from support import (
     MAIN_CASE,
     assert_matches_reference,
     backend_params,
+    check_second_order,
     dtype_cases,
     interpreted,
     sanitized_params,
@@ -171,6 +172,18 @@ def test_gradcheck_float64(backend, device, with_c):
     assert torch.autograd.gradcheck(
         cell, inputs, eps=1e-6, atol=1e-8, fast_mode=interpreted(backend, device)
     )
+
+
+@pytest.mark.parametrize("backend,device", BACKENDS)
+def test_gradients_of_gradients(backend, device):
+    gates = (torch.randn(1, 8, 1, 3, dtype=torch.float64, device=device) * 2).requires_grad_()
+    c = torch.randn(1, 2, 1, 3, dtype=torch.float64, device=device, requires_grad=True)
+
+    def cell(gates, c):
+        h, c_new = run(backend, gates, c)
+        return h * c_new
+
+    check_second_order(backend, cell, (gates, c))
 
 
 def backward_op_of(op):

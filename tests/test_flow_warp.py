@@ -13,6 +13,7 @@ from support import (
     MAIN_CASE,
     assert_matches_reference,
     backend_params,
+    check_second_order,
     dtype_cases,
     interpreted,
     sanitized_params,
@@ -190,6 +191,13 @@ def test_gradcheck_float64(backend, device, mode, padding_mode, align_corners):
     assert torch.autograd.gradcheck(
         warp, (x, flow), eps=1e-6, atol=1e-7, fast_mode=interpreted(backend, device)
     )
+
+
+@pytest.mark.parametrize("backend,device", BACKENDS)
+def test_gradients_of_gradients(backend, device):
+    x = torch.randn(1, 2, 3, 4, dtype=torch.float64, device=device, requires_grad=True)
+    flow = (torch.randn(1, 2, 3, 4, dtype=torch.float64, device=device) * 2).requires_grad_()
+    check_second_order(backend, lambda x, flow: run(backend, x, flow) ** 2, (x, flow))
 
 
 @pytest.mark.parametrize("backend,device", KERNEL_BACKENDS)

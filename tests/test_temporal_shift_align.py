@@ -9,6 +9,7 @@ from support import (
     DTYPE_CASES,
     assert_matches_reference,
     backend_params,
+    check_second_order,
     dtype_cases,
     interpreted,
     sanitized_params,
@@ -186,6 +187,17 @@ def test_gradcheck_float64(backend, device):
     assert torch.autograd.gradcheck(
         shift_align, inputs, eps=1e-6, atol=1e-7, fast_mode=interpreted(backend, device)
     )
+
+
+@pytest.mark.parametrize("backend,device", BACKENDS)
+def test_gradients_of_gradients(backend, device):
+    x, flow_fw, flow_bw, valid_fw, valid_bw = make_inputs("flow_coarser", "fp64", device)
+
+    def shift_align(x, flow_fw, flow_bw):
+        return run(backend, x, flow_fw, flow_bw, valid_fw, valid_bw, fold_div=2) ** 2
+
+    inputs = tuple(t.requires_grad_() for t in (x, flow_fw, flow_bw))
+    check_second_order(backend, shift_align, inputs)
 
 
 @pytest.mark.parametrize("backend,device", KERNEL_BACKENDS)

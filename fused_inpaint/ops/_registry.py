@@ -37,6 +37,19 @@ def _register_triton(op_name: str, module: str, function: str) -> None:
     LIB.impl(op_name, launch_on_device, "CUDA")
 
 
+def _twice(name: str) -> Callable:
+    """The autograd of a backward kernel: differentiating it (a gradient of a gradient)
+    is an error that says so, where torch would else warn and give zeros."""
+
+    def backward(ctx, *grads):
+        raise RuntimeError(
+            f"{name}: the kernels give first-order gradients only; for gradients of "
+            "gradients, run it on the torch backend (fused_inpaint.use_backend('torch'))"
+        )
+
+    return backward
+
+
 def define_kernel_op(
     name: str,
     schema: str,
@@ -69,6 +82,9 @@ def define_kernel_op(
             if suffix == "_triton":
                 _register_triton(backward_name, triton_module, "backward")
             backward_op = getattr(torch.ops.fused_inpaint, backward_name).default
+            torch.library.register_autograd(
+                f"fused_inpaint::{backward_name}", _twice(name), lib=LIB
+            )
         elif backward is not None:  # a self-adjoint op: its backward is the op itself
             backward_op = getattr(torch.ops.fused_inpaint, forward_name).default
         if backward is not None:
