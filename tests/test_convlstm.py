@@ -3,6 +3,8 @@ ConvLSTM modules built on it (SPEC 3.6)."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from support import (
@@ -172,6 +174,23 @@ def test_gradcheck_float64(backend, device, with_c):
     assert torch.autograd.gradcheck(
         cell, inputs, eps=1e-6, atol=1e-8, fast_mode=interpreted(backend, device)
     )
+
+
+@pytest.mark.parametrize("backend,device", BACKENDS)
+def test_without_a_cell_state_the_forget_gate_is_not_read(backend, device):
+    # c=None has no forget term (not a zero one): a NaN or inf forget gate changes nothing.
+    gates = torch.randn(1, 12, 2, 3, dtype=torch.float64, device=device)
+    gates[:, 3:6, 0] = torch.tensor([math.nan, math.inf, -math.inf], dtype=torch.float64)
+    gates.requires_grad_()
+    h, c_new = run(backend, gates, None)
+    grad = torch.autograd.grad((h + c_new).sum(), gates)[0]
+    ref_gates = gates.detach().cpu().requires_grad_()
+    ref_h, ref_c = reference.convlstm_cell(ref_gates, None)
+    (ref_grad,) = torch.autograd.grad((ref_h + ref_c).sum(), ref_gates)
+    for mine, theirs in ((h, ref_h), (c_new, ref_c), (grad, ref_grad)):
+        assert torch.isfinite(mine).all()
+        torch.testing.assert_close(mine.cpu(), theirs)
+    assert torch.equal(grad[:, 3:6], torch.zeros_like(grad[:, 3:6]))
 
 
 @pytest.mark.parametrize("backend,device", BACKENDS)

@@ -93,15 +93,17 @@ struct CellActivations {
   acc_t c_new, tanh_c_new;
 };
 
+// Without a cell state (has_c false) there is no forget term, not a zero one: a NaN
+// forget gate then leaves c_new as it is.
 template <typename acc_t>
 FI_HOST_DEVICE CellActivations<acc_t> cell_activations(acc_t pre_i, acc_t pre_f, acc_t pre_o,
-                                                        acc_t pre_g, acc_t c) {
+                                                        acc_t pre_g, acc_t c, bool has_c) {
   CellActivations<acc_t> a;
   a.i = sigmoid_of(pre_i);
   a.f = sigmoid_of(pre_f);
   a.o = sigmoid_of(pre_o);
   a.g = tanh_of(pre_g);
-  a.c_new = a.f * c + a.i * a.g;
+  a.c_new = has_c ? a.f * c + a.i * a.g : a.i * a.g;
   a.tanh_c_new = tanh_of(a.c_new);
   return a;
 }
@@ -114,13 +116,13 @@ struct CellGrads {
 
 template <typename acc_t>
 FI_HOST_DEVICE CellGrads<acc_t> cell_grads(const CellActivations<acc_t>& a, acc_t c,
-                                           acc_t grad_h, acc_t grad_c_new) {
+                                           acc_t grad_h, acc_t grad_c_new, bool has_c) {
   const acc_t one = 1;
   // The cell state reaches the loss directly and through h_new.
   const acc_t dc = grad_c_new + grad_h * a.o * (one - a.tanh_c_new * a.tanh_c_new);
   CellGrads<acc_t> d;
   d.i = dc * a.g * a.i * (one - a.i);
-  d.f = dc * c * a.f * (one - a.f);
+  d.f = has_c ? dc * c * a.f * (one - a.f) : acc_t(0);
   d.o = grad_h * a.tanh_c_new * a.o * (one - a.o);
   d.g = dc * a.i * (one - a.g * a.g);
   d.c = dc * a.f;
@@ -157,9 +159,11 @@ struct CellInputViews {
   View4<const cell_t> c;
   int64_t hidden;
 
+  FI_HOST_DEVICE bool has_c() const { return c.data != nullptr; }
+
   FI_HOST_DEVICE CellInputs<acc_t> load(int64_t n, int64_t ch, int64_t y, int64_t x) const {
     const GateChunks<const gate_t> pre = gate_chunks(gates, hidden, n, ch, y, x);
-    const acc_t c_prev = c.data != nullptr ? acc_t(c.at(n, ch, y, x)) : acc_t(0);
+    const acc_t c_prev = has_c() ? acc_t(c.at(n, ch, y, x)) : acc_t(0);
     return {acc_t(pre[0]), acc_t(pre[1]), acc_t(pre[2]), acc_t(pre[3]), c_prev};
   }
 };
@@ -181,7 +185,7 @@ struct ConvLSTMCellForward {
 
   FI_HOST_DEVICE void element(int64_t n, int64_t ch, int64_t y, int64_t x) const {
     const CellInputs<acc_t> in = inputs.load(n, ch, y, x);
-    store(n, ch, y, x, cell_activations(in.i, in.f, in.o, in.g, in.c));
+    store(n, ch, y, x, cell_activations(in.i, in.f, in.o, in.g, in.c, inputs.has_c()));
   }
 };
 
@@ -210,7 +214,9 @@ struct ConvLSTMCellBackward {
   FI_HOST_DEVICE void element(int64_t n, int64_t ch, int64_t y, int64_t x) const {
     const CellInputs<acc_t> in = inputs.load(n, ch, y, x);
     const acc_t gh = acc_t(grad_h.at(n, ch, y, x)), gc = acc_t(grad_c_new.at(n, ch, y, x));
-    store(n, ch, y, x, cell_grads(cell_activations(in.i, in.f, in.o, in.g, in.c), in.c, gh, gc));
+    const bool has_c = inputs.has_c();
+    const CellActivations<acc_t> a = cell_activations(in.i, in.f, in.o, in.g, in.c, has_c);
+    store(n, ch, y, x, cell_grads(a, in.c, gh, gc, has_c));
   }
 };
 

@@ -63,8 +63,9 @@ FI_ALWAYS_INLINE void run_chunk(const ConvLSTMCellForward<gate_t, cell_t>& op, c
   ChunkInputs<acc_t> in;
   in.load(op.inputs, e);
   CellActivations<acc_t> a[kChunk];
+  const bool has_c = op.inputs.has_c();
   for (int64_t k = 0; k < e.count; ++k) {
-    a[k] = cell_activations(in.i[k], in.f[k], in.o[k], in.g[k], in.c[k]);
+    a[k] = cell_activations(in.i[k], in.f[k], in.o[k], in.g[k], in.c[k], has_c);
   }
   for (int64_t k = 0; k < e.count; ++k) op.store(e.n, e.ch_at(k), e.y, e.x_at(k), a[k]);
 }
@@ -80,10 +81,11 @@ FI_ALWAYS_INLINE void run_chunk(const ConvLSTMCellBackward<gate_t, cell_t>& op, 
     grad_c_new[k] = acc_t(op.grad_c_new.at(e.n, e.ch_at(k), e.y, e.x_at(k)));
   }
   CellGrads<acc_t> d[kChunk];
+  const bool has_c = op.inputs.has_c();
   for (int64_t k = 0; k < e.count; ++k) {
     const CellActivations<acc_t> a =
-        cell_activations(in.i[k], in.f[k], in.o[k], in.g[k], in.c[k]);
-    d[k] = cell_grads(a, in.c[k], grad_h[k], grad_c_new[k]);
+        cell_activations(in.i[k], in.f[k], in.o[k], in.g[k], in.c[k], has_c);
+    d[k] = cell_grads(a, in.c[k], grad_h[k], grad_c_new[k], has_c);
   }
   for (int64_t k = 0; k < e.count; ++k) op.store(e.n, e.ch_at(k), e.y, e.x_at(k), d[k]);
 }

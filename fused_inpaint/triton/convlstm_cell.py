@@ -140,18 +140,23 @@ def convlstm_cell_bwd_kernel(
     f = sigmoid(pre_f)
     o = sigmoid(pre_o)
     g = tanh(pre_g)
+    # Without HAS_C there is no forget term, not a zero one (a NaN forget gate reads as
+    # nothing), as in the forward kernel.
     if HAS_C:
         c_at = offsets(n, y, ch, x, stride_cn, stride_cc, stride_ch, stride_cw)
         c = tl.load(c_ptr + c_at, mask=mask, other=0.0).to(ACC)
+        tanh_c_new = tanh(f * c + i * g)
     else:
-        c = tl.zeros_like(i)
-    tanh_c_new = tanh(f * c + i * g)
+        tanh_c_new = tanh(i * g)
     # The cell state reaches the loss directly and through h_new.
     dc = grad_c_new + grad_h * o * (1.0 - tanh_c_new * tanh_c_new)
     grad_at = grad_gates_ptr + offsets(n, y, ch, x, stride_an, stride_ac, stride_ah, stride_aw)
     chunk_step = CH.to(tl.int64) * stride_ac
     d_i = dc * g * i * (1.0 - i)
-    d_f = dc * c * f * (1.0 - f)
+    if HAS_C:
+        d_f = dc * c * f * (1.0 - f)
+    else:
+        d_f = tl.zeros_like(dc)
     d_o = grad_h * tanh_c_new * o * (1.0 - o)
     d_g = dc * i * (1.0 - g * g)
     tl.store(grad_at, as_element_of(grad_gates_ptr, d_i), mask=mask)
