@@ -279,7 +279,10 @@ def _align(x: torch.Tensor, own: torch.Tensor, flow: torch.Tensor, valid) -> tor
     weight = inframe.unsqueeze(1).to(x.dtype)
     if valid is not None:
         weight = weight * resize_nearest(valid.detach().to(x.dtype), h, w)
-    return weight * sampled + (1 - weight) * own
+    # A weight of 0 keeps the frame's own value and a weight of 1 takes the sample whole:
+    # the other side is not read, even when it is not finite.
+    blend = weight * sampled + (1 - weight) * own
+    return torch.where(weight == 0, own, torch.where(weight == 1, sampled, blend))
 
 
 def temporal_shift_align(

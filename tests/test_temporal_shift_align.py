@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -187,6 +189,33 @@ def test_gradcheck_float64(backend, device):
     assert torch.autograd.gradcheck(
         shift_align, inputs, eps=1e-6, atol=1e-7, fast_mode=interpreted(backend, device)
     )
+
+
+@pytest.mark.parametrize("backend,device", BACKENDS)
+def test_non_finite_features_where_the_weight_is_0_or_1(backend, device):
+    # A weight of 0 keeps the frame's own value, 1 takes the sample whole: the other side is
+    # not read even where it is NaN or inf; a weight between blends them (non-finite too).
+    generator = torch.Generator().manual_seed(3)
+    for trial in range(6):
+        x = torch.randn(1, 3, 4, 4, 5, generator=generator, dtype=torch.float64)
+        spots = torch.randperm(x.numel(), generator=generator)[:4]
+        x.view(-1)[spots] = torch.tensor([math.nan, math.inf, -math.inf, math.nan]).double()
+        shape = (1, 2, 2, 4, 5)
+        flows = [
+            torch.randint(-1, 2, shape, generator=generator).double()  # taps of weight 0
+            if trial % 2
+            else torch.randn(shape, generator=generator, dtype=torch.float64)
+            for _ in range(2)
+        ]
+        valid = torch.rand(1, 2, 1, 4, 5, generator=generator, dtype=torch.float64)
+        valid = torch.where(valid < 0.3, 0.0, torch.where(valid > 0.6, 1.0, valid))
+        inputs = [t.to(device=device, dtype=torch.float32) for t in (x, *flows, valid, valid)]
+        expected = reference.temporal_shift_align(x, *flows, valid, valid, fold_div=4)
+        out = run(backend, *inputs, fold_div=4)
+        torch.testing.assert_close(out.cpu(), expected.float(), equal_nan=True)
+        kept = (valid == 0).expand(-1, -1, 1, -1, -1)  # a behind-channel keeps its own value
+        own = x[:, 1:, 1:2].float()[kept]
+        torch.testing.assert_close(out[:, 1:, 1:2].cpu()[kept], own, rtol=0, atol=0, equal_nan=True)
 
 
 @pytest.mark.parametrize("backend,device", BACKENDS)
