@@ -68,6 +68,27 @@ def test_import_does_not_initialise_cuda():
     assert out.stdout.strip() == "False", out.stderr
 
 
+def test_registered_triton_ops_say_why_they_cannot_run_on_cpu_tensors():
+    # Without the interpreter triton only says that it found no driver.
+    code = (
+        "import torch, fused_inpaint\n"
+        "x, flow = torch.zeros(1, 1, 2, 2), torch.zeros(1, 2, 2, 2)\n"
+        "try:\n"
+        "    torch.ops.fused_inpaint.flow_warp_triton(x, flow, 0, 0, True)\n"
+        "except RuntimeError as error:\n"
+        "    print(error)\n"
+    )
+    env = {**os.environ, "TRITON_INTERPRET": "0"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    reason = (
+        "triton runs on CPU tensors only under TRITON_INTERPRET=1"
+        if _backend.TRITON_INSTALLED
+        else "triton is not installed (pip install triton)"
+    )
+    assert out.stdout.strip() == f"fused_inpaint::flow_warp_triton: {reason}"
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two CUDA devices")
 def test_triton_runs_on_the_tensors_device():

@@ -13,6 +13,8 @@ from collections.abc import Callable
 
 import torch
 
+from fused_inpaint import _backend
+
 LIB = torch.library.Library("fused_inpaint", "FRAGMENT")
 VARIANTS = {"cpu": "", "cuda": "", "triton": "_triton"}
 
@@ -29,11 +31,19 @@ def _register_triton(op_name: str, module: str, function: str) -> None:
     def launch(*args):
         return getattr(importlib.import_module(module), function)(*args)
 
+    def launch_on_cpu(*args):
+        # Said here for direct callers of the op (the public functions refuse earlier):
+        # triton itself only says it found no driver.
+        reason = _backend._unavailable_reason("triton", op_name, "cpu")
+        if reason is not None:
+            raise RuntimeError(f"fused_inpaint::{op_name}: {reason}")
+        return launch(*args)
+
     def launch_on_device(*args):
         with torch.cuda.device(args[0].device):
             return launch(*args)
 
-    LIB.impl(op_name, launch, "CPU")
+    LIB.impl(op_name, launch_on_cpu, "CPU")
     LIB.impl(op_name, launch_on_device, "CUDA")
 
 
