@@ -311,6 +311,10 @@ def test_registered_op_rejects_bad_arguments(backend, device):
             op(fw, fw, None, None, value, 0.5, True, False, None)
         with pytest.raises(RuntimeError, match="beta must be finite and >= 0"):
             op(fw, fw, None, None, 0.01, value, True, True, None)
+    # Frame t's holes lean on the backward test only: given without it, they are refused.
+    with pytest.raises(RuntimeError, match="source_bw is read only with both=True"):
+        op(fw, fw, holes, holes, 0.01, 0.5, True, False, None)
+    assert op(fw, fw, holes, holes, 0.01, 0.5, True, True, None).shape == (2, 2, 1, 5, 6)
 
 
 def propainter_fb_consistency_check(flow_fw, flow_bw, alpha1=0.01, alpha2=0.5):

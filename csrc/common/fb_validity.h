@@ -21,7 +21,10 @@ inline void check_fb_thresholds(double alpha, double beta) {
 inline void check_fb_validity_args(const Tensor& flow_fw, const Tensor& flow_bw,
                                    const std::optional<Tensor>& source_fw,
                                    const std::optional<Tensor>& source_bw, double alpha,
-                                   double beta, std::optional<ScalarType> dtype) {
+                                   double beta, bool both, std::optional<ScalarType> dtype) {
+  // source_bw holds frame t's holes, which only the backward test (both) leans on.
+  STD_TORCH_CHECK(both || !source_bw.has_value(),
+                  "source_bw is read only with both=True: pass None");
   check_rank(flow_fw, "flow_fw", 4, "(N, 2, H, W)");
   check_size(flow_fw, "flow_fw", 1, 2, "(N, 2, H, W)");
   check_rank(flow_bw, "flow_bw", 4, "(N, 2, H, W)");

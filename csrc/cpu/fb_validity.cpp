@@ -9,7 +9,7 @@ Tensor fb_validity_cpu(const Tensor& flow_fw, const Tensor& flow_bw,
                        std::optional<Tensor> source_fw, std::optional<Tensor> source_bw,
                        double alpha, double beta, bool check_bounds, bool both,
                        std::optional<ScalarType> dtype) {
-  check_fb_validity_args(flow_fw, flow_bw, source_fw, source_bw, alpha, beta, dtype);
+  check_fb_validity_args(flow_fw, flow_bw, source_fw, source_bw, alpha, beta, both, dtype);
   Tensor out = new_fb_validity_output(flow_fw, both, dtype);
   if (out.numel() == 0) return out;
   const int64_t height = flow_fw.size(2), width = flow_fw.size(3);

@@ -47,7 +47,7 @@ std::tuple<Tensor, Tensor> flow_warp_backward(const Tensor& grad_out, const Tens
 Tensor fb_validity(const Tensor& flow_fw, const Tensor& flow_bw, std::optional<Tensor> source_fw,
                    std::optional<Tensor> source_bw, double alpha, double beta, bool check_bounds,
                    bool both, std::optional<ScalarType> dtype) {
-  check_fb_validity_args(flow_fw, flow_bw, source_fw, source_bw, alpha, beta, dtype);
+  check_fb_validity_args(flow_fw, flow_bw, source_fw, source_bw, alpha, beta, both, dtype);
   check_cuda_operand(flow_fw, "flow_fw");
   const DeviceGuard guard(flow_fw.get_device_index());
   return fb_validity_cuda(flow_fw, flow_bw, source_fw, source_bw, alpha, beta, check_bounds,

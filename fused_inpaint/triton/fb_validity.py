@@ -136,8 +136,10 @@ def check_thresholds(alpha, beta) -> None:
             raise RuntimeError(f"{name} must be finite and >= 0, got {value}")
 
 
-def _check_args(flow_fw, flow_bw, source_fw, source_bw, alpha, beta, dtype) -> None:
+def _check_args(flow_fw, flow_bw, source_fw, source_bw, alpha, beta, both, dtype) -> None:
     """The public op's checks, repeated for direct callers; RuntimeError like the C++ ones."""
+    if source_bw is not None and not both:
+        raise RuntimeError("source_bw is read only with both=True: pass None")
     if flow_fw.dim() != 4 or flow_fw.size(1) != 2 or not flow_fw.is_floating_point():
         raise RuntimeError(f"flow_fw must be a float tensor (N, 2, H, W), got {flow_fw.shape}")
     if flow_bw.shape != flow_fw.shape or flow_bw.dtype != flow_fw.dtype:
@@ -162,7 +164,7 @@ def _mask_strides(mask):
 
 def forward(flow_fw, flow_bw, source_fw, source_bw, alpha, beta, check_bounds, both, dtype):
     """flow_fw, flow_bw: (N, 2, H, W) -> (D, N, 1, H, W), D = 2 when ``both``."""
-    _check_args(flow_fw, flow_bw, source_fw, source_bw, alpha, beta, dtype)
+    _check_args(flow_fw, flow_bw, source_fw, source_bw, alpha, beta, both, dtype)
     n, _, h, w = flow_fw.shape
     sizes = (2 if both else 1, n, 1, h, w)
     out = new_output(flow_fw, "fb_validity's output", sizes, dtype or flow_fw.dtype)
