@@ -64,7 +64,7 @@ def calls():
          "alpha must be finite and >= 0"),
         ("fb_validity", (flow, flow, None, None, 0.01, -0.5, True, False, None),
          "beta must be finite and >= 0"),
-        ("fb_validity", (flow, flow, None, hole, *fb, None), "flow_fw must be a CUDA tensor"),
+        ("fb_validity", (flow, flow, hole, None, *fb, None), "flow_fw must be a CUDA tensor"),
         ("flow_propagate", (hole.float(), *propagate, 1, 0.01, 0.5, None), "hole must be uint8"),
         ("flow_propagate", (hole, *propagate, -1, 0.01, 0.5, None), "t must be a frame index"),
         ("flow_propagate", (hole, *propagate, 1, float("nan"), 0.5, None), "alpha must be"),
