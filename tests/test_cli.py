@@ -143,8 +143,24 @@ def error_cases(clip, tmp_path) -> dict[str, tuple[list, str]]:
         writer.write(np.zeros((HEIGHT, WIDTH, 3), dtype=np.uint8))
     small_mask = tmp_path / "small_mask.png"
     Image.new("L", (WIDTH, HEIGHT - 2)).save(small_mask)
+    held = tmp_path / "held"  # a folder that holds the input and the mask
+    held.mkdir()
+    shutil.copy(clip["video"], held / "clip.mp4")
+    shutil.copy(clip["mask_image"], held / "mask.png")
     video, masks, out = clip["video"], clip["mask_dir"], tmp_path / "out.mp4"
     return {
+        "output holds the input": (
+            [held / "clip.mp4", "--mask", clip["mask_image"], "-o", held, "--overwrite"],
+            "it holds the INPUT",
+        ),
+        "output holds the mask": (
+            [video, "--mask", held / "mask.png", "-o", held, "--overwrite"],
+            "it holds the --mask",
+        ),
+        "output is the working folder": (
+            [video, "--mask", masks, "-o", ".", "--overwrite"],
+            "-o must name a file or a folder",
+        ),
         "missing input": ([tmp_path / "nope.mp4", "--mask", masks, "-o", out], "not found"),
         "unreadable input": ([tmp_path / "text.mp4", "--mask", masks, "-o", out], "cannot read"),
         "missing mask": ([video, "--mask", tmp_path / "nope.png", "-o", out], "mask not found"),
@@ -171,6 +187,7 @@ def test_errors_are_one_line_and_leave_no_output(clip, tmp_path, capsys):
         assert expected in error, (name, error)
         assert sorted(p.name for p in tmp_path.iterdir()) == before, name
         assert list((tmp_path / "full").iterdir()) == [tmp_path / "full" / "keep.txt"]
+        assert sorted(p.name for p in (tmp_path / "held").iterdir()) == ["clip.mp4", "mask.png"]
 
 
 def test_usage_errors_exit_2(capsys):

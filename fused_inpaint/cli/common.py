@@ -165,11 +165,15 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 def check_output(output: Path, inputs: dict[str, Path], overwrite: bool) -> None:
-    """``output`` is never one of ``inputs`` (name: path); an existing one is replaced only
-    with --overwrite."""
+    """``output`` is never one of ``inputs`` (name: path) nor a folder that holds one; an
+    existing one is replaced only with --overwrite."""
+    if output.name in ("", ".", ".."):
+        raise UsageError(f"cannot write {output!s}: -o must name a file or a folder of its own")
     for name, path in inputs.items():
         if _same_file(output, path) or output.absolute() == path.absolute():
             raise UsageError(f"cannot write {output}: it is the {name}, which is never replaced")
+        if output.resolve() in path.resolve().parents:  # replacing it would delete the input
+            raise UsageError(f"cannot write {output}: it holds the {name}, {path}")
     existing = output.exists() and not (output.is_dir() and not any(output.iterdir()))
     if existing and not overwrite:
         raise UsageError(f"{output} exists: add --overwrite to replace it")
