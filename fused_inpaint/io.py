@@ -208,10 +208,12 @@ class Masks:
     ``static``: the (H, W) bool mask of every frame, or None for per-frame masks, which
     ``per_frame()`` yields. ``size`` (H, W); ``count`` exact or None (static, or a video);
     ``estimated_count`` the count, or a video's stated one.
-    Every hole is grown by ``dilate`` pixels.
+    Every hole is grown by ``dilate`` pixels. A mask video one pixel larger than
+    ``frame_size`` (H, W) on its odd sides, as ``VideoWriter`` pads them, is read at
+    ``frame_size``.
     """
 
-    def __init__(self, path: str | os.PathLike, dilate: int = 0):
+    def __init__(self, path: str | os.PathLike, dilate: int = 0, frame_size: tuple | None = None):
         path = Path(path)
         self.dilate = dilate
         self.static: np.ndarray | None = None
@@ -232,14 +234,21 @@ class Masks:
         else:
             self._video = VideoReader(path)
             self.size, self.estimated_count = self._video.size, self._video.estimated_count
+            if frame_size is not None and self.size == tuple(s + s % 2 for s in frame_size):
+                self.size = tuple(frame_size)
 
     def per_frame(self) -> Iterator[np.ndarray]:
         """The per-frame (H, W) bool masks, dilated, read lazily."""
         if self._video is not None:
-            holes = (rgb.max(axis=2) > MASK_VIDEO_THRESHOLD for rgb in self._video)
+            holes = map(self.video_hole, self._video)
         else:
             holes = (read_hole(p) for p in self._files)
         return (dilate_hole(hole, self.dilate) for hole in holes)
+
+    def video_hole(self, rgb: np.ndarray) -> np.ndarray:
+        """A frame (h, w, 3) uint8 of a mask video -> its hole (H, W) bool at ``size``."""
+        height, width = self.size
+        return rgb[:height, :width].max(axis=2) > MASK_VIDEO_THRESHOLD
 
     def for_inpainter(self) -> np.ndarray | Iterator[np.ndarray]:
         """What ``Inpainter.stream`` takes: the static mask or the per-frame iterator."""

@@ -225,6 +225,22 @@ def test_dilate_grows_by_exactly_n_pixels_along_the_axes():
         assert (grown >= io.dilate_hole(hole, n - 1)).all()
 
 
+def test_a_mask_video_of_odd_sized_frames_is_read_at_their_size(tmp_path):
+    # VideoWriter pads odd sides to even (yuv420p): such masks still fit their frames.
+    holes = np.zeros((3, 7, 9), dtype=bool)
+    holes[:, 2:5, 3:8] = True
+    holes[1, -1, -1] = True  # on the last row and column, which the padding repeats
+    path = tmp_path / "masks.mp4"
+    with io.VideoWriter(path, 10) as writer:
+        for hole in holes:
+            writer.write(np.repeat(hole[..., None] * np.uint8(255), 3, axis=2))
+    assert io.Masks(path).size == (8, 10)
+    masks = io.Masks(path, frame_size=(7, 9))
+    assert masks.size == (7, 9)
+    np.testing.assert_array_equal(np.stack(list(masks.per_frame())), holes)
+    assert io.Masks(path, frame_size=(6, 9)).size == (8, 10)  # not a padding: kept, refused
+
+
 def test_masks_are_dilated(tmp_path):
     hole = np.zeros((16, 16), dtype=np.uint8)
     hole[8, 8] = 255

@@ -130,7 +130,7 @@ def masks_from(masks: io.Masks, path: Path, first: int):
     if masks.count is not None:  # a folder
         holes = (io.read_hole(p) for p in io.list_images(path)[first:])
     else:
-        holes = (rgb.max(axis=2) > io.MASK_VIDEO_THRESHOLD for rgb in _video_from(path, first))
+        holes = map(masks.video_hole, _video_from(path, first))
     return (io.dilate_hole(hole, masks.dilate) for hole in holes)
 
 

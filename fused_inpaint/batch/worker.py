@@ -118,7 +118,7 @@ class Worker:
             dilate = {} if settings["dilate"] is None else {"dilate": settings["dilate"]}
             tracker = Tracker({row.box_frame: [list(box) for box in row.boxes]}, **dilate)
             return tracker.stream(io.open_frames(row.input))
-        masks = io.Masks(row.mask, dilate=settings["dilate"] or 0)
+        masks = io.Masks(row.mask, dilate=settings["dilate"] or 0, frame_size=frames.size)
         if masks.size != frames.size:
             raise io.MediaError(
                 f"mask {row.mask} is {masks.size[1]}x{masks.size[0]} but the frames of "

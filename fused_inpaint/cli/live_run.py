@@ -117,7 +117,7 @@ def _masks(args: argparse.Namespace, size: tuple[int, int]):
         reader = io.LiveReader(args.mask, timeout=args.timeout)
         mask_size, holes = reader.size, _stream_holes(reader, dilate)
     else:
-        masks = io.Masks(args.mask, dilate=dilate)
+        masks = io.Masks(args.mask, dilate=dilate, frame_size=size)
         mask_size, holes = masks.size, masks.for_inpainter()
     if mask_size != size:
         raise UsageError(

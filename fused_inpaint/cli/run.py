@@ -76,7 +76,7 @@ def command(args: argparse.Namespace) -> int:
     args.dilate = args.dilate or 0
     check_output(args.output, {"INPUT": args.input, "--mask": args.mask}, args.overwrite)
     frames = io.open_frames(args.input)
-    masks = io.Masks(args.mask, dilate=args.dilate)
+    masks = io.Masks(args.mask, dilate=args.dilate, frame_size=frames.size)
     if masks.size != frames.size:
         raise UsageError(
             f"mask {args.mask} is {size_text(masks.size)} but the frames of {args.input} "
