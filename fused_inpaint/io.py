@@ -259,10 +259,14 @@ def dilate_hole(hole: np.ndarray, pixels: int) -> np.ndarray:
     """(H, W) bool -> (H, W) bool: the hole grown by ``pixels`` pixels.
 
     Alternating 3x3 square and 3x3 cross dilations grow it into an octagon, the usual cheap
-    stand-in for a disk; each one adds exactly one pixel along the axes.
+    stand-in for a disk; each one adds exactly one pixel along the axes. Each also grows
+    it at least as far as a diamond's, so H + W of them cover the frame: a hole grown by
+    more is the whole frame.
     """
     if pixels <= 0:
         return hole
+    if pixels >= sum(hole.shape[-2:]):
+        return np.full_like(hole, hole.any())
     x = torch.from_numpy(hole)[None, None].float()
     for step in range(pixels):
         if step % 2 == 0:

@@ -253,6 +253,16 @@ def test_masks_are_dilated(tmp_path):
     np.testing.assert_array_equal(per_frame, expected)
 
 
+def test_a_hole_grown_past_the_frame_is_the_frame():
+    hole = np.zeros((5, 7), dtype=bool)
+    hole[0, 0] = True  # a corner: the farthest pixel is H + W - 2 away along the axes
+    grown = io.dilate_hole(hole, 5 + 7 - 1)  # below the shortcut: the steps themselves
+    assert grown.all() and io.dilate_hole(hole, 5 + 7).all()
+    assert not io.dilate_hole(hole, 5).all()
+    assert io.dilate_hole(hole, 10**12).all()  # at once
+    assert not io.dilate_hole(np.zeros((5, 7), dtype=bool), 10**12).any()
+
+
 def test_write_png(tmp_path):
     image = random_frames(count=1)[0]
     io.write_png(tmp_path / "a.png", image)

@@ -88,6 +88,8 @@ def test_dilate_grows_the_mask_like_run_dilate(synthetic):
     clip = synthetic[1]
     tight, grown = (track(clip.frames[:4], boxes=clip.box, dilate=d) for d in (0, 3))
     assert all((dilate_hole(t, 3) == g).all() for t, g in zip(tight, grown, strict=True))
+    # Grown by more than the frame: the whole frame, made without a kernel that size.
+    assert track(clip.frames[:2], boxes=clip.box, dilate=10**9).all()
 
 
 def test_the_default_dilation_grows_with_the_frames():

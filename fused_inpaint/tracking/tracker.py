@@ -310,9 +310,10 @@ class _Run:
             # The shape run --dilate grows masks by (io.dilate_hole), applied by OpenCV.
             reach = self.tracker.dilate
             reach = default_dilate(self.size) if reach is None else reach
-            point = np.zeros((2 * reach + 1, 2 * reach + 1), bool)
-            point[reach, reach] = True
-            self.kernel = dilate_hole(point, reach).view(np.uint8)
+            if reach < sum(self.size):  # else each mask grows into the whole frame (None)
+                point = np.zeros((2 * reach + 1, 2 * reach + 1), bool)
+                point[reach, reach] = True
+                self.kernel = dilate_hole(point, reach).view(np.uint8)
         self.held[index] = to_work(frame, self.work)
         self.masks[index] = {}
         self.last = index
@@ -455,7 +456,9 @@ class _Run:
                 # Dilated on the mask's box grown by the kernel only: a large kernel over
                 # a large frame would cost more than the tracking.
                 x, y, w, h = cv2.boundingRect(mask)
-                if w:
+                if w and self.kernel is None:
+                    out[i] = True
+                elif w:
                     reach = self.kernel.shape[0] // 2
                     rows = slice(max(y - reach, 0), y + h + reach)
                     cols = slice(max(x - reach, 0), x + w + reach)
