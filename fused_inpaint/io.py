@@ -52,6 +52,22 @@ VIDEO_FORMATS = {
 }
 VIDEO_EXTENSIONS = tuple(VIDEO_FORMATS)
 DEFAULT_FPS = Fraction(25)
+# The frame rates a video written here can hold: mp4's time scale breaks past 50000 (the
+# frames decode as none), and a rate under 1/1000 rounds to 0 in 1001ths.
+MIN_FPS, MAX_FPS = 0.001, 10000
+
+
+def frame_rate(fps, name: str = "fps") -> Fraction:
+    """``fps`` (a number or Fraction; None: DEFAULT_FPS) as the Fraction a video stores,
+    in 1001ths; a ValueError naming ``name`` outside MIN_FPS to MAX_FPS."""
+    value = DEFAULT_FPS if fps is None else fps
+    if not MIN_FPS <= float(value) <= MAX_FPS:  # NaN too
+        raise ValueError(
+            f"{name} must be between {MIN_FPS:g} and {MAX_FPS:g} frames a second, got {value}"
+        )
+    return Fraction(value).limit_denominator(1001)
+
+
 MASK_VIDEO_THRESHOLD = 127
 
 
@@ -343,7 +359,7 @@ class VideoWriter:
         _check_folder_of(self.path)
         _warn_leftovers(self.path)
         self.format, self.codec, self.options = VIDEO_FORMATS[self.path.suffix.lower()]
-        self.fps = Fraction(fps or DEFAULT_FPS).limit_denominator(1001)
+        self.fps = frame_rate(fps)
         self.time_base = time_base
         self.count = 0
         self._temp: Path | None = None
@@ -691,7 +707,7 @@ class StreamWriter(VideoWriter):
                 f"cannot write {self.url}: no default container for {scheme}://, name one "
                 f"(e.g. {', '.join(sorted(set(STREAM_FORMATS.values())))})"
             )
-        self.fps = Fraction(fps or DEFAULT_FPS).limit_denominator(1001)
+        self.fps = frame_rate(fps)
         self.codec = "libx264"
         keyframes = str(max(1, round(STREAM_KEYFRAME_S * self.fps)))
         self.options = {"preset": "veryfast", "tune": "zerolatency", "g": keyframes}

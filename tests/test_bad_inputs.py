@@ -172,6 +172,9 @@ def test_a_truncated_video_is_reported(clip, tmp_path):
         (["--fps", "inf"], "--fps"),
         (["--fps", "nan"], "--fps"),
         (["--fps", "-3"], "--fps"),
+        (["--fps", "100000"], "--fps must be between"),  # mp4 held no frame at 50000
+        (["--fps", "1e-9"], "--fps must be between"),  # was 24 frames a second
+        (["--fps", "1e300"], "--fps must be between"),  # was a traceback
         (["--device", "meta"], "--device meta"),
     ],
 )

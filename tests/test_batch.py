@@ -200,6 +200,8 @@ def test_manifests_csv_and_json_lines(tmp_path):
         ("input,mask\na,b\n", "rows.csv:2: no output"),
         ("input,output,mask,mode\na,b,c,fast\n", "mode must be one of offline, stream, online"),
         ("input,output,mask,chunk\na,b,c,1.5\n", "rows.csv:2: chunk must be int"),
+        ("input,output,mask,fps\na,b,c,0\n", "rows.csv:2: fps must be between 0.001 and"),
+        ("input,output,mask,fps\na,b,c,1e300\n", "rows.csv:2: fps must be between 0.001 and"),
         ('input,output,box\na,b,"1,2,0,4"\n', "box must be x,y,w,h with w, h > 0"),
         ("input,output,mask\na,o,m\nb,o,m\n", "rows 1 and 2 both write"),
         ("input,output,mask\na,a,m\n", "row 1 writes"),

@@ -263,6 +263,16 @@ def test_a_hole_grown_past_the_frame_is_the_frame():
     assert not io.dilate_hole(np.zeros((5, 7), dtype=bool), 10**12).any()
 
 
+def test_a_video_is_written_only_at_a_rate_it_can_hold(tmp_path):
+    assert io.frame_rate(None) == io.DEFAULT_FPS
+    assert io.frame_rate(30000 / 1001) == Fraction(30000, 1001)
+    assert io.frame_rate(io.MIN_FPS) > 0 and io.frame_rate(io.MAX_FPS) == io.MAX_FPS
+    for fps in (0, -1, io.MAX_FPS * 1.01, io.MIN_FPS / 2, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="fps must be between"):
+            io.VideoWriter(tmp_path / "out.mp4", fps)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_write_png(tmp_path):
     image = random_frames(count=1)[0]
     io.write_png(tmp_path / "a.png", image)

@@ -90,6 +90,11 @@ def _option(name: str, value, where: str):
         raise ManifestError(f"{where}: {name} must be one of {', '.join(allowed)}, got {value!r}")
     if kind is not str and not 0 <= converted < math.inf:
         raise ManifestError(f"{where}: {name} must be a finite number >= 0, got {value!r}")
+    if name == "fps":
+        try:
+            io.frame_rate(converted)
+        except ValueError as error:
+            raise ManifestError(f"{where}: {error}") from None
     return converted
 
 

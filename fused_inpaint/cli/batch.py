@@ -18,6 +18,7 @@ from fused_inpaint.cli.common import (
     DTYPES,
     UsageError,
     add_pipeline_options,
+    check_frame_rate,
     non_negative,
     positive,
 )
@@ -107,8 +108,7 @@ def _rows(args: argparse.Namespace):
 
 
 def _settings(args: argparse.Namespace) -> dict:
-    if args.fps is not None and not (math.isfinite(args.fps) and args.fps > 0):
-        raise UsageError(f"--fps must be a finite number > 0, got {args.fps:g}")
+    check_frame_rate(args.fps)
     if args.weights is not None and not args.weights.is_file():
         raise UsageError(f"weights file not found: {args.weights}")
     inpainting.schedule(args.mode, args.chunk, args.overlap, args.lookahead, args.max_age)

@@ -12,6 +12,7 @@ import torch
 from safetensors import SafetensorError
 from tqdm import tqdm
 
+from fused_inpaint import io
 from fused_inpaint.pipeline import MODES, SOURCES, Inpainter
 from fused_inpaint.pipeline import inpainter as inpainting
 from fused_inpaint.pipeline.flow import DIS_PRESETS
@@ -52,6 +53,15 @@ def positive(text: str) -> int:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
     return value
+
+
+def check_frame_rate(fps: float | None) -> None:
+    """--fps, when given, is a rate a video can hold (``io.frame_rate``)."""
+    if fps is not None:
+        try:
+            io.frame_rate(fps, "--fps")
+        except ValueError as error:
+            raise UsageError(str(error)) from None
 
 
 def one_line(error: BaseException) -> str:

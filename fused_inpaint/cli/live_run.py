@@ -22,6 +22,7 @@ from fused_inpaint import io
 from fused_inpaint.cli.common import (
     PROG,
     UsageError,
+    check_frame_rate,
     check_output,
     make_inpainter,
     one_line,
@@ -174,8 +175,7 @@ def command(args: argparse.Namespace) -> int:
             "--mode offline needs the whole clip: a live input runs in --mode stream "
             "(LOOKAHEAD frames of latency) or --mode online (none)"
         )
-    if args.fps is not None and not (math.isfinite(args.fps) and args.fps > 0):
-        raise UsageError(f"--fps must be a finite number > 0, got {args.fps:g}")
+    check_frame_rate(args.fps)
     if io.is_live_output(args.output):
         if args.output == io.STANDARD and sys.stdout.isatty():
             raise UsageError("-o -: standard output is a terminal; pipe it (... -o - | ffplay -)")

@@ -4,7 +4,6 @@ with ``--box X,Y,W,H`` instead of ``--mask``, the object in the box, tracked."""
 from __future__ import annotations
 
 import argparse
-import math
 import time
 
 from fused_inpaint import io
@@ -12,6 +11,7 @@ from fused_inpaint.cli import live_run
 from fused_inpaint.cli.common import (
     UsageError,
     add_pipeline_options,
+    check_frame_rate,
     check_output,
     make_inpainter,
     non_negative,
@@ -68,8 +68,7 @@ def command(args: argparse.Namespace) -> int:
     elif live_run.is_live(args):
         return live_run.command(args)
     args.mode = args.mode or "offline"
-    if args.fps is not None and not (math.isfinite(args.fps) and args.fps > 0):
-        raise UsageError(f"--fps must be a finite number > 0, got {args.fps:g}")
+    check_frame_rate(args.fps)
     if args.box:
         check_output(args.output, {"INPUT": args.input}, args.overwrite)
         return _inpaint(args, io.open_frames(args.input), tracked_masks(args, args.dilate))
