@@ -327,7 +327,9 @@ def test_the_demo_clip_comes_with_the_core_install():
 
 
 @needs_command
-def test_ctrl_c_stops_within_a_frame_and_leaves_nothing(clip, tmp_path):
+@pytest.mark.parametrize("signum", ["SIGINT", "SIGTERM", "SIGHUP"])
+def test_ctrl_c_stops_within_a_frame_and_leaves_nothing(clip, tmp_path, signum):
+    """Ctrl-C, a kill, or the terminal closing."""
     long_video = tmp_path / "long.mp4"
     with io.VideoWriter(long_video, 10) as writer:  # long enough to be under way for seconds
         for t in range(2000):
@@ -344,7 +346,7 @@ def test_ctrl_c_stops_within_a_frame_and_leaves_nothing(clip, tmp_path):
     while not io.leftover_partials(out) and time.monotonic() < deadline:
         time.sleep(0.05)  # the output is open: inpainting is under way
     assert process.poll() is None, "the run ended before it could be interrupted"
-    process.send_signal(signal.SIGINT)
+    process.send_signal(getattr(signal, signum))
     _, stderr = process.communicate(timeout=30)
     assert process.returncode == 130 and stderr.strip() == "fused-inpaint: interrupted", stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["long.mp4"]

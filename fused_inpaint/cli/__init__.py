@@ -26,7 +26,7 @@ import torch
 
 from fused_inpaint import __version__, io
 from fused_inpaint.cli import batch, bench, demo, evaluation, run, studio, track, train
-from fused_inpaint.cli.common import PROG, UsageError, one_line
+from fused_inpaint.cli.common import PROG, STOP_SIGNALS, UsageError, one_line
 
 COMMANDS = (run, track, demo, bench, evaluation, train, studio, batch)
 
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         return exit.code if isinstance(exit.code, int) else 2
     in_main_thread = threading.current_thread() is threading.main_thread()
     # A terminated run unwinds like an interrupted one, so no partial output stays behind.
-    previous = signal.signal(signal.SIGTERM, _interrupt) if in_main_thread else None
+    previous = {s: signal.signal(s, _interrupt) for s in STOP_SIGNALS} if in_main_thread else {}
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("default")  # each warning once, as one line
@@ -72,8 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{PROG}: error: {one_line(error)}", file=sys.stderr)
         return 1
     finally:
-        if in_main_thread:
-            signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 __all__ = ["UsageError", "build_parser", "main"]

@@ -4,6 +4,7 @@ ask for, progress and output safety."""
 from __future__ import annotations
 
 import argparse
+import signal
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -20,6 +21,13 @@ from fused_inpaint.pipeline.inpainter import chosen_device
 
 PROG = "fused-inpaint"
 DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
+
+
+# Signals that end a run as Ctrl-C does (its output finalised or removed): a kill, and a
+# closed terminal.
+STOP_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
 
 
 class UsageError(Exception):

@@ -21,6 +21,7 @@ from tqdm import tqdm
 from fused_inpaint import io
 from fused_inpaint.cli.common import (
     PROG,
+    STOP_SIGNALS,
     UsageError,
     check_frame_rate,
     check_output,
@@ -129,7 +130,7 @@ def _masks(args: argparse.Namespace, size: tuple[int, int]):
 
 
 class _StopOnSignal:
-    """Ctrl-C or SIGTERM sets ``stop``, so that the run ends at the next frame with its
+    """Ctrl-C, SIGTERM or SIGHUP sets ``stop``, so that the run ends at the next frame with its
     output finalised; a second one interrupts at once."""
 
     def __init__(self, stop: threading.Event):
@@ -143,7 +144,7 @@ class _StopOnSignal:
 
     def __enter__(self) -> _StopOnSignal:
         if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGINT, signal.SIGTERM):
+            for signum in (signal.SIGINT, *STOP_SIGNALS):
                 self.previous[signum] = signal.signal(signum, self._handle)
         return self
 
