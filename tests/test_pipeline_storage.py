@@ -4,6 +4,7 @@ and nothing that grows with the clip."""
 from __future__ import annotations
 
 import gc
+import os
 import time
 import weakref
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -147,6 +148,9 @@ def test_memory_grows_with_the_frames_read():
     run = Propagation(ExactFlow(*translating(6, 16, 24, 1)[1:]), schedule)
     run.memory = schedule.held_bytes(16, 24, ahead=3, behind=0, gpu=False, estimates=2)
     assert run.in_flight == 2  # the estimates ExactFlow's one thread may have out
+    many = ExactFlow(*translating(6, 16, 24, 1)[1:])
+    many.threads = 10**9  # no more at once than there are CPUs
+    assert Propagation(many, schedule).in_flight == PAIRS_PER_THREAD * (os.cpu_count() or 1)
     read = []
     with pytest.raises(ValueError, match=r"^chunk needs .* at 24x16, more than .*: lower chunk$"):
         list(run.run(inputs((read.append(i) or f for i, f in enumerate(frames)), masks)))

@@ -348,8 +348,10 @@ class Propagation:
         self.flow_source, self.schedule, self.memory = flow_source, schedule, memory
         self.seams, self.idle_threads = seams, idle_threads
         self.exhausted = False
-        # Estimates out at most, ahead of their completion (see ``run``).
-        self.in_flight = PAIRS_PER_THREAD * max(getattr(flow_source, "threads", 1), 1)
+        # Estimates out at most, ahead of their completion (see ``run``): threads beyond
+        # the CPUs compute no more at once, and each estimate out holds two flows.
+        threads = min(getattr(flow_source, "threads", 1), os.cpu_count() or 1)
+        self.in_flight = PAIRS_PER_THREAD * max(threads, 1)
 
     def _step(
         self, frame: FrameInput, index: int, swept: Swept, flows, ahead: bool, grid: torch.Tensor
