@@ -359,7 +359,10 @@ class VideoWriter:
         _check_folder_of(self.path)
         _warn_leftovers(self.path)
         self.format, self.codec, self.options = VIDEO_FORMATS[self.path.suffix.lower()]
-        self.fps = frame_rate(fps)
+        try:
+            self.fps = frame_rate(fps)
+        except ValueError as error:  # a rate taken from the input, or the caller's
+            raise MediaError(f"cannot write {self.path}: {error}") from None
         self.time_base = time_base
         self.count = 0
         self._temp: Path | None = None
@@ -707,7 +710,7 @@ class StreamWriter(VideoWriter):
                 f"cannot write {self.url}: no default container for {scheme}://, name one "
                 f"(e.g. {', '.join(sorted(set(STREAM_FORMATS.values())))})"
             )
-        self.fps = frame_rate(fps)
+        self.fps = Fraction(fps or DEFAULT_FPS).limit_denominator(1001)
         self.codec = "libx264"
         keyframes = str(max(1, round(STREAM_KEYFRAME_S * self.fps)))
         self.options = {"preset": "veryfast", "tune": "zerolatency", "g": keyframes}

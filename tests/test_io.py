@@ -268,7 +268,7 @@ def test_a_video_is_written_only_at_a_rate_it_can_hold(tmp_path):
     assert io.frame_rate(30000 / 1001) == Fraction(30000, 1001)
     assert io.frame_rate(io.MIN_FPS) > 0 and io.frame_rate(io.MAX_FPS) == io.MAX_FPS
     for fps in (0, -1, io.MAX_FPS * 1.01, io.MIN_FPS / 2, float("nan"), float("inf")):
-        with pytest.raises(ValueError, match="fps must be between"):
+        with pytest.raises(io.MediaError, match="out.mp4: fps must be between"):
             io.VideoWriter(tmp_path / "out.mp4", fps)
     assert list(tmp_path.iterdir()) == []
 
