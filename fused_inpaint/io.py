@@ -271,17 +271,22 @@ class Masks:
         return self.static if self.static is not None else self.per_frame()
 
 
+def grows_past(pixels: int, size: tuple[int, int]) -> bool:
+    """Whether a hole grown by ``pixels`` (``dilate_hole``) covers a frame of ``size``
+    (H, W) wherever it starts: each step grows it at least as far as a diamond's."""
+    return pixels >= sum(size)
+
+
 def dilate_hole(hole: np.ndarray, pixels: int) -> np.ndarray:
     """(H, W) bool -> (H, W) bool: the hole grown by ``pixels`` pixels.
 
     Alternating 3x3 square and 3x3 cross dilations grow it into an octagon, the usual cheap
-    stand-in for a disk; each one adds exactly one pixel along the axes. Each also grows
-    it at least as far as a diamond's, so H + W of them cover the frame: a hole grown by
-    more is the whole frame.
+    stand-in for a disk; each one adds exactly one pixel along the axes. A hole grown
+    past the frame (``grows_past``) is the whole frame at once.
     """
     if pixels <= 0:
         return hole
-    if pixels >= sum(hole.shape[-2:]):
+    if grows_past(pixels, hole.shape[-2:]):
         return np.full_like(hole, hole.any())
     x = torch.from_numpy(hole)[None, None].float()
     for step in range(pixels):

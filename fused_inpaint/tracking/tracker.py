@@ -38,7 +38,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from fused_inpaint.io import dilate_hole
+from fused_inpaint.io import dilate_hole, grows_past
 from fused_inpaint.tracking.keyframes import Box, as_keyframes, check_size
 from fused_inpaint.tracking.motion import (
     KEY_VIEW_PIXELS,
@@ -310,7 +310,7 @@ class _Run:
             # The shape run --dilate grows masks by (io.dilate_hole), applied by OpenCV.
             reach = self.tracker.dilate
             reach = default_dilate(self.size) if reach is None else reach
-            if reach < sum(self.size):  # else each mask grows into the whole frame (None)
+            if not grows_past(reach, self.size):  # else a mask is the whole frame (None)
                 point = np.zeros((2 * reach + 1, 2 * reach + 1), bool)
                 point[reach, reach] = True
                 self.kernel = dilate_hole(point, reach).view(np.uint8)
