@@ -114,6 +114,36 @@ def test_an_object_that_leaves_the_frame_ends_its_mask():
     assert not tracked[8:].any()  # nothing left behind at the border
 
 
+def test_an_object_going_out_of_the_frame_is_followed_to_its_last_pixels():
+    # A 56-pixel square moves right out of the frame, 8 pixels a frame: on frame 10 one
+    # column of it is left, 56 pixels, less than the share of its area below which a mask
+    # ends inside the frame. It stays masked to the last (it would stay in the video).
+    background = texture(HEIGHT, WIDTH, 0, (0.3, 0.6, 0.9))
+    square = texture(56, 56, 1, (0.9, 0.3, 0.2))
+    frames = np.repeat(background[None], 13, axis=0)
+    masks = np.zeros((13, HEIGHT, WIDTH), bool)
+    for t in range(13):
+        x = 79 + 8 * t
+        frames[t, 20:76, x : x + 56] = square[:, : max(WIDTH - x, 0)]
+        masks[t, 20:76, x : x + 56] = True
+    tracked = track(frames, boxes=[(79, 20, 56, 56)], dilate=0)
+    covered = (tracked & masks).sum(axis=(1, 2))
+    assert (covered[4:] == masks[4:].sum(axis=(1, 2))).all(), covered  # at the edge from 4
+    assert iou(tracked, masks) >= 0.85
+    assert not tracked[11:].any()
+
+
+def test_what_an_object_going_out_left_on_the_edge_is_not_followed():
+    # The object, grey gravel, goes out over the top edge on frame 16, past a smooth grey
+    # wedge of the background that GrabCut takes for it; once the object has gone, that
+    # piece moves as the background does and ends instead of staying masked.
+    clip = object_removal_clip(106, 60, 240, 432)
+    tracked = track(clip.frames[:24], boxes=[clip.box], dilate=0)
+    assert not clip.mask[16:24].any()
+    assert not tracked[16:].any(), tracked.sum(axis=(1, 2))
+    assert iou(tracked, clip.mask[:24]) >= 0.9
+
+
 def test_an_object_hidden_by_another_ends_its_mask():
     # Square 1, drawn on top, slides over the still square 0 and covers it from frame 8.
     frames, masks = squares_clip(14, [lambda t: (60, 40), lambda t: (max(60, 124 - 8 * t), 40)])

@@ -160,6 +160,17 @@ class View:
         out[self.window] = mask_from_work(mask, out[self.window].shape)
         return out
 
+    def at_edge(self, mask: np.ndarray, size: tuple[int, int]) -> bool:
+        """Whether ``mask``, at the view's scale, reaches an edge of the working frames of
+        ``size`` (h, w)."""
+        rows, cols = self.window
+        return bool(
+            (rows.start == 0 and mask[0].any())
+            or (rows.stop == size[0] and mask[-1].any())
+            or (cols.start == 0 and mask[:, 0].any())
+            or (cols.stop == size[1] and mask[:, -1].any())
+        )
+
     def area(self, mask: np.ndarray) -> float:
         """The working pixels a mask at the view's scale covers."""
         return mask.sum() / self.scale**2

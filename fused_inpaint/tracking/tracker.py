@@ -8,9 +8,10 @@ with the colour models carried along, so that it follows the object's border wit
 drifting off it or growing into the background: the band is all it may take per frame,
 and pixels of the band that move otherwise than the object (``motion``) are background
 for sure. A mask that shrinks to nearly nothing (the object has left the frame or is
-hidden) ends there, and nothing is left behind; when GrabCut drops most of the mask at
-once, only the object's own motion against the background keeps it (carried by the flow),
-or its look.
+hidden) ends there, and nothing is left behind (on the frame's edge, where an object going
+out is followed to its last pixels, a small mask that stops moving as the object did is
+what it left behind); when GrabCut drops most of the mask at once, only the object's own
+motion against the background keeps it (carried by the flow), or its look.
 Pixels of the carried mask that move with the object, away from the background, stay
 whatever GrabCut says (``kept``): a part of the object coloured like the background would
 else be dropped and stay visible; pixels of the band beyond the flow's blur that move
@@ -83,8 +84,12 @@ DEFAULT_DILATE_TEXT = (
     f"at least {DEFAULT_DILATE}"
 )
 DEFAULT_WINDOW = 100
-# A tracked mask ends when it shrinks below this fraction of its keyframe's area.
+# A tracked mask ends when it shrinks below this fraction of its keyframe's area, unless it
+# reaches the frame's edge: an object going out of the frame is followed to its last pixels.
 END_FRACTION = 0.02
+# A mask on the frame's edge under this fraction of its keyframe's area is what the object
+# left behind when it no longer moves as the object did (``left_behind``).
+LEFT_FRACTION = 0.1
 # GrabCut's mask is taken only when it keeps at least this fraction of the mask carried
 # along the flow.
 COLLAPSE = 0.3
@@ -208,6 +213,15 @@ class _Track:
     key_area: int
     until: int
     look: np.ndarray  # (3,) float: its mean colour (LOOK_RATE)
+    moving: bool = False  # whether it moved otherwise than the background on the last frame
+
+    def left_behind(self, moving: bool, area: float, edge: bool) -> bool:
+        """Whether what is carried of the object, ``area`` working pixels, on the frame's
+        ``edge`` or not, is what it left behind as it went out of the frame: it moved
+        otherwise than the background and no longer does (not ``moving``), on the edge,
+        shrunk below LEFT_FRACTION of its keyframe's area (the flow's blur at the edge as
+        the object left, on something of its colours, would else be followed for good)."""
+        return self.moving and not moving and edge and area < LEFT_FRACTION * self.key_area
 
 
 class Tracker:
@@ -366,12 +380,15 @@ class _Run:
         """The track's mask on ``before`` moved to ``frame`` along the flow between them
         and refined; None when the object has gone. Only a window around the mask,
         as far as the object may have moved, is looked at."""
-        least = max(MIN_SAMPLES, END_FRACTION * track.key_area)
         view = View.of(search_window(track.mask), TRACK_VIEW_PIXELS)
         frame = view.frame(frame)
         flow = self.flow(frame, view.frame(before))
         before_mask = view.down(track.mask)
         guess = carry(before_mask, flow)
+        least = MIN_SAMPLES
+        edge = view.at_edge(guess, self.work)
+        if not edge:
+            least = max(least, END_FRACTION * track.key_area)
         if view.area(guess) < least:
             return None
         mask = guess
@@ -393,6 +410,9 @@ class _Run:
                 band = band_width(guess)
                 apart = moves_apart(flow, guess, band)
                 distance = background_distance(flow, guess, band)
+                if track.left_behind(distance is not None, view.area(guess), edge):
+                    return None
+                track.moving = distance is not None
             first = guess | rejoining(guess, distance, apart)
             mask, models = grabcut(frame.rgb, first, None, track.models.copy(), apart)
             if mask.sum() >= COLLAPSE * guess.sum():
