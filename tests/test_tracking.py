@@ -133,6 +133,18 @@ def test_an_object_going_out_of_the_frame_is_followed_to_its_last_pixels():
     assert not tracked[11:].any()
 
 
+def test_the_last_pixels_of_an_object_going_out_move_on_as_it_did():
+    # On frame 15 a sliver of the object (13 pixels) is left at the right edge, which the
+    # flow there does not follow and GrabCut cannot cut: the mask moves on by the object's
+    # own motion for that frame (else the sliver stays in the video), then ends.
+    clip = object_removal_clip(3, 60, 240, 432)
+    tracked = track(clip.frames[:18], boxes=[clip.box], dilate=0)
+    assert clip.mask[15].any() and not clip.mask[16:18].any()
+    assert (tracked[15] & clip.mask[15]).sum() == clip.mask[15].sum()
+    assert tracked[15].sum() < 0.1 * clip.mask[0].sum()
+    assert not tracked[16:].any()
+
+
 def test_what_an_object_going_out_left_on_the_edge_is_not_followed():
     # The object, grey gravel, goes out over the top edge on frame 16, past a smooth grey
     # wedge of the background that GrabCut takes for it; once the object has gone, that

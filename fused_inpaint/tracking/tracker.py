@@ -8,10 +8,11 @@ with the colour models carried along, so that it follows the object's border wit
 drifting off it or growing into the background: the band is all it may take per frame,
 and pixels of the band that move otherwise than the object (``motion``) are background
 for sure. A mask that shrinks to nearly nothing (the object has left the frame or is
-hidden) ends there, and nothing is left behind (on the frame's edge, where an object going
-out is followed to its last pixels, a small mask that stops moving as the object did is
-what it left behind); when GrabCut drops most of the mask at once, only the object's own
-motion against the background keeps it (carried by the flow), or its look.
+hidden) ends there, and nothing is left behind; on the frame's edge an object going out is
+followed to its last pixels (those the flow at the edge does not follow move on by the
+object's own motion), and a small mask there that stops moving as the object did is what
+it left behind. When GrabCut drops most of the mask at once, only the object's own motion
+against the background keeps it (carried by the flow), or its look.
 Pixels of the carried mask that move with the object, away from the background, stay
 whatever GrabCut says (``kept``): a part of the object coloured like the background would
 else be dropped and stay visible; pixels of the band beyond the flow's blur that move
@@ -163,6 +164,13 @@ def without_stray_parts(mask: np.ndarray, apart: np.ndarray | None) -> np.ndarra
     return mask & ~stray[labels]
 
 
+def shifted(mask: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """``mask`` (h, w) bool moved by ``shift`` (dx, dy) pixels, what leaves the frame lost."""
+    move = np.array([[1, 0, shift[0]], [0, 1, shift[1]]], np.float32)
+    moved = cv2.warpAffine(mask.view(np.uint8), move, mask.shape[::-1], flags=cv2.INTER_NEAREST)
+    return moved.view(bool)
+
+
 def looks_alike(pixels: np.ndarray, look: np.ndarray) -> bool:
     """Whether ``pixels`` (n, 3) uint8 have a mean colour within LOOK_CHANGE of ``look``
     (3,) on every channel."""
@@ -214,6 +222,8 @@ class _Track:
     until: int
     look: np.ndarray  # (3,) float: its mean colour (LOOK_RATE)
     moving: bool = False  # whether it moved otherwise than the background on the last frame
+    shift: np.ndarray | None = None  # (2,) float: its last motion (dx, dy) the flow followed
+    going: bool = False  # whether it went out of the frame on the last frame
 
     def left_behind(self, moving: bool, area: float, edge: bool) -> bool:
         """Whether what is carried of the object, ``area`` working pixels, on the frame's
@@ -380,13 +390,15 @@ class _Run:
         """The track's mask on ``before`` moved to ``frame`` along the flow between them
         and refined; None when the object has gone. Only a window around the mask,
         as far as the object may have moved, is looked at."""
+        if track.going:
+            return None
         view = View.of(search_window(track.mask), TRACK_VIEW_PIXELS)
         frame = view.frame(frame)
         flow = self.flow(frame, view.frame(before))
         before_mask = view.down(track.mask)
         guess = carry(before_mask, flow)
         least = MIN_SAMPLES
-        edge = view.at_edge(guess, self.work)
+        edge = view.at_edge(guess | before_mask, self.work)
         if not edge:
             least = max(least, END_FRACTION * track.key_area)
         if view.area(guess) < least:
@@ -415,17 +427,31 @@ class _Run:
                 track.moving = distance is not None
             first = guess | rejoining(guess, distance, apart)
             mask, models = grabcut(frame.rgb, first, None, track.models.copy(), apart)
-            if mask.sum() >= COLLAPSE * guess.sum():
+            expected = guess.sum()
+            if edge and track.shift is not None:
+                # Going out, the object loses more to the edge than the flow there says.
+                ahead = view.down(shifted(track.mask, track.shift)).sum()
+                expected = max(min(expected, ahead), MIN_SAMPLES)
+            if mask.sum() >= COLLAPSE * expected:
                 track.models = models
                 seen = frame.rgb[mask].mean(axis=0)
                 track.look = (1 - LOOK_RATE) * track.look + LOOK_RATE * seen
+                if distance is not None and not edge:  # the flow follows the object whole
+                    track.shift = -np.median(flow[mask], axis=0) / view.scale
             else:
                 # GrabCut dropped most of the guess at once: the object has gone (left, or
                 # hidden by something else), or GrabCut lost it against a background of
                 # its colours. The object's own motion keeps it, or its look (what hides
                 # it looks otherwise).
                 if distance is None and not looks_alike(frame.rgb[guess], track.look):
-                    return None
+                    if not (edge and track.shift is not None):
+                        return None
+                    # What is left of an object going out of the frame, a few pixels that
+                    # the flow at the edge does not follow: it moves on as it did, for this
+                    # frame only (it would stay in the video), and ends.
+                    track.going = True
+                    track.mask = shifted(track.mask, track.shift)
+                    return track.mask if track.mask.any() else None
                 mask = guess
             mask |= kept(guess, guess, distance, apart)
             mask = without_stray_parts(mask, apart)
