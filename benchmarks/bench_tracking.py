@@ -6,7 +6,9 @@ Any machine:  python benchmarks/bench_tracking.py [--quick] [--budget-s S] [--ou
       at 854x480 and 1920x1080), tracked
       from the object's box on frame 0: tracking frames/s (``Tracker.stream``, frames in
       memory) and, in the same run on the same clip, the pipeline's (``Inpainter``,
-      offline mode, DIS flow, under the exact mask), and their ratio; then for each
+      offline mode, DIS flow, under the tracked masks given) and both together (the
+      pipeline streaming the tracker's masks, as ``run --box`` does), with the time
+      tracking adds to the pipeline's either way; then for each
       dilation the tracking IoU and the PSNR in the object's region of the inpainting
       with the tracked masks, the exact ones and Telea (``evaluate.object_removal``);
       and the tracking IoU alone over more clips (24 seeds, 30 and 60 frames), and
@@ -61,9 +63,11 @@ NOTES = [
     "tracking frames/s: `Tracker({0: [box]}).stream(frames)` over the clip in memory, wall "
     "clock, everything included (working-scale copies, DIS in a window around the object, "
     "GrabCut, the masks back at full size and dilated); pipeline frames/s: "
-    "`Inpainter(mode='offline', flow='dis')` on the same clip under the exact mask, each after "
-    f"a warm-up on two frames, the fastest of {REPEATS} runs, tracking and the pipeline taking "
-    "turns; the ratio is measured in the same run",
+    "`Inpainter(mode='offline', flow='dis').stream` on the same clip under the tracked masks, "
+    "given; both: the pipeline streaming the tracker's masks as it makes them, as `run --box` "
+    "does; "
+    f"after a warm-up, the fastest of {REPEATS} runs, the three taking turns, so that the "
+    "ratios are measured in the same run",
 ]
 
 
@@ -121,9 +125,9 @@ def run(seeds, frames: int, dilations, iou_seeds, iou_lengths, unseen, out_dir: 
     facts = [f"OpenCV {cv2.__version__}, {cv2.getNumThreads()} OpenCV threads"]
     facts += [note] if note else []
     facts.append(f"load average (1, 5, 15 min) at the start: {load()}")
-    heading = ["size", "clip", "tracking frames/s", "pipeline frames/s",
-               "tracking time / pipeline's"]  # fmt: skip
-    speed = [common.table_line(heading), "|---|---|--:|--:|--:|"]
+    heading = ["size", "clip", "tracking frames/s", "pipeline frames/s", "both frames/s",
+               "tracking time / pipeline's", "both: time added / pipeline's"]  # fmt: skip
+    speed = [common.table_line(heading), "|---|---|--:|--:|--:|--:|--:|"]
     quality: list[str] = []
     ious: list[str] = []
     unseen_ious: list[str] = []
@@ -144,14 +148,19 @@ def run(seeds, frames: int, dilations, iou_seeds, iou_lengths, unseen, out_dir: 
         size, seed = case
         clip = object_removal_clip(seed, frames, *size)
         tracker = Tracker({0: [clip.box]})
-        inpainter(clip.frames[:2], clip.mask[:2])  # warm-ups
-        list(Tracker({0: [clip.box]}).stream(clip.frames[:2]))
-        tracking, pipeline = frames_per_second(
-            [lambda: list(tracker.stream(clip.frames)), lambda: inpainter(clip.frames, clip.mask)],
+        tracked = np.stack(list(tracker.stream(clip.frames)))
+        inpainter(clip.frames[:2], tracked[:2])  # warm-up
+        tracking, pipeline, together = frames_per_second(
+            [
+                lambda: list(tracker.stream(clip.frames)),
+                lambda: list(inpainter.stream(clip.frames, tracked)),
+                lambda: list(inpainter.stream(clip.frames, tracker.stream(clip.frames))),
+            ],
             frames,
         )
         cells = [f"{size[1]}x{size[0]}", str(seed), f"{tracking:.1f}", f"{pipeline:.1f}",
-                 f"{pipeline / tracking:.3f}"]  # fmt: skip
+                 f"{together:.1f}", f"{pipeline / tracking:.3f}",
+                 f"{pipeline / together - 1:.3f}"]  # fmt: skip
         print(" | ".join(cells), flush=True)
         speed.append(common.table_line(cells))
 
