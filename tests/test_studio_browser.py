@@ -117,6 +117,7 @@ def test_remove_an_object_from_a_box_drawn_with_the_mouse(serve, page, clip, cli
     drag_box(page, clip.box, clip.mask.shape[1:])
     page.click("#track")
     expect(page.locator("#track-status")).to_contain_text("tracked")
+    expect(page.locator("#track-status")).not_to_contain_text("no mask")
     page.locator("#scrub").fill("6")
     page.screenshot(path=tmp_path / "tracked.png")
 
@@ -182,6 +183,7 @@ def test_a_tracked_frame_corrected_with_the_brush(serve, page, clip, clip_video,
     brush_over(page, box_9, size)
     page.click("#track")
     expect(page.locator("#track-status")).to_contain_text("tracked")
+    expect(page.locator("#track-status")).to_contain_text("no mask on frames 6–12")
     page.screenshot(path=tmp_path / "erased.png")
     opened = state(page)["clips"][0]
     masks = tracked_masks(page, opened["id"], opened["mask_version"], 12)
@@ -193,6 +195,7 @@ def test_a_tracked_frame_corrected_with_the_brush(serve, page, clip, clip_video,
     brush_over(page, (x + w // 4, y + h // 4, w // 2, h // 2), size)
     page.click("#track")
     expect(page.locator("#track-status")).to_contain_text("tracked")
+    expect(page.locator("#track-status")).not_to_contain_text("no mask")
     page.screenshot(path=tmp_path / "painted.png")
     opened = state(page)["clips"][0]
     masks = tracked_masks(page, opened["id"], opened["mask_version"], 12)

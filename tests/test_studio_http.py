@@ -313,6 +313,7 @@ def test_a_painted_keyframe_corrects_the_tracked_masks(client, clip, clip_video)
     keyframes = [{"frame": 0, "boxes": [box]}, {"frame": 8, "mask": painted}]
     second = track(client, clip_id, keyframes)
     assert second["mask_version"] == first["mask_version"] + 1
+    assert first["unmasked"] == second["unmasked"] == []
     masks = []
     for index in range(12):
         url = f"/api/clips/{clip_id}/masks/{index}.png"
@@ -323,6 +324,20 @@ def test_a_painted_keyframe_corrects_the_tracked_masks(client, clip, clip_video)
     assert masks[8, :40, :40].any() and not masks[5:, :, 50:].any()
     stale = client.get(f"/api/clips/{clip_id}/masks/0.png", params={"version": 1})
     assert stale.status_code == 404
+
+
+def test_the_frames_left_without_a_mask_are_named(client, clip, clip_video):
+    """A keyframe erased to nothing on frame 8: frames 5-11, nearer to it than to the box
+    on frame 0, have no mask, and the answer says which, so that the page can ask."""
+    clip_id = upload(client, clip_video).json()["id"]
+    png = bytes_io.BytesIO()
+    Image.fromarray(np.zeros((96, 128, 4), np.uint8), "RGBA").save(png, format="PNG")
+    erased = "data:image/png;base64," + base64.b64encode(png.getvalue()).decode()
+    keyframes = [{"frame": 0, "boxes": [list(clip.box)]}, {"frame": 8, "mask": erased}]
+    job = track(client, clip_id, keyframes)
+    assert job["unmasked"] == [[5, 11]]
+    masks = overlays(client, clip_id, job["mask_version"], 12)
+    assert masks[:5].any(axis=(1, 2)).all() and not masks[5:].any()
 
 
 def overlays(client, clip_id: str, version: int, count: int) -> np.ndarray:

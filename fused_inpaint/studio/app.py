@@ -222,7 +222,7 @@ def create_app(studio: Studio, token: str, host: str, port: int, input_path: Pat
         except (ClipError, ValueError) as error:  # said now, not when the job runs
             return _error(400, str(error))
 
-        def run(job: Job) -> int:
+        def run(job: Job) -> dict:
             def done() -> None:
                 job.check_cancelled()
                 job.advance()
@@ -230,7 +230,8 @@ def create_app(studio: Studio, token: str, host: str, port: int, input_path: Pat
             masks = tracking.track(clip.frames, objects, done)
             with clip.lock:
                 clip.masks, clip.mask_version = masks, clip.mask_version + 1
-                return clip.mask_version
+                return {"mask_version": clip.mask_version,
+                        "unmasked": tracking.unmasked_spans(masks)}  # fmt: skip
 
         queue = studio.queues["track"]
         return studio.describe(queue.submit(Job("track", run, len(clip.frames))), queue)
@@ -253,7 +254,7 @@ def create_app(studio: Studio, token: str, host: str, port: int, input_path: Pat
         job, queue = studio.job(job_id)
         answer = studio.describe(job, queue)
         if job.kind == "track" and job.state == DONE:
-            answer["mask_version"] = job.result
+            answer.update(job.result)  # the masks' version, the frames left without one
         return answer
 
     @app.post("/api/jobs/{job_id}/cancel")

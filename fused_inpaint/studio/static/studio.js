@@ -311,7 +311,8 @@ async function track() {
     });
     if (done.state !== "done") throw new Error(done.message);
     state.maskVersion = done.mask_version;
-    $("track-status").textContent = `tracked in ${done.elapsed_s.toFixed(1)} s`;
+    $("track-status").textContent =
+      `tracked in ${done.elapsed_s.toFixed(1)} s` + describeUnmasked(done.unmasked);
     $("inpaint").disabled = false;
     render();
   } catch (error) {
@@ -320,6 +321,16 @@ async function track() {
   } finally {
     $("track").disabled = false;
   }
+}
+
+// Frames the track left without a mask (the object left, was hidden, or was lost): if the
+// object is there, a box on one of them brings it back.
+function describeUnmasked(spans) {
+  if (!spans.length) return "";
+  const frames = spans.map(([first, last]) =>
+    first === last ? `${first + 1}` : `${first + 1}–${last + 1}`);
+  return `; no mask on frame${spans.length > 1 || spans[0][0] !== spans[0][1] ? "s" : ""} ` +
+    `${frames.join(", ")}: if the object is there, mark it on one of them and track again`;
 }
 
 function describeProgress(job) {
