@@ -35,7 +35,8 @@ def clip(tmp_path_factory) -> dict:
 def test_track_writes_masks_that_run_reads(clip, tmp_path, capsys):
     out = tmp_path / "masks"
     assert main(["track", str(clip["folder"]), "--box", BOX, "--dilate", "0", "-o", str(out)]) == 0
-    assert f"wrote {LENGTH} masks" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert f"wrote {LENGTH} masks" in said and "no mask" not in said
     masks = np.stack(list(io.Masks(out).per_frame()))
     assert masks.shape == clip["mask"].shape
     assert iou(masks, clip["mask"]) > 0.85
@@ -55,6 +56,19 @@ def test_run_box_tracks_then_inpaints(clip, tmp_path):
     far[:, 20:80, :] = False  # the rows the square and its grown mask can reach
     assert (result[far] == clip["frames"][far]).all()  # outside the mask: exact
     assert (result[clip["mask"]] != clip["frames"][clip["mask"]]).any()  # the square filled
+
+
+@pytest.mark.parametrize("command", ["track", "run"])
+def test_the_frames_left_without_a_mask_are_named(command, tmp_path, capsys):
+    # The square goes out over the right edge: the last of it is on frame 7 of 12.
+    frames, masks = squares_clip(12, [lambda t: (100 + 8 * t, 40)])
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for t, frame in enumerate(frames):
+        Image.fromarray(frame).save(folder / f"{t}.png")
+    assert masks[0, 7].any() and not masks[0, 8:].any()
+    assert main([command, str(folder), "--box", "98,38,28,28", "-o", str(tmp_path / "out")]) == 0
+    assert "no mask on frames 8-11: the object went out of the frame" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(

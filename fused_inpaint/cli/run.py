@@ -18,7 +18,7 @@ from fused_inpaint.cli.common import (
     size_text,
     with_progress,
 )
-from fused_inpaint.cli.track import add_box_options, tracked_masks
+from fused_inpaint.cli.track import add_box_options, say_unmasked, tracked_masks
 from fused_inpaint.tracking import DEFAULT_DILATE_TEXT
 
 
@@ -71,7 +71,11 @@ def command(args: argparse.Namespace) -> int:
     check_frame_rate(args.fps)
     if args.box:
         check_output(args.output, {"INPUT": args.input}, args.overwrite)
-        return _inpaint(args, io.open_frames(args.input), tracked_masks(args, args.dilate))
+        masked: list[bool] = []
+        masks = tracked_masks(args, args.dilate, masked)
+        _inpaint(args, io.open_frames(args.input), masks)
+        say_unmasked(masked)
+        return 0
     args.dilate = args.dilate or 0
     check_output(args.output, {"INPUT": args.input, "--mask": args.mask}, args.overwrite)
     frames = io.open_frames(args.input)

@@ -12,7 +12,7 @@ import numpy as np
 
 from fused_inpaint import io
 from fused_inpaint.cli.common import UsageError, check_output, non_negative, with_progress
-from fused_inpaint.tracking import DEFAULT_DILATE_TEXT, DEFAULT_WINDOW, Tracker
+from fused_inpaint.tracking import DEFAULT_DILATE_TEXT, DEFAULT_WINDOW, Tracker, unmasked_spans
 from fused_inpaint.tracking.keyframes import as_box, clip_box
 
 
@@ -81,10 +81,31 @@ def tracker_for(args: argparse.Namespace, frames, dilate: int | None) -> Tracker
     return Tracker({args.frame: objects}, dilate=dilate, window=args.window)
 
 
-def tracked_masks(args: argparse.Namespace, dilate: int | None) -> Iterator[np.ndarray]:
-    """The tracked (H, W) bool mask of each frame of INPUT, read on their own."""
+def tracked_masks(
+    args: argparse.Namespace, dilate: int | None, masked: list[bool]
+) -> Iterator[np.ndarray]:
+    """The tracked (H, W) bool mask of each frame of INPUT, read on their own; whether
+    each has a pixel is appended to ``masked`` as it is made."""
     frames = io.open_frames(args.input)
-    return tracker_for(args, frames, dilate).stream(frames)
+    tracker = tracker_for(args, frames, dilate)  # bad boxes said now, not mid-run
+
+    def noted() -> Iterator[np.ndarray]:
+        for mask in tracker.stream(frames):
+            masked.append(bool(mask.any()))
+            yield mask
+
+    return noted()
+
+
+def say_unmasked(masked: list[bool]) -> None:
+    """Prints the frames the track left without a mask, where there are any."""
+    spans = unmasked_spans(masked)
+    if spans:
+        frames = ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
+        print(
+            f"no mask on frames {frames}: the object went out of the frame, was hidden or "
+            "was lost there; where it comes back, track it from a box on that --frame"
+        )
 
 
 def add_parser(commands) -> None:
@@ -121,10 +142,13 @@ def command(args: argparse.Namespace) -> int:
     tracker = tracker_for(args, frames, args.dilate)
     writer = io.open_writer(args.output, frames.fps, args.overwrite)
     start = time.perf_counter()
+    masked: list[bool] = []
     with writer:
         masks = tracker.stream(frames)
         for mask in with_progress(masks, frames.estimated_count, "track"):
+            masked.append(bool(mask.any()))
             writer.write(np.repeat(mask[..., None].view(np.uint8) * 255, 3, axis=2))
     rate = writer.count / (time.perf_counter() - start)
     print(f"wrote {writer.count} masks to {args.output} ({rate:.1f} frames/s)")
+    say_unmasked(masked)
     return 0

@@ -231,7 +231,7 @@ def create_app(studio: Studio, token: str, host: str, port: int, input_path: Pat
             with clip.lock:
                 clip.masks, clip.mask_version = masks, clip.mask_version + 1
                 return {"mask_version": clip.mask_version,
-                        "unmasked": tracking.unmasked_spans(masks)}  # fmt: skip
+                        "unmasked": tracking.unmasked_spans(masks.any(axis=(1, 2)))}  # fmt: skip
 
         queue = studio.queues["track"]
         return studio.describe(queue.submit(Job("track", run, len(clip.frames))), queue)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fused_inpaint.tracking import DEFAULT_DILATE, Tracker
+from fused_inpaint.tracking import DEFAULT_DILATE, Tracker, unmasked_spans
 from fused_inpaint.tracking.keyframes import as_keyframes, check_size
 
 __all__ = ["DEFAULT_DILATE", "Keyframe", "checked", "track", "unmasked_spans"]
@@ -70,13 +70,3 @@ def track(
             masks[index] = mask
             done()
     return masks
-
-
-def unmasked_spans(masks: np.ndarray) -> list[tuple[int, int]]:
-    """masks: (T, H, W) bool -> the (first, last) frames of each run without a mask: where
-    the object left, was hidden or was lost, and the page asks for a keyframe if it is
-    there."""
-    empty = np.concatenate([[False], ~masks.any(axis=(1, 2)), [False]])
-    edges = np.flatnonzero(np.diff(empty.view(np.int8)))
-    starts, stops = edges[::2], edges[1::2]
-    return [(int(first), int(stop) - 1) for first, stop in zip(starts, stops, strict=True)]

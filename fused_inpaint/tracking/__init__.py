@@ -7,7 +7,7 @@ masks are made and carried: ``tracker.py``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -69,6 +69,16 @@ def track(
     return np.stack(list(tracker.stream(frames)))
 
 
+def unmasked_spans(masked: Sequence[bool]) -> list[tuple[int, int]]:
+    """The (first, last) frame of each run of frames without a mask, from whether each
+    frame's mask has a pixel: where the object went out of the frame, was hidden or was
+    lost (a track does not pick up an object that comes back: a keyframe there does)."""
+    empty = np.concatenate([[False], ~np.asarray(masked, bool), [False]])
+    edges = np.flatnonzero(np.diff(empty.view(np.int8)))
+    starts, stops = edges[::2], edges[1::2]
+    return [(int(first), int(stop) - 1) for first, stop in zip(starts, stops, strict=True)]
+
+
 __all__ = [
     "DEFAULT_DILATE",
     "DEFAULT_DILATE_TEXT",
@@ -78,4 +88,5 @@ __all__ = [
     "default_dilate",
     "track",
     "track_objects",
+    "unmasked_spans",
 ]
