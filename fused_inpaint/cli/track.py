@@ -104,7 +104,8 @@ def say_unmasked(masked: list[bool]) -> None:
         frames = ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
         print(
             f"no mask on frames {frames}: the object went out of the frame, was hidden or "
-            "was lost there; where it comes back, track it from a box on that --frame"
+            "was lost there (a track does not pick it up again: where it comes back, mark "
+            "it in the studio, or give fused_inpaint.track a keyframe there)"
         )
 
 
