@@ -72,7 +72,7 @@ def command(args: argparse.Namespace) -> int:
     if args.box:
         check_output(args.output, {"INPUT": args.input}, args.overwrite)
         masked: list[bool] = []
-        masks = tracked_masks(args, args.dilate, masked)
+        masks = tracked_masks(args, io.open_frames(args.input), args.dilate, masked)
         _inpaint(args, io.open_frames(args.input), masks)
         say_unmasked(masked)
         return 0

@@ -82,11 +82,11 @@ def tracker_for(args: argparse.Namespace, frames, dilate: int | None) -> Tracker
 
 
 def tracked_masks(
-    args: argparse.Namespace, dilate: int | None, masked: list[bool]
+    args: argparse.Namespace, frames, dilate: int | None, masked: list[bool]
 ) -> Iterator[np.ndarray]:
-    """The tracked (H, W) bool mask of each frame of INPUT, read on their own; whether
-    each has a pixel is appended to ``masked`` as it is made."""
-    frames = io.open_frames(args.input)
+    """The tracked (H, W) bool mask of each of ``frames`` (an io reader of INPUT, read
+    for the track alone); whether each has a pixel is appended to ``masked`` as it is
+    made."""
     tracker = tracker_for(args, frames, dilate)  # bad boxes said now, not mid-run
 
     def noted() -> Iterator[np.ndarray]:
@@ -140,14 +140,12 @@ def command(args: argparse.Namespace) -> int:
     inputs = {"INPUT": args.input, **{f"--seed {path}": path for path in args.seed or ()}}
     check_output(args.output, inputs, args.overwrite)
     frames = io.open_frames(args.input)
-    tracker = tracker_for(args, frames, args.dilate)
+    masked: list[bool] = []
+    masks = tracked_masks(args, frames, args.dilate, masked)
     writer = io.open_writer(args.output, frames.fps, args.overwrite)
     start = time.perf_counter()
-    masked: list[bool] = []
     with writer:
-        masks = tracker.stream(frames)
         for mask in with_progress(masks, frames.estimated_count, "track"):
-            masked.append(bool(mask.any()))
             writer.write(np.repeat(mask[..., None].view(np.uint8) * 255, 3, axis=2))
     rate = writer.count / (time.perf_counter() - start)
     print(f"wrote {writer.count} masks to {args.output} ({rate:.1f} frames/s)")

@@ -428,10 +428,11 @@ class _Run:
             first = guess | rejoining(guess, distance, apart)
             mask, models = grabcut(frame.rgb, first, None, track.models.copy(), apart)
             expected = guess.sum()
+            going_on = None  # the mask moved on by the object's own motion, at the edge
             if edge and track.shift is not None:
                 # Going out, the object loses more to the edge than the flow there says.
-                ahead = view.down(shifted(track.mask, track.shift)).sum()
-                expected = max(min(expected, ahead), MIN_SAMPLES)
+                going_on = shifted(track.mask, track.shift)
+                expected = max(min(expected, view.down(going_on).sum()), MIN_SAMPLES)
             if mask.sum() >= COLLAPSE * expected:
                 track.models = models
                 seen = frame.rgb[mask].mean(axis=0)
@@ -444,13 +445,13 @@ class _Run:
                 # its colours. The object's own motion keeps it, or its look (what hides
                 # it looks otherwise).
                 if distance is None and not looks_alike(frame.rgb[guess], track.look):
-                    if not (edge and track.shift is not None):
+                    if going_on is None:
                         return None
                     # What is left of an object going out of the frame, a few pixels that
                     # the flow at the edge does not follow: it moves on as it did, for this
                     # frame only (it would stay in the video), and ends.
                     track.going = True
-                    track.mask = shifted(track.mask, track.shift)
+                    track.mask = going_on
                     return track.mask if track.mask.any() else None
                 mask = guess
             mask |= kept(guess, guess, distance, apart)
