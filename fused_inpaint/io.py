@@ -36,9 +36,8 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
-import torch
-import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -280,22 +279,36 @@ def grows_past(pixels: int, size: tuple[int, int]) -> bool:
 def dilate_hole(hole: np.ndarray, pixels: int) -> np.ndarray:
     """(H, W) bool -> (H, W) bool: the hole grown by ``pixels`` pixels.
 
-    Alternating 3x3 square and 3x3 cross dilations grow it into an octagon, the usual cheap
-    stand-in for a disk; each one adds exactly one pixel along the axes. A hole grown
-    past the frame (``grows_past``) is the whole frame at once.
+    The shape of alternating 3x3 square and 3x3 cross dilations, an octagon, the usual
+    cheap stand-in for a disk; each step adds exactly one pixel along the axes. A hole
+    grown past the frame (``grows_past``) is the whole frame at once.
     """
     if pixels <= 0:
         return hole
     if grows_past(pixels, hole.shape[-2:]):
         return np.full_like(hole, hole.any())
-    x = torch.from_numpy(hole)[None, None].float()
-    for step in range(pixels):
-        if step % 2 == 0:
-            x = F.max_pool2d(x, 3, stride=1, padding=1)
-        else:
-            rows = F.max_pool2d(x, (3, 1), stride=1, padding=(1, 0))
-            x = torch.maximum(rows, F.max_pool2d(x, (1, 3), stride=1, padding=(0, 1)))
-    return x[0, 0].numpy() > 0
+    out = np.zeros_like(hole)
+    rows, cols = np.flatnonzero(hole.any(axis=1)), np.flatnonzero(hole.any(axis=0))
+    if rows.size == 0:
+        return out
+    # Only the hole's box grown by ``pixels`` can change. The squares' steps add up to one
+    # square (separable: OpenCV's cost does not grow with its side) and the crosses' to a
+    # diamond, the pixels within that L1 distance (a distance transform); their order
+    # does not matter. Each step by itself cost a pass over the frame: at 1920x1080, 27
+    # pixels took 0.7 s a frame, more than the inpainting.
+    region = (
+        slice(max(rows[0] - pixels, 0), rows[-1] + 1 + pixels),
+        slice(max(cols[0] - pixels, 0), cols[-1] + 1 + pixels),
+    )
+    squares, crosses = (pixels + 1) // 2, pixels // 2
+    square = np.ones((2 * squares + 1, 2 * squares + 1), np.uint8)
+    grown = cv2.dilate(np.ascontiguousarray(hole[region]).view(np.uint8), square)
+    if crosses:
+        outside = (grown == 0).view(np.uint8)
+        kind = cv2.CV_8U if crosses < 255 else cv2.CV_32F  # 8 bits saturate at 255
+        grown = cv2.distanceTransform(outside, cv2.DIST_L1, 3, dstType=kind) <= crosses
+    out[region] = grown.view(bool)
+    return out
 
 
 def _partial_name(path: Path) -> Path:

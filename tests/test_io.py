@@ -225,6 +225,42 @@ def test_dilate_grows_by_exactly_n_pixels_along_the_axes():
         assert (grown >= io.dilate_hole(hole, n - 1)).all()
 
 
+def _grown_step_by_step(hole: np.ndarray, pixels: int) -> np.ndarray:
+    """The definition: ``pixels`` steps, a 3x3 square first, then a 3x3 cross, in turn;
+    nothing comes in from outside the frame."""
+    grown = hole.copy()
+    for step in range(pixels):
+        padded = np.pad(grown, 1)
+        shifts = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
+        if step % 2:
+            shifts = [(dy, dx) for dy, dx in shifts if dy == 0 or dx == 0]
+        h, w = grown.shape
+        grown = np.logical_or.reduce(
+            [padded[1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w] for dy, dx in shifts]
+        )
+    return grown
+
+
+def test_dilate_is_the_steps_grown_at_once():
+    rng = np.random.default_rng(0)
+    for _ in range(150):
+        height, width = (int(v) for v in rng.integers(1, 48, 2))
+        hole = rng.random((height, width)) < rng.choice([0.003, 0.03, 0.3])
+        pixels = int(rng.integers(0, min(height + width, 40)))
+        np.testing.assert_array_equal(
+            io.dilate_hole(hole, pixels), _grown_step_by_step(hole, pixels), err_msg=f"{pixels}"
+        )
+    # Past 255 pixels of crosses, where 8-bit distances saturate: a point grows into the
+    # octagon of s squares' and c crosses' steps, max(|dx| - s, 0) + max(|dy| - s, 0) <= c.
+    hole = np.zeros((1101, 1103), dtype=bool)
+    hole[550, 551] = True
+    dy, dx = (np.abs(axis) for axis in np.ogrid[-550:551, -551:552])
+    for pixels in (509, 510, 511, 540):
+        squares, crosses = (pixels + 1) // 2, pixels // 2
+        octagon = np.maximum(dx - squares, 0) + np.maximum(dy - squares, 0) <= crosses
+        np.testing.assert_array_equal(io.dilate_hole(hole, pixels), octagon, err_msg=f"{pixels}")
+
+
 def test_a_mask_video_of_odd_sized_frames_is_read_at_their_size(tmp_path):
     # VideoWriter pads odd sides to even (yuv420p): such masks still fit their frames.
     holes = np.zeros((3, 7, 9), dtype=bool)

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from fused_inpaint.io import dilate_hole, grows_past
+from fused_inpaint.io import dilate_hole
 from fused_inpaint.tracking.keyframes import Box, as_keyframes, check_size
 from fused_inpaint.tracking.motion import (
     KEY_VIEW_PIXELS,
@@ -324,20 +324,15 @@ class _Run:
         self.masks: dict[int, dict[int, np.ndarray]] = {}  # frame -> object -> mask
         self.forward: dict[int, _Track] = {}
         self.last = -1
-        self.kernel: np.ndarray | None = None
+        self.reach = 0  # pixels the masks are grown by
 
     def read(self, index: int, frame: np.ndarray) -> None:
         if self.size is None:
             self.size = frame.shape[:2]
             check_size(self.tracker.keyframes, self.size)
             self.work = work_size(self.size, self.tracker.work_side)
-            # The shape run --dilate grows masks by (io.dilate_hole), applied by OpenCV.
             reach = self.tracker.dilate
-            reach = default_dilate(self.size) if reach is None else reach
-            if not grows_past(reach, self.size):  # else a mask is the whole frame (None)
-                point = np.zeros((2 * reach + 1, 2 * reach + 1), bool)
-                point[reach, reach] = True
-                self.kernel = dilate_hole(point, reach).view(np.uint8)
+            self.reach = default_dilate(self.size) if reach is None else reach
         self.held[index] = to_work(frame, self.work)
         self.masks[index] = {}
         self.last = index
@@ -499,15 +494,5 @@ class _Run:
         out = np.zeros((len(self.tracker.objects), *self.size), bool)
         for i, obj in enumerate(self.tracker.objects):
             if obj in masks:
-                mask = mask_from_work(masks[obj], self.size).view(np.uint8)
-                # Dilated on the mask's box grown by the kernel only: a large kernel over
-                # a large frame would cost more than the tracking.
-                x, y, w, h = cv2.boundingRect(mask)
-                if w and self.kernel is None:
-                    out[i] = True
-                elif w:
-                    reach = self.kernel.shape[0] // 2
-                    rows = slice(max(y - reach, 0), y + h + reach)
-                    cols = slice(max(x - reach, 0), x + w + reach)
-                    out[i][rows, cols] = cv2.dilate(mask[rows, cols], self.kernel).view(bool)
+                out[i] = dilate_hole(mask_from_work(masks[obj], self.size), self.reach)
         return out
