@@ -314,3 +314,15 @@ def test_write_png(tmp_path):
     io.write_png(tmp_path / "a.png", image)
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "a.png")), image)
     assert leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32, bool])
+@pytest.mark.parametrize("channels", [1, 3, 4])
+def test_channel_max_is_the_largest_channel(dtype, channels):
+    image = (np.random.default_rng(channels).random((7, 9, channels)) * 300).astype(dtype)
+    if dtype == np.float32:
+        image[2, 3, channels - 1] = np.nan  # NaN wins, as in numpy's max
+    expected = image.max(axis=2)
+    got = io.channel_max(image[:, ::-1])  # a strided view, as a crop of a frame is
+    np.testing.assert_array_equal(got, expected[:, ::-1])
+    assert got.dtype == expected.dtype

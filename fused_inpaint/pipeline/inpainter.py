@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 import torch
 
+from fused_inpaint.io import channel_max
 from fused_inpaint.models import SlimInpaintNet, load_network
 from fused_inpaint.pipeline.filler import FILLS, ClassicalFiller, NetworkFiller
 from fused_inpaint.pipeline.flow import (
@@ -59,7 +60,7 @@ def _as_uint8_frame(frame: ArrayLike, index: int) -> np.ndarray:
 def _as_hole(mask: ArrayLike, index: int, size: tuple[int, int]) -> np.ndarray:
     mask = _as_array(mask, f"mask {index}")
     if mask.ndim == 3 and mask.shape[2] in (1, 3):  # an image file read as (H, W, C)
-        mask = mask.max(axis=2)
+        mask = channel_max(mask)
     if mask.shape != size:
         raise ValueError(f"mask {index} must have the frames' size {size}, got {mask.shape}")
     if mask.dtype.kind == "f" and np.isnan(mask).any():
