@@ -136,6 +136,12 @@ def channel_max(image: np.ndarray) -> np.ndarray:
     return out
 
 
+def mask_frame(mask: np.ndarray) -> np.ndarray:
+    """(H, W) bool -> (H, W, 3) uint8: a mask video's frame, white on the mask, black off
+    it (as ``Masks`` reads it back)."""
+    return cv2.cvtColor(mask.view(np.uint8) * np.uint8(255), cv2.COLOR_GRAY2RGB)
+
+
 def read_hole(path: Path) -> np.ndarray:
     """A mask image as (H, W) bool: True where any color channel is nonzero."""
     image = _open_image(path)

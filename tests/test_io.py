@@ -326,3 +326,11 @@ def test_channel_max_is_the_largest_channel(dtype, channels):
     got = io.channel_max(image[:, ::-1])  # a strided view, as a crop of a frame is
     np.testing.assert_array_equal(got, expected[:, ::-1])
     assert got.dtype == expected.dtype
+
+
+def test_a_mask_frame_is_white_on_the_mask_and_read_back_as_it():
+    mask = np.random.default_rng(0).random((9, 14)) < 0.3
+    frame = io.mask_frame(mask[:, ::-1])  # a view, as a crop is
+    assert frame.shape == (9, 14, 3) and frame.dtype == np.uint8
+    np.testing.assert_array_equal(frame, np.repeat(mask[:, ::-1, None], 3, axis=2) * 255)
+    np.testing.assert_array_equal(io.channel_max(frame) > io.MASK_VIDEO_THRESHOLD, mask[:, ::-1])

@@ -6,8 +6,6 @@ import argparse
 import time
 from pathlib import Path
 
-import numpy as np
-
 from fused_inpaint import demo as demo_clip
 from fused_inpaint import io
 from fused_inpaint.cli.common import (
@@ -50,7 +48,7 @@ def command(args: argparse.Namespace) -> int:
             writer.write(frame)
     with io.VideoWriter(paths["mask.mp4"], clip.fps) as writer:
         for hole in holes:
-            writer.write(np.repeat(hole[..., None] * np.uint8(255), 3, axis=2))
+            writer.write(io.mask_frame(hole))
     middle = len(clip.frames) // 2
     start = time.perf_counter()
     with io.VideoWriter(paths["output.mp4"], clip.fps) as writer:

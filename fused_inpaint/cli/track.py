@@ -146,7 +146,7 @@ def command(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     with writer:
         for mask in with_progress(masks, frames.estimated_count, "track"):
-            writer.write(np.repeat(mask[..., None].view(np.uint8) * 255, 3, axis=2))
+            writer.write(io.mask_frame(mask))
     rate = writer.count / (time.perf_counter() - start)
     print(f"wrote {writer.count} masks to {args.output} ({rate:.1f} frames/s)")
     say_unmasked(masked)

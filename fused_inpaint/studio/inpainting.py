@@ -82,7 +82,7 @@ class Inpainting:
                 job.check_cancelled()
                 video.write(frame)
                 pngs.write(frame)
-                mask_video.write(np.repeat(holes[index][..., None], 3, axis=2) * np.uint8(255))
+                mask_video.write(io.mask_frame(holes[index]))
                 self.previews.append(jpeg(frame))
                 job.advance()
         _zip_folder(png_folder, self.path("frames"))
