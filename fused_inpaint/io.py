@@ -142,6 +142,12 @@ def mask_frame(mask: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(mask.view(np.uint8) * np.uint8(255), cv2.COLOR_GRAY2RGB)
 
 
+def mask_of_frame(rgb: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 frame of a mask video -> (H, W) bool: a level above
+    MASK_VIDEO_THRESHOLD is the mask (what ``mask_frame`` wrote, through a lossy codec)."""
+    return channel_max(rgb) > MASK_VIDEO_THRESHOLD
+
+
 def read_hole(path: Path) -> np.ndarray:
     """A mask image as (H, W) bool: True where any color channel is nonzero."""
     image = _open_image(path)
@@ -279,7 +285,7 @@ class Masks:
     def video_hole(self, rgb: np.ndarray) -> np.ndarray:
         """A frame (h, w, 3) uint8 of a mask video -> its hole (H, W) bool at ``size``."""
         height, width = self.size
-        return channel_max(rgb[:height, :width]) > MASK_VIDEO_THRESHOLD
+        return mask_of_frame(rgb[:height, :width])
 
     def for_inpainter(self) -> np.ndarray | Iterator[np.ndarray]:
         """What ``Inpainter.stream`` takes: the static mask or the per-frame iterator."""

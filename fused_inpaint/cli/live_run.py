@@ -108,7 +108,7 @@ def is_live(args: argparse.Namespace) -> bool:
 def _stream_holes(reader: io.LiveReader, dilate: int) -> Iterator[np.ndarray]:
     """The (H, W) bool holes of a live mask stream: a level above 127 is a hole."""
     for frame in reader:
-        yield io.dilate_hole(io.channel_max(frame.rgb) > io.MASK_VIDEO_THRESHOLD, dilate)
+        yield io.dilate_hole(io.mask_of_frame(frame.rgb), dilate)
 
 
 def _masks(args: argparse.Namespace, size: tuple[int, int]):
