@@ -165,6 +165,40 @@ def test_frames_without_a_hole_among_frames_with_one(mode):
     assert np.array_equal(out[[0, 5, 6, 7, 13]], frames[[0, 5, 6, 7, 13]])
 
 
+class CountedDIS(DISFlow):
+    """DIS that counts the pairs it is asked for."""
+
+    def __init__(self):
+        super().__init__(torch.device("cpu"), "medium", threads=1)
+        self.pairs = 0
+
+    def pair(self, a, b):
+        self.pairs += 1
+        return super().pair(a, b)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("temporal", [False, True])
+def test_pairs_without_a_hole_cost_no_flow(mode, temporal, monkeypatch):
+    """Where neither frame of a pair has a hole, no flow of the pair is read: none is
+    estimated (unless a pair carries its flow to the next), and the output is the same as
+    with every pair's flow estimated."""
+    frames, _, _ = translating(12, 24, 40, 1)
+    masks = np.zeros((12, 24, 40), dtype=bool)
+    masks[:, 6:14, 10:20] = True
+    masks[4:9] = False  # pairs (4, 5) .. (7, 8) have no hole
+    sources = [CountedDIS(), CountedDIS()]
+    outputs = []
+    for source in sources:
+        model = inpainter(mode=mode, flow=source, chunk=6, overlap=2, lookahead=2,
+                          temporal_flow=temporal)  # fmt: skip
+        outputs.append(model(frames, masks))
+        monkeypatch.setattr(FlowPair, "needed", staticmethod(lambda a, b, temporal: True))
+    assert sources[0].pairs == (11 if temporal else 7)
+    assert sources[1].pairs == 11
+    assert np.array_equal(outputs[0], outputs[1])
+
+
 def test_a_pixel_seen_k_frames_away_is_recovered_exactly():
     """Exact, consistent flows: every hidden pixel that some frame within reach shows comes
     back exactly, from the nearest such frame, in every mode."""

@@ -565,23 +565,32 @@ class FlowPair:
     """The flows of frames (a, b): the source's estimate, completed in the holes
     (``completed_pair``; ``temporal``: from the pair ``before`` too, so pairs complete in
     order) once, on the caller's thread, and kept in float16 (FLOW_DTYPE) on the part
-    that propagation reads (``read_box``)."""
+    that propagation reads (``read_box``). ``estimate`` None: the pair has no flow that
+    is read (``needed``)."""
 
     def __init__(
         self,
-        estimate: Future,
+        estimate: Future | None,
         a: FrameInput,
         b: FrameInput,
         before: FlowPair | None = None,
         temporal: bool = False,
     ):
         self._estimate, self._frames = estimate, (a, b)
-        self._flows: tuple | None = None  # ((box, flow on it) or None) of each direction
+        # ((box, flow on it) or None) of each direction
+        self._flows: tuple | None = None if estimate is not None else (None, None)
         self._shape, self._device = (1, 2, *a.hole.shape), a.hole_t.device
         # With ``temporal``: the pair before (frames a - 1, a), until its carried flow is
         # taken, and this pair's carried flow until the next pair takes it.
         self._temporal = temporal
         self._before, self._carried = (before if temporal else None), None
+
+    @staticmethod
+    def needed(a: FrameInput, b: FrameInput, temporal: bool) -> bool:
+        """Whether propagation reads the flows of frames (a, b): where either has a hole,
+        or always when flows are completed from the frames before (``temporal``: a pair
+        carries its flow to the next). A clip's frames without the object cost no flow."""
+        return temporal or a.box is not None or b.box is not None
 
     def ready(self) -> bool:
         """Whether the estimate has arrived (then ``complete`` does not wait)."""

@@ -457,7 +457,8 @@ class Propagation:
                 behind = len(ring.frames) - len(pending) - 1
                 self._check_memory(frame, len(pending) + 1, behind, memory)
             if previous is not None:
-                estimate = self.flow_source.pair(previous, frame)
+                needed = FlowPair.needed(previous, frame, s.temporal_flow)
+                estimate = self.flow_source.pair(previous, frame) if needed else None
                 last_pair = FlowPair(estimate, previous, frame, last_pair, s.temporal_flow)
                 flows[index - 1] = last_pair
                 unfinished.append(last_pair)
