@@ -715,9 +715,9 @@ class DISFlow:
         # 1080p, a tenth of its time; and an estimate waiting for completion is half as
         # large.
         return tuple(
-            torch.from_numpy(flow).permute(2, 0, 1)[None].to(
-                self.device, FLOW_DTYPE, memory_format=torch.contiguous_format
-            )
+            torch.from_numpy(flow)
+            .permute(2, 0, 1)[None]
+            .to(self.device, FLOW_DTYPE, memory_format=torch.contiguous_format)
             for flow in flows
         )
 
