@@ -30,6 +30,7 @@ from fused_inpaint.pipeline.flow import (
     FrameInput,
     affine_fit,
     affine_parts,
+    bounding_box,
     complete_flow,
     completion_margin,
     hole_shift,
@@ -431,6 +432,23 @@ def test_a_large_fill_at_half_resolution_is_the_full_fill_inside(monkeypatch, ch
     error = {name: np.abs(out.astype(float) - truth)[hole != 0].mean()
              for name, out in (("half", half), ("full", full))}  # fmt: skip
     assert error["half"] < 1.2 * error["full"]
+
+
+def test_bounding_box_of_any_mask():
+    """The box around a mask's nonzero pixels over all its planes, also of strided and
+    transposed masks, as torch's reductions find it; None for an empty mask."""
+    generator = torch.Generator().manual_seed(0)
+    for case in range(200):
+        n, h, w = (int(v) for v in torch.randint(1, 40, (3,), generator=generator))
+        mask = torch.rand(n % 3 + 1, 1, h, w, generator=generator) > 0.97 + 0.03 * (case % 2)
+        if case % 3 == 0:
+            mask = mask[..., ::2, 1::2]
+        if case % 5 == 0:
+            mask = mask.transpose(-1, -2)
+        rows = mask.reshape(-1, *mask.shape[-2:]).any(dim=0)
+        ys, xs = rows.any(dim=1).nonzero(), rows.any(dim=0).nonzero()
+        expected = (int(ys[0]), int(ys[-1]) + 1, int(xs[0]), int(xs[-1]) + 1) if len(ys) else None
+        assert bounding_box(mask) == expected
 
 
 def test_dis_recovers_a_translation():
