@@ -406,7 +406,7 @@ def residual_fill(
     across, down = motion
     torch.logical_not(guessed, out=known)
     # Zeroed in the guess by the support, as smooth_fill does: on a CPU a masked_fill_
-    # whose mask spans the channels took three times as long as the rest together.
+    # whose mask spans the channels takes 2.4 times as long as the product.
     values.copy_(flow).sub_(across).sub_(down).mul_(known)
     # Sums over blocks of side x side pixels (the ratio is the mean): the rows' in one
     # reduction, the columns' by pairs (a reduction along the last axis over a few
