@@ -159,10 +159,11 @@ def test_memory_grows_with_the_frames_read():
 
 @pytest.mark.parametrize("pass_bytes", [None, 3 * 13 * 12 * 20])
 def test_gather_from_uint8_frames_is_exact(monkeypatch, pass_bytes):
-    """The ring reads uint8 frames through float32 copies of the region the states read,
-    all frames at once or (``pass_bytes``: three whole frames) in passes: the values are
-    those propagation_gather reads from the same frames held in float32, positions near
-    and beyond the edges, NaN and infinite ones included."""
+    """The ring reads uint8 frames through float32 copies of the taps the states read in
+    each frame, all frames at once or (``pass_bytes``: three whole frames) in passes: the
+    values are those propagation_gather reads from the same frames held in float32,
+    positions near and beyond the edges, NaN and infinite ones included; what the copies
+    leave out is never read (the buffers hold NaN and holes there)."""
     if pass_bytes:
         monkeypatch.setattr(propagation, "GATHER_BYTES", pass_bytes)
     length, h, w = 7, 12, 20
@@ -181,11 +182,15 @@ def test_gather_from_uint8_frames_is_exact(monkeypatch, pass_bytes):
         State(source, pos),
         State(source.flip(-1).contiguous(), pos.flip(-2).contiguous()),
         State(source, near),
+        # Each frame read in a band of columns of its own: a small part of the region.
+        State((torch.arange(w) * length // w).int().expand(1, 1, h, w).contiguous(), near),
     ]
     stack = torch.stack([f.image[0].float() for f in inputs])[None]
     holes = torch.stack([f.hole_t[0] for f in inputs])[None]
     for box in [(0, 4, 0, 5), (2, 10, 3, 17), (5, 8, 9, 13), (0, h, 0, w)]:
         on_box = [State(x.frame[window(box)], x.pos[window(box)]) for x in states]
+        ring._values.fill_(float("nan"))
+        ring._holes.fill_(1)
         for state, (image, valid) in zip(states, ring.gather(on_box, box), strict=True):
             expected, found = propagation_gather(stack, holes, state.frame, state.pos)
             assert torch.equal(valid, found[window(box)])

@@ -231,31 +231,46 @@ class FrameRing:
         source = torch.where(hole, -1, index).to(torch.int32)
         return Swept(index, box, State(source, torch.where(hole, 0.0, self.grid[window(box)])))
 
-    def read_region(self, states: list[State], box: Box) -> Box:
-        """The smallest box that holds ``box`` and every in-frame tap of the positions
-        ``states`` (on ``box``) point at."""
-        sides = torch.tensor([[self.grid.shape[-1]], [self.grid.shape[-2]]])  # (x, y)
-        region = box
+    def read_boxes(self, states: list[State], box: Box) -> tuple[Box, dict[int, Box]]:
+        """(the smallest box that holds ``box`` and every in-frame tap of the positions
+        ``states`` (on ``box``) point at, {frame index: the box of the taps read in that
+        frame}), for each frame they point at, in order."""
+        height, width = self.grid.shape[-2:]
+        kw = dict(device=self.grid.device)
+        low = min(self.frames)  # every frame a state points at is held
+        bins = max(self.frames) - low + 2  # bin 0: nowhere (-1)
+        count = torch.zeros(bins, dtype=torch.long, **kw)
+        first = torch.full((2, bins), math.inf, **kw)
+        last = torch.full((2, bins), -math.inf, **kw)
         for state in states:
-            pos = state.pos[0][:, state.frame[0, 0] >= 0]  # (2, P): the pointing pixels'
-            if pos.shape[1] == 0:
-                continue
-            pos = pos.nan_to_num(0.0, posinf=float(sides.max()), neginf=-1.0)
-            low, high = (x.floor().cpu()[:, None] for x in (pos.amin(1), pos.amax(1)))
-            first = torch.minimum(low.clamp_min(0), sides - 1)
-            last = torch.minimum((high + 1).clamp_min(0), sides - 1)
-            (left, top), (right, bottom) = first[:, 0].int().tolist(), last[:, 0].int().tolist()
-            region = union(region, (top, bottom + 1, left, right + 1))
-        return region
+            index = state.frame.flatten().long().sub_(low - 1).clamp_min_(0)
+            pos = state.pos[0].reshape(2, -1)
+            pos = pos.nan_to_num(0.0, posinf=float(max(height, width)), neginf=-1.0)
+            count += torch.bincount(index, minlength=bins)
+            for axis in range(2):
+                first[axis].scatter_reduce_(0, index, pos[axis], "amin")
+                last[axis].scatter_reduce_(0, index, pos[axis], "amax")
+        used = count[1:].nonzero().flatten()
+        sides = torch.tensor([[width - 1], [height - 1]], **kw)
+        taps = [  # the first and the last tap along x and y, within the frame
+            torch.minimum(ends[:, used + 1].floor().add_(step).clamp_min_(0), sides).int().tolist()
+            for ends, step in ((first, 0), (last, 1))
+        ]
+        boxes, region = {}, box
+        for k, (x0, y0), (x1, y1) in zip(used.tolist(), zip(*taps[0]), zip(*taps[1]), strict=True):
+            boxes[low + k] = (y0, y1 + 1, x0, x1 + 1)
+            region = union(region, boxes[low + k])
+        return region, boxes
 
     def gather(self, states: list[State], box: Box) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """(image (1, 3, h, w) float32, valid (1, 1, h, w) bool) of each of ``states``
         ((1, ., h, w) on ``box``): the values they point at. The frames are uint8: of each
-        frame the states point at, the region they read (``read_region``) is converted to
-        float32, as many consecutive frames a pass as GATHER_BYTES holds, and sampled
-        there (positions in the region exactly as in the frame: its edges are the frame's
-        or beyond every tap)."""
-        region = self.read_region(states, box)
+        frame the states point at, the taps they read there (``read_boxes``) are converted
+        to float32, as many consecutive frames a pass as GATHER_BYTES holds, on the region
+        that holds every frame's taps, and sampled there (positions in the region exactly
+        as in the frame: its edges are the frame's or beyond every tap; what a frame's
+        taps do not cover is never read)."""
+        region, boxes = self.read_boxes(states, box)
         top, bottom, left, right = region
         height, width = bottom - top, right - left
         inner = moved(box, -top, -left)
@@ -275,7 +290,7 @@ class FrameRing:
             )
             for _ in states
         ]
-        used = sources([state.frame for state in states])
+        used = list(boxes)
         count = len(self._holes) // (height * width)
         while used:
             first = used[0]
@@ -286,8 +301,9 @@ class FrameRing:
             images = values.view(1, length, height, width, 3).permute(0, 1, 4, 2, 3)
             holes = self._holes[: length * height * width].view(1, length, 1, height, width)
             for k in span:
-                images[0, k - first] = self.frames[k].image[0][window(region)]
-                holes[0, k - first] = self.frames[k].hole_t[0][window(region)]
+                taps, on = window(boxes[k]), window(moved(boxes[k], -top, -left))
+                images[0, k - first][on] = self.frames[k].image[0][taps]
+                holes[0, k - first][on] = self.frames[k].hole_t[0][taps]
             for (frame, pos), (image, valid) in zip(on_region, out, strict=True):
                 part, found = propagation_gather(images, holes, frame, pos, t0=first)
                 image += part[window(inner)]
