@@ -256,8 +256,9 @@ class FrameRing:
             torch.minimum(ends[:, used + 1].floor().add_(step).clamp_min_(0), sides).int().tolist()
             for ends, step in ((first, 0), (last, 1))
         ]
+        (x0s, y0s), (x1s, y1s) = taps
         boxes, region = {}, box
-        for k, (x0, y0), (x1, y1) in zip(used.tolist(), zip(*taps[0]), zip(*taps[1]), strict=True):
+        for k, x0, y0, x1, y1 in zip(used.tolist(), x0s, y0s, x1s, y1s, strict=True):
             boxes[low + k] = (y0, y1 + 1, x0, x1 + 1)
             region = union(region, boxes[low + k])
         return region, boxes
