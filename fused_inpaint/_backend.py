@@ -58,7 +58,8 @@ _selected = _validated(os.environ.get("FUSED_INPAINT_BACKEND", "auto"), "FUSED_I
 
 
 def set_backend(name: str) -> None:
-    """Selects the backend of every op: "auto", "torch", "cpu", "cuda" or "triton"."""
+    """Selects the backend of every op: "auto", "torch", "cpu", "cuda" or "triton". The
+    choice is the process's, shared by its threads (as torch.backends' flags are)."""
     global _selected
     _selected = _validated(name, "backend")
 
@@ -70,7 +71,9 @@ def get_backend() -> str:
 
 @contextlib.contextmanager
 def use_backend(name: str):
-    """Context manager: run the ops inside on backend ``name``, then restore the previous one."""
+    """Context manager: run the ops inside on backend ``name``, then restore the previous one.
+    The choice is the process's (``set_backend``): blocks in other threads at the same
+    time change it for each other."""
     previous = get_backend()
     set_backend(name)
     try:

@@ -45,7 +45,11 @@ def check_companion_dtype(name: str, t: torch.Tensor, ref_name: str, ref: torch.
 
 
 def check_choice(name: str, value, choices) -> None:
-    if value not in choices:
+    try:
+        known = value in choices
+    except TypeError:  # unhashable (a list, a dict) against a dict's keys
+        known = False
+    if not known:
         options = ", ".join(repr(c) for c in choices)
         raise ValueError(f"{name} must be one of {options}; got {value!r}")
 

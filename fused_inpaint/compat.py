@@ -24,8 +24,9 @@ def flow_warp(
     Same results as their meshgrid + ``grid_sample`` composite for H, W >= 2 (for a single
     row or column their grid degenerates; this keeps the pixel formula), in one fused pass.
     """
-    if not isinstance(flow, torch.Tensor) or flow.dim() != 4:
-        raise ValueError("flow must be a (N, H, W, 2) tensor")
+    if not isinstance(flow, torch.Tensor) or flow.dim() != 4 or flow.size(3) != 2:
+        shape = tuple(flow.shape) if isinstance(flow, torch.Tensor) else type(flow).__name__
+        raise ValueError(f"flow must be a (N, H, W, 2) tensor, got {shape}")
     if x.size()[-2:] != flow.size()[1:3]:
         raise ValueError(
             f"The spatial sizes of input ({x.size()[-2:]}) and flow ({flow.size()[1:3]}) "

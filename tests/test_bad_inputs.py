@@ -350,3 +350,20 @@ def test_ctrl_c_stops_within_a_frame_and_leaves_nothing(clip, tmp_path, signum):
     _, stderr = process.communicate(timeout=30)
     assert process.returncode == 130 and stderr.strip() == "fused-inpaint: interrupted", stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["long.mp4"]
+
+
+def test_op_arguments_that_are_easy_to_get_wrong_are_named():
+    """An unhashable mode, a mask a call ignores, a trust mask without its flow and a flow
+    in the wrong layout: each refused, naming the argument."""
+    x, flow = torch.zeros(1, 3, 4, 5), torch.zeros(1, 2, 4, 5)
+    for option in ("mode", "padding_mode"):
+        with pytest.raises(ValueError, match=f"^{option} must be one of"):
+            fi.flow_warp(x, flow, **{option: ["bilinear"]})
+    with pytest.raises(ValueError, match="source_mask"):  # ignored by both=False, still checked
+        fi.fb_validity(flow, flow, source_mask=(torch.zeros(7, 7), None))
+    features, flows = torch.zeros(1, 3, 8, 4, 5), torch.zeros(1, 2, 2, 4, 5)
+    with pytest.raises(ValueError, match="^valid_fw must be None when flow_fw is None"):
+        fi.temporal_shift_align(features, None, flows, torch.ones(1, 2, 1, 4, 5), causal=True)
+    nhwc = r"^flow must be a \(N, H, W, 2\) tensor, got \(1, 4, 5, 3\)"
+    with pytest.raises(ValueError, match=nhwc):
+        fi.compat.flow_warp(x, torch.zeros(1, 4, 5, 3))

@@ -104,7 +104,9 @@ def fb_validity(
     else:  # a single mask holds the holes of frame t+1; with both=True it applies to neither
         mask_t, mask_t1 = None, None if both else source_mask
     holes_t1 = _source_holes(mask_t1, flow_fw)
-    holes_t = _source_holes(mask_t, flow_fw) if both else None
+    holes_t = _source_holes(mask_t, flow_fw)  # checked even where both=False ignores it
+    if not both:
+        holes_t = None
 
     backend = _backend.resolve("fb_validity", flow_fw)
     if backend == "torch":

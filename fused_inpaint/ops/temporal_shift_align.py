@@ -139,6 +139,8 @@ def temporal_shift_align(
             raise ValueError("flow_fw is required unless causal=True")
     else:
         _check_flow("flow_fw", flow_fw, x, flow_bw)
+    if flow_fw is None and valid_fw is not None:
+        raise ValueError("valid_fw must be None when flow_fw is None (causal=True)")
     valid_fw = None if flow_fw is None else _check_mask("valid_fw", valid_fw, flow_fw)
     valid_bw = _check_mask("valid_bw", valid_bw, flow_bw)
     backend = _backend.resolve("temporal_shift_align", x)
