@@ -116,7 +116,8 @@ def temporal_shift_align(
 
     x: (N, T, C, H, W); flow_fw: (N, T-1, 2, Hf, Wf), frame t to t+1 on t's grid;
     flow_bw: (N, T-1, 2, Hf, Wf), frame t+1 to t on t+1's grid; valid_*: (N, T-1, 1, Hf,
-    Wf) in [0, 1] (1 = trust; None = all 1). Flows and masks at any resolution are read
+    Wf) in [0, 1] (1 = trust; None = all 1; not checked, as that would read them: a value
+    outside blends beyond the two frames). Flows and masks at any resolution are read
     inline (nearest, vectors scaled by W/Wf, H/Hf). With fold = C // fold_div, channels
     [0, fold) of frame t become ``w S(x[t+1], p + F_fw[t](p)) + (1-w) x[t]`` (zero at
     t = T-1), channels [fold, 2 fold) likewise from frame t-1 along F_bw[t-1] (zero at
