@@ -51,9 +51,8 @@ GATHER_BYTES, GATHER_PIXEL_BYTES = 96 * 2**20, 3 * 4 + 1
 # more on a GPU), the completed flows of a pair (2 flows x 2 channels, float16), a
 # propagation state (int32 frame, 2 float32 positions), the backward flows the
 # temporal completion carries (two at a time: 2 float32 channels and a bool each), and a
-# raw estimate (2 float32 flows at most: DIS's are float16); and, for each frame the
-# output's steady fill remembers, its output, where it was filled and its flow there (6
-# float16 channels).
+# raw estimate (2 float32 flows); and, for each frame the output's steady fill remembers,
+# its output, where it was filled and its flow there (6 float16 channels).
 FRAME_BYTES, PAIR_BYTES, STATE_BYTES, CARRIED_BYTES, ESTIMATE_BYTES = 4, 8, 12, 18, 16
 STEADY_BYTES = 12
 # Pairs a flow source's thread may have estimated or be estimating ahead of their
