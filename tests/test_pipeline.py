@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import warnings
+from concurrent.futures import Future
 from itertools import pairwise
 
 import cv2
@@ -34,6 +35,7 @@ from fused_inpaint.pipeline.flow import (
     complete_flow,
     completion_margin,
     hole_shift,
+    joined,
     residual_fill,
     upsampled,
     window,
@@ -449,6 +451,26 @@ def test_bounding_box_of_any_mask():
         ys, xs = rows.any(dim=1).nonzero(), rows.any(dim=0).nonzero()
         expected = (int(ys[0]), int(ys[-1]) + 1, int(xs[0]), int(xs[-1]) + 1) if len(ys) else None
         assert bounding_box(mask) == expected
+
+
+def test_a_pairs_two_directions_join_into_one_future():
+    """DIS estimates a pair's directions as two tasks: their joint future holds both
+    results in order, the first failure, or is cancelled with them."""
+    first, second = Future(), Future()
+    joint = joined(first, second)
+    second.set_result("backward")
+    assert not joint.done()
+    first.set_result("forward")
+    assert joint.result(timeout=1) == ("forward", "backward")
+    failing, pending = Future(), Future()
+    joint = joined(failing, pending)
+    failing.set_exception(ValueError("no flow"))
+    with pytest.raises(ValueError, match="no flow"):
+        joint.result(timeout=1)
+    cancelled = Future()
+    joint = joined(cancelled, Future())
+    cancelled.cancel()
+    assert joint.cancelled()
 
 
 def test_dis_recovers_a_translation():
