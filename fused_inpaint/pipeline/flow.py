@@ -1,8 +1,8 @@
 """Optical flow between adjacent frames, from one of two sources behind one interface.
 
 - ``DISFlow``: OpenCV's DIS (``cv2.DISOpticalFlow``), a classical estimator, on the
-  frames with their holes filled smoothly; pairs run on a pool of CPU threads (OpenCV
-  releases the GIL), so on a GPU machine they overlap the GPU work.
+  frames with their holes filled smoothly; each direction of a pair a task on a pool of
+  CPU threads (OpenCV releases the GIL), so on a GPU machine they overlap the GPU work.
 - ``NetworkFlow``: the inpainting network's own light flow head, on the device.
 
 Either way the flow where the estimate only guesses (in the dilated hole, and where it
@@ -692,9 +692,10 @@ class OnCallingThread:
 
 class DISFlow:
     """DIS optical flow on CPU threads. ``preset``: "ultrafast", "fast" or "medium";
-    ``threads``: pairs computed at once on threads of their own, overlapping the rest of
-    the pipeline (default: the CPU count, at most 8); 0: one at a time on the calling
-    thread, so that the process keeps to one CPU (a batch worker of one CPU)."""
+    ``threads``: flows (each direction of a pair) computed at once on threads of their
+    own, overlapping the rest of the pipeline (default: the CPU count, at most 8); 0: one
+    at a time on the calling thread, so that the process keeps to one CPU (a batch worker
+    of one CPU)."""
 
     name = "dis"
 
