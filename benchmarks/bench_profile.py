@@ -38,8 +38,7 @@ TOP = 25
 
 class Replay:
     """A flow source that records another's estimates on a first run, then hands them back
-    already done, in the order they are asked for: the pipeline without the flow's cost
-    (but a copy of each estimate, which the pipeline completes in place)."""
+    already done, in the order they are asked for: the pipeline without the flow's cost."""
 
     name = "dis"
     threads = 1  # the pipeline treats it as DIS on its threads: the same thread settings
@@ -50,18 +49,12 @@ class Replay:
     def pair(self, a, b) -> Future:
         if self.next is None:
             self.estimates.append(self.source.pair(a, b))
-            copied = Future()
-            self.estimates[-1].add_done_callback(lambda done: copied.set_result(copy(done)))
-            return copied
+            return self.estimates[-1]
         self.next += 1
-        return resolved(copy(self.estimates[self.next - 1]))
+        return resolved(self.estimates[self.next - 1].result())
 
     def close(self) -> None:
         self.next = 0  # the next run replays
-
-
-def copy(estimate: Future) -> tuple:
-    return tuple(flow.clone() for flow in estimate.result())
 
 
 def timed(inpainter: Inpainter, frames: list, masks: list) -> tuple[float, float]:

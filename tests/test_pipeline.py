@@ -80,8 +80,7 @@ class ExactFlow:
     def pair(self, a, b):
         t = self.calls
         self.calls += 1
-        # Copies: the pipeline may complete an estimate in place.
-        return resolved((self.forward[t : t + 1].clone(), self.backward[t : t + 1].clone()))
+        return resolved((self.forward[t : t + 1], self.backward[t : t + 1]))
 
     def close(self) -> None:
         self.calls = 0

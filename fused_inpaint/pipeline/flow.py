@@ -222,8 +222,7 @@ class FlowSource(Protocol):
     def pair(self, a: FrameInput, b: FrameInput) -> Future:
         """Future of the estimated (forward a -> b on a's grid, backward b -> a on b's
         grid), each (1, 2, H, W) float32 or float16 on the device; called once per pair,
-        in order. The pipeline may change an estimate in place: a source that keeps its
-        estimates hands out copies."""
+        in order."""
         ...
 
     def close(self) -> None:
@@ -570,14 +569,16 @@ def completed_pair(
     (1, 2, H, W), as (forward, backward) in FLOW_DTYPE, completed in the holes: spatially
     (``complete``), then, when ``temporal``, from the frames before where they saw the
     region (``carried_in`` from ``before``, frame a's backward flow as carried); and
-    frame b's backward flow as the next pair carries it (None unless ``temporal``). An
-    estimate already planar in FLOW_DTYPE is completed in place."""
+    frame b's backward flow as the next pair carries it (None unless ``temporal``). The
+    estimate itself is left as it was."""
     flows, guesses = [], []
     margin = completion_margin(a, b)
     for flow, (x, y) in zip(estimate, ((a, b), (b, a)), strict=True):
         # Planar: DIS's flows come as (H, W, 2) arrays, and every pass over an
         # interleaved layout costs several times a planar one's.
         stored = flow.to(FLOW_DTYPE, memory_format=torch.contiguous_format)
+        if stored.data_ptr() == flow.data_ptr():  # the source's own tensor
+            stored = stored.clone()
         guesses.append(complete(stored, x.grown_hole(margin), y.grown_hole(margin)))
         flows.append(stored)
     if not temporal:
