@@ -333,4 +333,4 @@ def test_a_mask_frame_is_white_on_the_mask_and_read_back_as_it():
     frame = io.mask_frame(mask[:, ::-1])  # a view, as a crop is
     assert frame.shape == (9, 14, 3) and frame.dtype == np.uint8
     np.testing.assert_array_equal(frame, np.repeat(mask[:, ::-1, None], 3, axis=2) * 255)
-    np.testing.assert_array_equal(io.channel_max(frame) > io.MASK_VIDEO_THRESHOLD, mask[:, ::-1])
+    np.testing.assert_array_equal(io.mask_of_frame(frame), mask[:, ::-1])
