@@ -188,6 +188,20 @@ def test_a_moving_part_coloured_like_the_background_stays_in_the_mask():
     assert iou(tracked, masks) >= 0.9
 
 
+def test_a_part_coloured_like_the_background_on_the_keyframe_is_in_the_mask():
+    # A red and yellow square on a red background moves right: on the keyframe GrabCut
+    # cuts only the yellow half; the red half moves with it and is in the mask from
+    # there on, else it would stay in the video for the whole clip.
+    background = texture(HEIGHT, WIDTH, 3, (0.9, 0.3, 0.2))
+    square = texture(28, 28, 1, (0.9, 0.3, 0.2))
+    square[:, 14:] = texture(28, 14, 2, (0.9, 0.9, 0.2))
+    frames, masks = sliding(background, square, 12, (20, 34), 5)
+    tracked = track(frames, boxes=[(20, 34, 28, 28)], dilate=0)
+    covered = [(m & g).sum() / g.sum() for m, g in zip(tracked, masks, strict=True)]
+    assert min(covered) >= 0.9, np.round(covered, 2)
+    assert iou(tracked, masks) >= 0.85
+
+
 def test_a_part_grabcut_dropped_comes_back_when_it_moves_with_the_object():
     # GrabCut drops the object's lower part on frames 12-16 (its border against a
     # background of its colours); from then on those colours are learnt as background's.

@@ -264,11 +264,18 @@ def carry_rigidly(
     return cv2.warpAffine(source, affine, (w, h), flags=flags) > 0.5
 
 
+def object_distance(flow: np.ndarray, region: np.ndarray, margin: int) -> np.ndarray | None:
+    """(h, w) float32: each pixel's flow's distance from the motion of the object in
+    ``region`` (h, w) bool (an affine motion fitted robustly to its flow, away from its
+    border, where the flow mixes both sides); None when it cannot be fitted."""
+    return _affine_distance(flow, _interior(region, margin))
+
+
 def moves_apart(flow: np.ndarray, region: np.ndarray, margin: int) -> np.ndarray | None:
     """(h, w) bool: the pixels whose flow is not the motion of the object in ``region``
-    (h, w) bool (an affine motion fitted robustly to its flow, away from its border,
-    where the flow mixes both sides); None when it cannot be fitted."""
-    distance = _affine_distance(flow, _interior(region, margin))
+    (h, w) bool, APART_MOTION or more from it (``object_distance``); None when it cannot
+    be fitted."""
+    distance = object_distance(flow, region, margin)
     return None if distance is None else distance > APART_MOTION
 
 
