@@ -146,6 +146,8 @@ def rejoining(
     beyond the flow's blur, that move with the object (``kept``). GrabCut starts them on
     the object's side: a part it dropped on an earlier frame, its colours learnt as the
     background's since, can come back."""
+    if distance is None or to_object is None:
+        return np.zeros_like(guess)
     ring = grow(guess, band_width(guess)) & ~grow(guess, FLOW_BLUR)
     return kept(ring, distance, to_object)
 
