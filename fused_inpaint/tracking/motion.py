@@ -293,14 +293,6 @@ def background_distance(flow: np.ndarray, region: np.ndarray, margin: int) -> np
     return distance
 
 
-def moves_like_background(flow: np.ndarray, region: np.ndarray, margin: int) -> np.ndarray | None:
-    """(h, w) bool: the pixels whose flow is the background's motion (within SAME_MOTION
-    of it), when the pixels of ``region`` (h, w) bool move otherwise; None when they do
-    not (``background_distance``)."""
-    distance = background_distance(flow, region, margin)
-    return None if distance is None else distance < SAME_MOTION
-
-
 def moving_with(flow: np.ndarray, region: np.ndarray, margin: int) -> np.ndarray | None:
     """(h, w) bool: the object in ``region`` (h, w) bool told apart by its motion alone: the
     pixels within ``margin`` of it that move away from the background as it does (their

@@ -56,7 +56,6 @@ from fused_inpaint.tracking.motion import (
     carry_rigidly,
     mask_from_work,
     mask_to_work,
-    moves_like_background,
     moving_with,
     object_distance,
     search_window,
@@ -152,15 +151,16 @@ def rejoining(
     return kept(ring, distance, to_object)
 
 
-def with_moving_parts(mask: np.ndarray, guess: np.ndarray, flow: np.ndarray) -> np.ndarray:
+def with_moving_parts(
+    mask: np.ndarray, guess: np.ndarray, flow: np.ndarray, distance: np.ndarray | None
+) -> np.ndarray:
     """``mask`` (h, w) bool, GrabCut's cut of the first ``guess`` (h, w) bool on a keyframe,
     with the pixels of the guess that move with it (``kept``; ``flow`` (h, w, 2) to the
-    next frame), in parts that touch it, holes filled: a part of the object coloured like
-    the background is else left out on the keyframe and on every frame tracked from it."""
-    band = band_width(guess)
-    distance = background_distance(flow, guess, band)
-    grown = mask | kept(guess, distance, object_distance(flow, guess, band))
-    return fill_holes(keep_touching(grown, mask))
+    next frame, ``distance`` its ``background_distance`` around the guess), in parts that
+    touch it, holes filled: a part of the object coloured like the background is else
+    left out on the keyframe and on every frame tracked from it."""
+    to_object = object_distance(flow, guess, band_width(guess))
+    return fill_holes(keep_touching(mask | kept(guess, distance, to_object), mask))
 
 
 def without_stray_parts(mask: np.ndarray, apart: np.ndarray | None) -> np.ndarray:
@@ -374,15 +374,17 @@ class _Run:
             full_guess = self.first_guess(hint)
             view = View.of(search_window(full_guess), KEY_VIEW_PIXELS)
             frame, guess = view.frame(self.held[key]), view.down(full_guess)
-            unlike = flow = None
+            unlike = flow = distance = None
             if neighbour is not None and self.tracker.motion:
                 flow = self.flow(frame, view.frame(self.held[neighbour]))
-                unlike = moves_like_background(flow, guess, band_width(guess))
+                distance = background_distance(flow, guess, band_width(guess))
+            if distance is not None:  # pixels that move like the background
+                unlike = distance < SAME_MOTION
             mask, models = grabcut(frame.rgb, guess, unlike, None)
             colour = mask.sum() >= COLLAPSE * guess.sum()
             if colour:
                 if flow is not None:
-                    mask = with_moving_parts(mask, guess, flow)
+                    mask = with_moving_parts(mask, guess, flow, distance)
                 mask = view.up(mask, self.work)
             else:
                 # Colours cannot tell the object apart: its motion may, else the guess is it.
