@@ -241,10 +241,11 @@ def joined(*futures: Future) -> Future:
     """A future of the tuple of ``futures``' results (or of the first exception)."""
     joint: Future = Future()
     results: list = [None] * len(futures)
-    left = [len(futures)]
+    left = len(futures)
     lock = threading.Lock()
 
     def done(index: int, future: Future) -> None:
+        nonlocal left
         with lock:
             if joint.done():
                 return
@@ -255,8 +256,8 @@ def joined(*futures: Future) -> Future:
                 joint.set_exception(future.exception())
                 return
             results[index] = future.result()
-            left[0] -= 1
-            if left[0] == 0:
+            left -= 1
+            if left == 0:
                 joint.set_result(tuple(results))
 
     for index, future in enumerate(futures):
