@@ -12,7 +12,8 @@ Any machine:  python benchmarks/bench_tracking.py [--quick] [--budget-s S] [--ou
       dilation the tracking IoU and the PSNR in the object's region of the inpainting
       with the tracked masks, the exact ones and Telea (``evaluate.object_removal``);
       and the tracking IoU alone over more clips (24 seeds, 30 and 60 frames), and
-      over 48 clips of 60 frames that no design choice was made on;
+      over 48 clips of 60 frames that no design choice was made on, and over 24 of
+      objects with thin limbs, with the share of those limbs the masks cover;
       prints the tables and writes DIR/<device>/tracking.md. ``--note TEXT`` adds a line
       on the run's conditions (a shared machine, say); the load average is recorded.
 CPU:  python -m pytest benchmarks --benchmark-only
@@ -55,6 +56,10 @@ IOU_LENGTHS, QUICK_IOU_LENGTHS = (30, 60), (QUICK_FRAMES,)
 # built): the IoU a user's footage is more likely to see. Report only.
 UNSEEN_SEEDS, QUICK_UNSEEN_SEEDS = tuple(range(1000, 1048)), (1000,)
 UNSEEN_LENGTH = 60
+# Objects with thin limbs (``shape="limbed"``), also unseen: parts narrower than THIN_PART
+# pixels (what an opening by a disk that wide removes) are where a track fails first.
+LIMBED_SEEDS, QUICK_LIMBED_SEEDS = tuple(range(1000, 1024)), (1000,)
+THIN_PART = 9
 
 NOTES = [
     "clips: `fused_inpaint.data.object_removal_clip(seed, frames, H, W)` at 432x240 (and "
@@ -87,14 +92,32 @@ def load() -> str:
     return "{:.1f}, {:.1f}, {:.1f}".format(*os.getloadavg())
 
 
+def tracked(seed: int, length: int, shape: str = "blob") -> tuple[np.ndarray, np.ndarray]:
+    """(the undilated tracked masks, the exact ones) of the seed's clip of ``length``
+    frames of objects of ``shape``, tracked from the box on frame 0, (T, H, W) bool each."""
+    clip = object_removal_clip(seed, length, *SIZE, shape=shape)
+    masks = np.stack(list(Tracker({0: [clip.box]}, dilate=0).stream(clip.frames)))
+    return masks, clip.mask
+
+
 def tracking_ious(seeds, length: int) -> list[float]:
     """The tracking IoU of each seed's clip of ``length`` frames, from the box on frame 0."""
-    scores = []
-    for seed in seeds:
-        clip = object_removal_clip(seed, length, *SIZE)
-        masks = np.stack(list(Tracker({0: [clip.box]}, dilate=0).stream(clip.frames)))
-        scores.append(evaluate.tracking_iou(masks, clip.mask))
-    return scores
+    return [evaluate.tracking_iou(*tracked(seed, length)) for seed in seeds]
+
+
+def thin_parts(masks: np.ndarray) -> np.ndarray:
+    """(T, H, W) bool: the pixels of ``masks`` (T, H, W) bool in parts narrower than
+    THIN_PART pixels."""
+    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (THIN_PART, THIN_PART))
+    return np.stack([m & ~cv2.morphologyEx(m.view(np.uint8), cv2.MORPH_OPEN, disk).view(bool)
+                     for m in masks])  # fmt: skip
+
+
+def score_line(scores, lowest: bool = True) -> list[str]:
+    """The mean, the median, (the lowest,) and the count at 0.85 or more of ``scores``."""
+    scores = np.asarray(scores)
+    cells = [f"{scores.mean():.3f}", f"{np.median(scores):.3f}"]
+    return cells + [f"{scores.min():.3f}"] * lowest + [f"{(scores >= 0.85).sum()} of {scores.size}"]
 
 
 def iou_table(seeds, lengths) -> str:
@@ -111,16 +134,37 @@ def iou_table(seeds, lengths) -> str:
 def unseen_table(seeds) -> str:
     """Markdown: the tracking IoU's mean, median, lowest and share at 0.85 or more over
     ``seeds``' clips of UNSEEN_LENGTH frames."""
-    scores = np.asarray(tracking_ious(seeds, UNSEEN_LENGTH))
+    scores = tracking_ious(seeds, UNSEEN_LENGTH)
     heading = ["clips", "frames", "mean IoU", "median", "lowest", "clips at 0.85 or more"]
-    cells = [f"{seeds[0]}-{seeds[-1]}", str(UNSEEN_LENGTH), f"{scores.mean():.3f}",
-             f"{np.median(scores):.3f}", f"{scores.min():.3f}",
-             f"{(scores >= 0.85).sum()} of {scores.size}"]  # fmt: skip
+    cells = [f"{seeds[0]}-{seeds[-1]}", str(UNSEEN_LENGTH), *score_line(scores)]
     rule = "|---|--:|--:|--:|--:|--:|"
     return "\n".join([common.table_line(heading), rule, common.table_line(cells)])
 
 
-def run(seeds, frames: int, dilations, iou_seeds, iou_lengths, unseen, out_dir: Path, note) -> None:
+def limbed_table(seeds) -> str:
+    """Markdown: over ``seeds``' clips of limbed objects, UNSEEN_LENGTH frames, the
+    tracking IoU, and the share of the object's thin parts (``thin_parts``) that the
+    tracked masks cover, undilated and grown by the default dilation."""
+    ious, covered, grown = [], [], []
+    reach = DEFAULT_DILATE
+    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1))
+    for seed in seeds:
+        masks, exact = tracked(seed, UNSEEN_LENGTH, "limbed")
+        thin = thin_parts(exact)
+        dilated = np.stack([cv2.dilate(m.view(np.uint8), disk).view(bool) for m in masks])
+        ious.append(evaluate.tracking_iou(masks, exact))
+        covered.append((masks & thin).sum() / max(thin.sum(), 1))
+        grown.append((dilated & thin).sum() / max(thin.sum(), 1))
+    heading = ["clips", "frames", "mean IoU", "median", "clips at 0.85 or more",
+               "thin parts covered", f"thin parts covered, dilated by {reach}"]  # fmt: skip
+    cells = [f"{seeds[0]}-{seeds[-1]}", str(UNSEEN_LENGTH), *score_line(ious, lowest=False),
+             f"{np.mean(covered):.3f}", f"{np.mean(grown):.3f}"]  # fmt: skip
+    rule = "|---|--:|--:|--:|--:|--:|--:|"
+    return "\n".join([common.table_line(heading), rule, common.table_line(cells)])
+
+
+def run(seeds, frames: int, dilations, iou_seeds, iou_lengths, unseen, limbed, out_dir: Path,
+        note) -> None:  # fmt: skip
     env = common.environment()
     facts = [f"OpenCV {cv2.__version__}, {cv2.getNumThreads()} OpenCV threads"]
     facts += [note] if note else []
@@ -131,6 +175,7 @@ def run(seeds, frames: int, dilations, iou_seeds, iou_lengths, unseen, out_dir: 
     quality: list[str] = []
     ious: list[str] = []
     unseen_ious: list[str] = []
+    limbed_ious: list[str] = []
     inpainter = Inpainter(mode="offline", flow="dis")
 
     def measure(case: tuple | None):
@@ -139,6 +184,9 @@ def run(seeds, frames: int, dilations, iou_seeds, iou_lengths, unseen, out_dir: 
             return
         if case == "unseen":
             unseen_ious.append(unseen_table(unseen))
+            return
+        if case == "limbed":
+            limbed_ious.append(limbed_table(limbed))
             return
         if case is None:  # the dilations, once every speed is measured
             rows = evaluate.object_removal(inpainter, seeds, frames, dilations, SIZE)
@@ -187,11 +235,20 @@ def run(seeds, frames: int, dilations, iou_seeds, iou_lengths, unseen, out_dir: 
                 "was made on (report only)"
             )
             text += common.section("Tracking IoU on unseen clips", [setup], unseen_ious[0])
+        if limbed_ious:
+            setup = (
+                "objects with two to four thin limbs (`object_removal_clip(..., "
+                "shape='limbed')`, 3 to 10% of the object's canvas wide), on clips that no "
+                "choice was made on (report only); thin parts: the object's pixels that an "
+                f"opening by a {THIN_PART}-pixel disk removes, over all frames"
+            )
+            text += common.section("Objects with thin parts", [setup], limbed_ious[0])
         return text
 
     cases = [(size, seed) for size in SPEED_SIZES for seed in seeds
              if size[0] < 1080 or seed < HD_SEEDS]  # fmt: skip
-    common.measure_and_write(NAME, env, out_dir, [*cases, None, "iou", "unseen"], measure, render)
+    cases += [None, "iou", "unseen", "limbed"]
+    common.measure_and_write(NAME, env, out_dir, cases, measure, render)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -202,10 +259,10 @@ def main(argv: list[str] | None = None) -> int:
     common.configure(args.quick, args.budget_s)
     if args.quick:
         run(QUICK_SEEDS, QUICK_FRAMES, QUICK_DILATIONS, QUICK_IOU_SEEDS, QUICK_IOU_LENGTHS,
-            QUICK_UNSEEN_SEEDS, args.out, args.note)  # fmt: skip
+            QUICK_UNSEEN_SEEDS, QUICK_LIMBED_SEEDS, args.out, args.note)  # fmt: skip
     else:
-        run(SEEDS, FRAMES, DILATIONS, IOU_SEEDS, IOU_LENGTHS, UNSEEN_SEEDS, args.out,
-            args.note)  # fmt: skip
+        run(SEEDS, FRAMES, DILATIONS, IOU_SEEDS, IOU_LENGTHS, UNSEEN_SEEDS, LIMBED_SEEDS,
+            args.out, args.note)  # fmt: skip
     return 0
 
 

@@ -143,3 +143,19 @@ def test_moving_and_static_holes():
     assert not torch.equal(moving[0], moving[-1])
     static = moving_holes(6, 48, 64, seed=5, moving=False)
     assert all(torch.equal(static[0], frame) for frame in static)
+
+
+def test_limbed_objects_have_thin_limbs_and_a_shape_is_checked():
+    from fused_inpaint.data import object_removal_clip
+    from fused_inpaint.data.masks import limbed
+
+    rng = np.random.default_rng(0)
+    alpha = limbed(101, rng) > 0
+    # The limbs reach out from a body half the canvas across, and are much narrower.
+    assert alpha[:, :22].any() or alpha[:, -22:].any() or alpha[:22].any() or alpha[-22:].any()
+    body = F.max_pool2d(-F.max_pool2d(-torch.tensor(alpha)[None, None].float(), 11, 1, 5), 11, 1, 5)
+    assert 0 < (alpha & ~body[0, 0].bool().numpy()).sum() < 0.5 * alpha.sum()
+    clip = object_removal_clip(0, 3, 64, 96, shape="limbed")
+    assert clip.mask.any(axis=(1, 2)).all() and clip.frames.shape == (3, 64, 96, 3)
+    with pytest.raises(ValueError, match="shape"):
+        object_removal_clip(0, 3, 64, 96, shape="star")

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from fused_inpaint.data.layers import Layer, flow_between, render
-from fused_inpaint.data.masks import blob, dilate, hole_layer, render_holes
+from fused_inpaint.data.masks import blob, dilate, hole_layer, limbed, render_holes
 from fused_inpaint.data.motion import affine_path, camera_path
 from fused_inpaint.data.stills import default_stills
 
@@ -51,9 +51,9 @@ def _pick(stills, rng: np.random.Generator) -> torch.Tensor:
     return stills[rng.integers(len(stills))]
 
 
-def _scene(config: ClipConfig, stills, rng: np.random.Generator):
-    """The clip's layers (a background moved by the camera, then foregrounds) and the
-    function that draws one more foreground layer, from ``rng``."""
+def _scene(config: ClipConfig, stills, rng: np.random.Generator, shape=blob):
+    """The clip's layers (a background moved by the camera, then foregrounds of ``shape``)
+    and the function that draws one more foreground layer, from ``rng``."""
     stills = stills if stills is not None else default_stills()
     length, height, width = config.length, config.height, config.width
     longer = max(height, width)
@@ -67,7 +67,7 @@ def _scene(config: ClipConfig, stills, rng: np.random.Generator):
         speed = rng.uniform(0, config.object_speed) * longer
         return Layer(
             _crop(_pick(stills, rng), (side, side), rng),
-            blob(side, rng),
+            shape(side, rng),
             affine_path(length, (side, side), (height, width), rng, speed),
         )
 
@@ -112,6 +112,10 @@ def make_clip(index: int, config: ClipConfig, stills=None) -> dict[str, torch.Te
     }
 
 
+# Objects' shapes: "blob", a smooth blob; "limbed", a blob with thin limbs.
+OBJECT_SHAPES = {"blob": blob, "limbed": limbed}
+
+
 @dataclass(frozen=True)
 class ObjectRemovalClip:
     """frames (T, H, W, 3) uint8 as filmed; mask (T, H, W) bool, exactly the object's
@@ -138,15 +142,19 @@ def object_removal_clip(
     camera_speed: float = 0.01,
     object_speed: float = 0.02,
     stills=None,
+    shape: str = "blob",
 ) -> ObjectRemovalClip:
     """A clip with one object on top of everything else, its exact mask and the clip
     without it (the same for the same arguments). Speeds are fractions of the frame's
     longer side per frame (slower by default than training clips, whose objects leave the
-    frame within a few frames); the object also turns and grows or shrinks."""
+    frame within a few frames); the object also turns and grows or shrinks. ``shape``:
+    the objects' (the removed one's and the others'), a key of OBJECT_SHAPES."""
+    if shape not in OBJECT_SHAPES:
+        raise ValueError(f"shape must be one of {sorted(OBJECT_SHAPES)}, got {shape!r}")
     config = ClipConfig(length, height, width, camera_speed=camera_speed,
                         object_speed=object_speed, seed=seed)  # fmt: skip
     rng = np.random.default_rng([seed, length, height, width])
-    layers, foreground = _scene(config, stills, rng)
+    layers, foreground = _scene(config, stills, rng, OBJECT_SHAPES[shape])
     removed = foreground()
     background, _ = render(layers, height, width)
     frames, _ = render(layers + [removed], height, width)

@@ -1,4 +1,5 @@
-"""Hole shapes and their motion: free-form strokes and blobs, static or moving.
+"""Hole shapes and their motion: free-form strokes and blobs, static or moving, and
+objects' shapes.
 
 Shapes are alphas on their own canvas, placed in the frames by a ``Layer`` path, so a
 moving mask is rendered exactly like a moving foreground layer.
@@ -30,6 +31,26 @@ def blob(size: int, rng: np.random.Generator) -> torch.Tensor:
     angle = torch.atan2(dy, dx) % (2 * math.pi)
     bound = radius[(angle / (2 * math.pi) * len(angles)).long() % len(angles)]
     return (dx**2 + dy**2 <= bound**2).float()
+
+
+def limbed(size: int, rng: np.random.Generator) -> torch.Tensor:
+    """(size, size) float alpha: a blob half the canvas across with two to four straight
+    limbs reaching out from its centre, each 3 to 10% of the canvas wide (an object's
+    arms, legs or stand: parts narrower than optical flow resolves)."""
+    side = max(2, round(0.55 * size))
+    start = (size - side) // 2
+    alpha = torch.zeros(size, size)
+    alpha[start : start + side, start : start + side] = blob(side, rng)
+    ys, xs = torch.meshgrid(
+        torch.arange(size, dtype=torch.float32), torch.arange(size, dtype=torch.float32),
+        indexing="ij",
+    )  # fmt: skip
+    centre = np.full(2, (size - 1) / 2)
+    for _ in range(rng.integers(2, 5)):
+        angle, reach = rng.uniform(0, 2 * math.pi), rng.uniform(0.35, 0.5) * size
+        end = centre + reach * np.array([math.cos(angle), math.sin(angle)])
+        alpha = torch.maximum(alpha, _segment(xs, ys, centre, end, rng.uniform(0.03, 0.1) * size))
+    return alpha
 
 
 def strokes(size: int, rng: np.random.Generator) -> torch.Tensor:

@@ -62,6 +62,13 @@ def grow(mask: np.ndarray, pixels: int) -> np.ndarray:
     return cv2.dilate(mask.view(np.uint8), kernel).view(bool)
 
 
+def opened(mask: np.ndarray, pixels: int) -> np.ndarray:
+    """mask: (h, w) bool without its parts narrower than a disk of radius ``pixels`` (a
+    morphological opening)."""
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * pixels + 1, 2 * pixels + 1))
+    return cv2.morphologyEx(mask.view(np.uint8), cv2.MORPH_OPEN, kernel).view(bool)
+
+
 def bounds(mask: np.ndarray) -> tuple[slice, slice] | None:
     """The rows and columns of ``mask``'s bounding box, one pixel wider on each side
     where the frame allows; None when it is empty."""

@@ -71,6 +71,7 @@ from fused_inpaint.tracking.segment import (
     grabcut,
     grow,
     keep_touching,
+    opened,
 )
 
 # Pixels the masks are grown by (io.dilate_hole) on frames whose longer side is
@@ -114,6 +115,12 @@ LOOK_CHANGE = 20
 # A part of the mask apart from its largest is dropped when more than this share of its
 # pixels move apart from the object.
 STRAY_APART = 0.5
+# A keyframe's cut gains only the parts moving with the object that are at least
+# 2 * MOVING_PART + 1 pixels across (and their corners): DIS's flow spreads the object's
+# motion a few pixels into the background around it and into the gaps between its limbs,
+# and a mask grown by that blur would be carried along. Chosen on synthetic clips, of
+# blobs and of limbed objects (whose keyframes took in the gaps), against 0, 3 and 7.
+MOVING_PART = 5
 
 
 def default_dilate(size: tuple[int, int]) -> int:
@@ -157,10 +164,13 @@ def with_moving_parts(
     """``mask`` (h, w) bool, GrabCut's cut of the first ``guess`` (h, w) bool on a keyframe,
     with the pixels of the guess that move with it (``kept``; ``flow`` (h, w, 2) to the
     next frame, ``distance`` its ``background_distance`` around the guess), in parts that
-    touch it, holes filled: a part of the object coloured like the background is else
-    left out on the keyframe and on every frame tracked from it."""
+    touch it and are at least 2 * MOVING_PART + 1 pixels across, holes filled: a part of the
+    object coloured like the background is else left out on the keyframe and on every
+    frame tracked from it."""
     to_object = object_distance(flow, guess, band_width(guess))
-    return fill_holes(keep_touching(mask | kept(guess, distance, to_object), mask))
+    added = kept(guess, distance, to_object) & ~mask
+    added &= grow(opened(added, MOVING_PART), MOVING_PART)  # corners kept, not thin parts
+    return fill_holes(keep_touching(mask | added, mask))
 
 
 def without_stray_parts(mask: np.ndarray, apart: np.ndarray | None) -> np.ndarray:
