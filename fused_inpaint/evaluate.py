@@ -687,9 +687,11 @@ def object_removal(
     frames: int = FRAMES,
     dilations: Sequence[int] | None = None,
     size: tuple[int, int] = OBJECT_SIZE,
+    shape: str = "blob",
 ) -> dict[int, list[ObjectRemovalRow]]:
-    """Object removal from a box on each seed's synthetic clip, for each dilation (default:
-    the tracker's): dilation -> rows, one per seed and their mean last."""
+    """Object removal from a box on each seed's synthetic clip (objects of ``shape``, a key of
+    ``data.OBJECT_SHAPES``), for each dilation (default: the tracker's): dilation -> rows,
+    one per seed and their mean last."""
     from fused_inpaint.data import object_removal_clip
     from fused_inpaint.tracking import DEFAULT_DILATE, track
 
@@ -697,7 +699,7 @@ def object_removal(
     dilations = [DEFAULT_DILATE] if dilations is None else list(dilations)
     rows: dict[int, list[ObjectRemovalRow]] = {d: [] for d in dilations}
     for seed in tqdm(seeds, desc="object removal", unit="clip", disable=None, leave=False):
-        clip = object_removal_clip(seed, frames, *size)
+        clip = object_removal_clip(seed, frames, *size, shape=shape)
         tracked = track(clip.frames, boxes=[clip.box], dilate=0)
         region = np.stack([io.dilate_hole(m, OBJECT_REGION) for m in clip.mask])
         for dilate in dilations:

@@ -110,3 +110,6 @@ def test_eval_object_removal_writes_its_report(tmp_path, capsys):
     assert "# Object removal from a box" in text
     assert "| 0 | mean |" in text and "| 2 | mean |" in text
     assert f"wrote {report}" in capsys.readouterr().out
+    limbed = tmp_path / "limbed.md"
+    assert main([*args[:-1], "--shape", "limbed", "-o", str(limbed)]) == 0
+    assert "objects of shape limbed" in limbed.read_text()

@@ -14,6 +14,7 @@ from fused_inpaint.cli.common import (
     non_negative,
     positive,
 )
+from fused_inpaint.data import OBJECT_SHAPES
 from fused_inpaint.pipeline import MODES, SOURCES
 
 
@@ -58,6 +59,12 @@ def add_parser(commands) -> None:
         help="--object-removal: the masks' dilations (default: the tracker's)",
     )
     evaluation.add_argument(
+        "--shape",
+        choices=sorted(OBJECT_SHAPES),
+        default="blob",
+        help="--object-removal: the objects' shape (limbed: a blob with thin limbs)",
+    )
+    evaluation.add_argument(
         "-o",
         "--output",
         type=Path,
@@ -99,12 +106,13 @@ def object_removal(args: argparse.Namespace) -> int:
     inpainter = make_inpainter(args, "offline", args.flows[0])
     seeds = args.seeds if args.seeds != list(quality.SEEDS) else list(quality.OBJECT_SEEDS)
     try:
-        rows = quality.object_removal(inpainter, seeds, args.frames, args.dilate)
+        rows = quality.object_removal(inpainter, seeds, args.frames, args.dilate, shape=args.shape)
     except ImportError as error:
         raise UsageError(str(error)) from None
     setup = (
         f"- {len(seeds)} clips (seeds {', '.join(map(str, seeds))}) of {args.frames} frames, "
-        f"{quality.OBJECT_SIZE[1]}x{quality.OBJECT_SIZE[0]}; inpainting: "
+        f"{quality.OBJECT_SIZE[1]}x{quality.OBJECT_SIZE[0]}, objects of shape {args.shape}; "
+        "inpainting: "
         f"{quality.describe(inpainter)}"
     )
     io.write_text(output, quality.object_removal_report(rows, setup))

@@ -1,6 +1,7 @@
 """Synthetic training video with exact flow, made from real still images."""
 
 from fused_inpaint.data.clips import (
+    OBJECT_SHAPES,
     ClipConfig,
     ObjectRemovalClip,
     SyntheticClips,
@@ -12,6 +13,7 @@ from fused_inpaint.data.masks import dilate, moving_holes
 from fused_inpaint.data.stills import default_stills
 
 __all__ = [
+    "OBJECT_SHAPES",
     "ClipConfig",
     "Layer",
     "ObjectRemovalClip",
