@@ -36,6 +36,7 @@ from fused_inpaint import evaluate
 from fused_inpaint.data import object_removal_clip
 from fused_inpaint.pipeline import Inpainter
 from fused_inpaint.tracking import DEFAULT_DILATE, Tracker
+from fused_inpaint.tracking.segment import grow, opened
 
 NAME = "tracking"
 SIZE = (240, 432)  # (H, W)
@@ -108,9 +109,7 @@ def tracking_ious(seeds, length: int) -> list[float]:
 def thin_parts(masks: np.ndarray) -> np.ndarray:
     """(T, H, W) bool: the pixels of ``masks`` (T, H, W) bool in parts narrower than
     THIN_PART pixels."""
-    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (THIN_PART, THIN_PART))
-    return np.stack([m & ~cv2.morphologyEx(m.view(np.uint8), cv2.MORPH_OPEN, disk).view(bool)
-                     for m in masks])  # fmt: skip
+    return np.stack([m & ~opened(m, THIN_PART // 2) for m in masks])
 
 
 def score_line(scores, lowest: bool = True) -> list[str]:
@@ -147,11 +146,10 @@ def limbed_table(seeds) -> str:
     tracked masks cover, undilated and grown by the default dilation."""
     ious, covered, grown = [], [], []
     reach = DEFAULT_DILATE
-    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1))
     for seed in seeds:
         masks, exact = tracked(seed, UNSEEN_LENGTH, "limbed")
         thin = thin_parts(exact)
-        dilated = np.stack([cv2.dilate(m.view(np.uint8), disk).view(bool) for m in masks])
+        dilated = np.stack([grow(m, reach) for m in masks])
         ious.append(evaluate.tracking_iou(masks, exact))
         covered.append((masks & thin).sum() / max(thin.sum(), 1))
         grown.append((dilated & thin).sum() / max(thin.sum(), 1))

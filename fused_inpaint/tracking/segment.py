@@ -54,19 +54,22 @@ def band_width(mask: np.ndarray) -> int:
     return max(MIN_BAND, round(BAND * math.sqrt(mask.sum())))
 
 
+def _disk(pixels: int) -> np.ndarray:
+    """The structuring element of a disk of radius ``pixels``."""
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * pixels + 1, 2 * pixels + 1))
+
+
 def grow(mask: np.ndarray, pixels: int) -> np.ndarray:
     """mask: (h, w) bool grown by ``pixels`` (a disk)."""
     if pixels <= 0:
         return mask
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * pixels + 1, 2 * pixels + 1))
-    return cv2.dilate(mask.view(np.uint8), kernel).view(bool)
+    return cv2.dilate(mask.view(np.uint8), _disk(pixels)).view(bool)
 
 
 def opened(mask: np.ndarray, pixels: int) -> np.ndarray:
     """mask: (h, w) bool without its parts narrower than a disk of radius ``pixels`` (a
     morphological opening)."""
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * pixels + 1, 2 * pixels + 1))
-    return cv2.morphologyEx(mask.view(np.uint8), cv2.MORPH_OPEN, kernel).view(bool)
+    return cv2.morphologyEx(mask.view(np.uint8), cv2.MORPH_OPEN, _disk(pixels)).view(bool)
 
 
 def bounds(mask: np.ndarray) -> tuple[slice, slice] | None:
