@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import functools
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
 from fused_inpaint import _backend
 
 HAS_GPU = torch.cuda.is_available()
+TESTS_DIR = Path(__file__).resolve().parent
 
 # The case of each op's test grid that runs in every dtype (dtype_cases), by device: on
 # the GPU the non-contiguous one of odd size.
@@ -144,3 +152,31 @@ def check_second_order(backend: str, fn, inputs: tuple) -> None:
     grads = torch.autograd.grad(fn(*inputs).sum(), inputs, create_graph=True)
     with pytest.raises(RuntimeError, match="first-order gradients only"):
         torch.autograd.grad(sum(g.sum() for g in grads), inputs, allow_unused=True)
+
+
+def own_process_on_cuda(test):
+    """Runs a test whose ``device`` argument is "cuda" in a Python process of its own, the
+    others in place: a crash there (a CUDA kernel called directly with a bad argument has
+    crashed a GPU build) fails that one test, where it would end the pytest worker and lose
+    every test queued on it. ``test``'s arguments must be literals (their repr is code)."""
+
+    @functools.wraps(test)
+    def run(**kwargs):
+        if kwargs.get("device") != "cuda":
+            return test(**kwargs)
+        code = f"import {test.__module__} as m; m.{test.__name__}.__wrapped__(**{kwargs!r})"
+        path = os.pathsep.join(filter(None, [str(TESTS_DIR), os.environ.get("PYTHONPATH")]))
+        result = subprocess.run(
+            [sys.executable, "-c", code],
+            env={**os.environ, "PYTHONPATH": path},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        if result.returncode != 0:
+            code = result.returncode
+            how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"
+            where = f"{test.__name__}({kwargs}) in its own process"
+            pytest.fail(f"{where}: {how}\n{result.stderr[-4000:]}")
+
+    return run

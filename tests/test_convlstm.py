@@ -16,6 +16,7 @@ from support import (
     check_second_order,
     dtype_cases,
     interpreted,
+    own_process_on_cuda,
     sanitized_params,
     with_layout,
 )
@@ -294,6 +295,7 @@ def test_bad_arguments_name_the_argument():
 
 
 @pytest.mark.parametrize("backend,device", KERNEL_BACKENDS)
+@own_process_on_cuda
 def test_registered_op_rejects_bad_arguments(backend, device):
     """Direct callers of the registered ops get an error, never a crash."""
     gates = torch.randn(2, 12, 5, 6, device=device)

@@ -14,6 +14,7 @@ from support import (
     ONE_DTYPE_CASES,
     backend_params,
     dtype_cases,
+    own_process_on_cuda,
     sanitized_params,
     with_layout,
 )
@@ -290,6 +291,7 @@ def test_bad_arguments_name_the_argument():
 
 
 @pytest.mark.parametrize("backend,device", KERNEL_BACKENDS)
+@own_process_on_cuda
 def test_registered_op_rejects_bad_arguments(backend, device):
     fw = torch.randn(2, 2, 5, 6, device=device)
     holes = torch.zeros(2, 1, 5, 6, dtype=torch.uint8, device=device)

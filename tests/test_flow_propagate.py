@@ -11,6 +11,7 @@ from support import (
     ONE_DTYPE_CASES,
     backend_params,
     dtype_cases,
+    own_process_on_cuda,
     sanitized_params,
     with_layout,
 )
@@ -343,6 +344,7 @@ def test_bad_arguments_name_the_argument():
 
 
 @pytest.mark.parametrize("backend,device", KERNEL_BACKENDS)
+@own_process_on_cuda
 def test_registered_op_rejects_bad_arguments(backend, device):
     hole, flow_to, flow_from, src_frame, src_pos = make_inputs("odd", "fp32", device)
     hole = hole.view(torch.uint8)

@@ -16,6 +16,7 @@ from support import (
     check_second_order,
     dtype_cases,
     interpreted,
+    own_process_on_cuda,
     sanitized_params,
     with_layout,
 )
@@ -273,6 +274,7 @@ def test_bad_arguments_name_the_argument():
 
 
 @pytest.mark.parametrize("backend,device", KERNEL_BACKENDS)
+@own_process_on_cuda
 def test_registered_op_rejects_bad_arguments(backend, device):
     """Direct callers of the registered op get an error, never a crash."""
     x = torch.randn(2, 3, 5, 6, device=device)

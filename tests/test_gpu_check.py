@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 import tarfile
 from pathlib import Path
 
+import pytest
 from packaging.tags import sys_tags
 from packaging.utils import parse_wheel_filename
+from support import own_process_on_cuda
 
 ROOT = Path(__file__).resolve().parents[1]
 WHEELS = ROOT / ".whl"
@@ -51,3 +54,32 @@ def test_dry_run_collects_the_gpu_tests(tmp_path):
     if with_wheels:  # every package the tests import from the wheels came from their folder
         imported = re.findall(r"^(\w+) \S* (\S+)$", wheels, re.MULTILINE)
         assert len(imported) == 6 and all("/site/" in path for _, path in imported), wheels
+
+
+@own_process_on_cuda
+def crashing_test(device):
+    os.kill(os.getpid(), signal.SIGSEGV)
+
+
+@own_process_on_cuda
+def failing_test(device):
+    assert device == "cpu", "the assertion message reaches the parent"
+
+
+@own_process_on_cuda
+def passing_test(device):
+    assert os.getpid() != int(os.environ["PARENT_PID"]) if device == "cuda" else True
+
+
+def test_a_cuda_test_that_crashes_fails_alone_in_its_own_process(monkeypatch):
+    """The harness that keeps a crashing GPU test from ending its pytest worker: on "cuda"
+    the body runs in a child process, whose crash or failure fails the test with its cause;
+    on other devices it runs in place."""
+    monkeypatch.setenv("PARENT_PID", str(os.getpid()))
+    passing_test(device="cuda")
+    with pytest.raises(pytest.fail.Exception, match="killed by SIGSEGV"):
+        crashing_test(device="cuda")
+    with pytest.raises(pytest.fail.Exception, match="exit status 1(.|\n)*reaches the parent"):
+        failing_test(device="cuda")
+    with pytest.raises(AssertionError, match="reaches the parent"):
+        failing_test(device="meta")

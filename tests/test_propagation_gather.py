@@ -11,6 +11,7 @@ from support import (
     assert_matches_reference,
     backend_params,
     dtype_cases,
+    own_process_on_cuda,
     sanitized_params,
     with_layout,
 )
@@ -309,6 +310,7 @@ def test_bad_arguments_name_the_argument():
 
 
 @pytest.mark.parametrize("backend,device", KERNEL_BACKENDS)
+@own_process_on_cuda
 def test_registered_op_rejects_bad_arguments(backend, device):
     (frames, holes, src_frame, src_pos), _ = make_inputs("odd", "fp32", device)
     holes = holes.view(torch.uint8)

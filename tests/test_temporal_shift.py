@@ -11,6 +11,7 @@ from support import (
     backend_params,
     dtype_cases,
     interpreted,
+    own_process_on_cuda,
     sanitized_params,
 )
 
@@ -144,6 +145,7 @@ def test_bad_arguments_name_the_argument():
 
 
 @pytest.mark.parametrize("backend,device", KERNEL_BACKENDS)
+@own_process_on_cuda
 def test_registered_op_rejects_bad_arguments(backend, device):
     x = torch.randn(2, 3, 8, 4, 5, device=device)
     with pytest.raises(RuntimeError):

@@ -14,6 +14,7 @@ from support import (
     check_second_order,
     dtype_cases,
     interpreted,
+    own_process_on_cuda,
     sanitized_params,
 )
 
@@ -301,6 +302,7 @@ def test_bad_arguments_name_the_argument():
 
 
 @pytest.mark.parametrize("backend,device", KERNEL_BACKENDS)
+@own_process_on_cuda
 def test_registered_op_rejects_bad_arguments(backend, device):
     x = torch.randn(2, 3, 8, 4, 5, device=device)
     flow = torch.randn(2, 2, 2, 8, 10, device=device)

@@ -11,7 +11,7 @@
 #              (default 90 here, to build faster); then the cuda and triton backends must
 #              be available
 #   tests      pytest -m gpu on xdist workers                             } side by side:
-#   memcheck   compute-sanitizer's memcheck, then racecheck, on the CUDA  } no figure is
+#   memcheck   compute-sanitizer's memcheck, and its racecheck, on the    } no figure is
 #   racecheck  kernels' extreme inputs (pytest -m sanitize)               } measured here
 #   bench_*    every benchmark with --quick, the op tables first, each given its share of
 #              the time left; it measures nothing more once that is spent
@@ -41,7 +41,7 @@ WHEELS=${GPU_CHECK_WHEELS:-.whl}
 WORKERS=${GPU_CHECK_WORKERS:-12}
 PACK_S=15         # kept back for the summary and the archives
 BENCH_MIN_S=200   # kept back for the benchmarks while the earlier steps run
-BENCH_GRACE_S=10  # a benchmark's limit beyond its budget: its start, the row under way
+BENCH_GRACE_S=15  # a benchmark's limit beyond its budget: its start, the row under way
 # Each benchmark's weight in sharing the time left, in the order they run: the op tables,
 # then DIS flow (CPU only) and the pipeline, whose CUDA graphs take longest to capture.
 # An op table's start (imports, the copy bandwidth) takes about 10 s: a share of 1 left the
@@ -159,43 +159,53 @@ gpu_tests() {
     else
         # Inductor compiles in each worker's own process: a pool of compile processes per
         # worker would start hundreds of them.
+        # -v: each finished test's verdict is in the log, even if the step's limit ends it.
         TORCHINDUCTOR_COMPILE_THREADS=1 run_pytest tests -m gpu -n "$WORKERS" --dist loadgroup \
-            -q -rfEs --durations=30
+            -v -rfEs --durations=30
     fi
 }
 
+# The kernels the sanitizers check: this project's, that is the CUDA kernels (their mangled
+# names hold the namespace) and the Triton ones (named *_kernel). Checking every kernel,
+# torch's too, memcheck got through two tests in 160 s on an H100. A compute-sanitizer
+# without the regex key checks the CUDA kernels alone.
+OUR_KERNELS='fused_inpaint|^[a-z0-9_]+_kernel$'
+
 # sanitize TOOL MARKERS [OPTION...]: the tests selected by MARKERS (a pytest -m expression)
-# under compute-sanitizer. Without the caching allocator it sees every allocation's true
-# bounds.
+# under compute-sanitizer, the boundary sizes (test_edges.py) first. Without the caching
+# allocator it sees every allocation's true bounds.
 sanitize() {
     if dry_run; then
-        run_pytest tests -m "$2" --collect-only -q || return
+        run_pytest tests/test_edges.py tests -m "$2" --collect-only -q || return
     elif [[ -z $SANITIZER ]]; then
         echo "compute-sanitizer not found (CUDA_HOME: ${CUDA_HOME_DIR:-none})"
         return 1
     fi
+    local kernels=regex=$OUR_KERNELS
+    if ! "$SANITIZER" --help 2>/dev/null | grep -q 'regex'; then kernels=kns=fused_inpaint; fi
     # pytest itself, not run_pytest: compute-sanitizer passes no exported shell function on.
+    # -v: each finished test's verdict is in the log, even if the step's limit ends it.
     on_device env PYTORCH_NO_CUDA_MEMORY_CACHING=1 PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 \
-        "${SANITIZER:-compute-sanitizer}" --tool "$1" --target-processes all --error-exitcode 1 \
-        "${@:3}" "$PYTHON" -m pytest -p xdist.plugin -p no:cacheprovider tests -m "$2" -q
+        "${SANITIZER:-compute-sanitizer}" --tool "$1" --kernel-name "$kernels" \
+        --target-processes all --error-exitcode 1 "${@:3}" \
+        "$PYTHON" -m pytest -p xdist.plugin -p no:cacheprovider tests/test_edges.py tests \
+        -m "$2" -v --durations=20
 }
 
-export PYTHON DRY_RUN WHEELS SITE WORKERS CUDA_HOME_DIR SANITIZER
+export PYTHON DRY_RUN WHEELS SITE WORKERS CUDA_HOME_DIR SANITIZER OUR_KERNELS
 export -f dry_run on_device run_pytest environment install_wheels build gpu_tests sanitize
 
 step env 60 environment
 step wheels 60 install_wheels
 step build 240 build
 
+# The three side by side, each within the tests' 200 s. API errors are left out: torch and
+# triton probe the driver with calls that fail by design. memcheck also takes the
+# adversarial suite's sides of 2^24 to 2^25 pixels; racecheck, which looks at shared memory
+# only, leaves them out.
 step tests 200 gpu_tests &
-{
-    # API errors are left out: torch and triton probe the driver with calls that fail by
-    # design.
-    # memcheck also takes the adversarial suite's sides of 2^24 to 2^25 pixels; racecheck,
-    # which looks at shared memory only, leaves them out. Both end within the tests' 200 s.
-    step memcheck 160 sanitize memcheck sanitize --report-api-errors no
-    step racecheck 35 sanitize racecheck "sanitize and not adversarial"
-} &
+step memcheck 200 sanitize memcheck sanitize --report-api-errors no &
+step racecheck 200 sanitize racecheck "sanitize and not adversarial" &
 wait
 
 RESERVE_S=0
@@ -207,7 +217,10 @@ for bench in "${BENCHES[@]}"; do
     weight_left=$((weight_left - weight))
     budget=$((limit - BENCH_GRACE_S))
     if dry_run; then budget=0; fi
-    step "bench_$name" "$limit" "$PYTHON" "benchmarks/bench_$name.py" --quick \
+    # One compile thread: a pool of compile processes took seconds to start and to stop,
+    # which left an op table written but its process past the limit.
+    step "bench_$name" "$limit" env TORCHINDUCTOR_COMPILE_THREADS=1 \
+        "$PYTHON" "benchmarks/bench_$name.py" --quick \
         --budget-s "$((budget > 0 ? budget : 0))" --out "$OUT/results"
 done
 
