@@ -13,6 +13,7 @@
 #   tests      pytest -m gpu on xdist workers                             } side by side:
 #   memcheck   compute-sanitizer's memcheck, and its racecheck, on the    } no figure is
 #   racecheck  kernels' extreme inputs (pytest -m sanitize)               } measured here
+#   backtrace  a CUDA kernel called with a bad argument, under cuda-gdb   }
 #   bench_*    every benchmark with --quick, the op tables first, each given its share of
 #              the time left; it measures nothing more once that is spent
 # $OUT then holds summary.txt, results.tar.gz (results/<device>/*.md, to unpack into
@@ -192,8 +193,31 @@ sanitize() {
         -m "$2" -v --durations=20
 }
 
+# A CUDA kernel called directly with a bad argument has crashed the process on the GPU
+# machines (where the same build without a GPU raises RuntimeError): that call under
+# cuda-gdb, for the backtrace of the crash.
+bad_call_backtrace() {
+    local call='import torch, fused_inpaint
+gates = torch.randn(2, 12, 5, 6, device="cuda")
+try:
+    torch.ops.fused_inpaint.convlstm_cell(gates[0], None)
+except RuntimeError as error:
+    print("raised RuntimeError:", str(error).splitlines()[0])'
+    local debugger
+    debugger=$(command -v cuda-gdb || echo "$CUDA_HOME_DIR/bin/cuda-gdb")
+    if dry_run; then
+        echo "dry run, not run: $debugger -batch -ex run -ex bt --args $PYTHON -c ..."
+    elif [[ -x $debugger ]]; then
+        "$debugger" -q -batch -ex run -ex bt --args "$PYTHON" -c "$call"
+    else
+        echo "cuda-gdb not found"
+        "$PYTHON" -c "$call"
+    fi
+}
+
 export PYTHON DRY_RUN WHEELS SITE WORKERS CUDA_HOME_DIR SANITIZER OUR_KERNELS
-export -f dry_run on_device run_pytest environment install_wheels build gpu_tests sanitize
+export -f dry_run on_device run_pytest environment install_wheels build gpu_tests sanitize \
+    bad_call_backtrace
 
 step env 60 environment
 step wheels 60 install_wheels
@@ -206,6 +230,7 @@ step build 240 build
 step tests 200 gpu_tests &
 step memcheck 200 sanitize memcheck sanitize --report-api-errors no &
 step racecheck 200 sanitize racecheck "sanitize and not adversarial" &
+step backtrace 90 bad_call_backtrace &
 wait
 
 RESERVE_S=0
@@ -239,6 +264,10 @@ done
         echo "$name: $(grep -E ' in [0-9.]+s|ERROR SUMMARY' "$OUT/$name.log" | tail -n 2 |
             paste -sd ';')"
     done
+    if [[ -f $OUT/backtrace.log ]]; then # the call's verdict, or the crash's innermost frames
+        echo "backtrace:"
+        grep -E '^#[0-9]+ |raised RuntimeError|signal|not found' "$OUT/backtrace.log" | head -n 16
+    fi
     echo
     echo "results (results.tar.gz unpacks into benchmarks/):"
     for table in "$OUT"/results/*/*.md; do
