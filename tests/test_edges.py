@@ -776,3 +776,46 @@ def test_failed_allocation_names_the_output_and_its_size(backend):
         assert re.search(f"could not allocate {re.escape(name)}: {size}", str(error.value)), (
             f"{backend}: {error.value}"
         )
+
+
+def valid_direct_calls() -> dict[str, tuple]:
+    """Arguments every registered op (forward and backward) takes, on the CPU."""
+    n, t, c, h, w = 2, 3, 3, 5, 6
+    x, flow = torch.randn(n, c, h, w), torch.randn(n, 2, h, w)
+    mask, src_frame = torch.zeros(n, 1, h, w, dtype=torch.uint8), torch.zeros(n, 1, h, w).int()
+    x5, flow5 = torch.randn(n, t, 8, 4, 5), torch.randn(n, t - 1, 2, 4, 5)
+    gates, cell = torch.randn(n, 12, h, w), torch.randn(n, 3, h, w)
+    return {
+        "flow_warp": (x, flow, 0, 0, True),
+        "flow_warp_backward": (x, x, flow, 0, 0, True),
+        "fb_validity": (flow, flow, mask, mask, 0.01, 0.5, True, True, None),
+        "flow_propagate": (mask, flow, flow, src_frame, flow.abs(), 1, 0.01, 0.5, 3),
+        "propagation_gather": (torch.randn(n, t, c, h, w), mask[:, None].expand(n, t, 1, h, w),
+                               src_frame, flow.abs(), 0),
+        "temporal_shift": (x5, 1, False),
+        "temporal_shift_align": (x5, flow5, flow5, None, None, 1, False),
+        "temporal_shift_align_backward": (x5, x5, flow5, flow5, None, None, 1, False, True),
+        "convlstm_cell": (gates, cell),
+        "convlstm_cell_backward": (cell, cell, gates, cell),
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("family", ["", "_triton"], ids=["kernels", "triton"])
+def test_a_meta_tensor_among_cpu_ones_is_refused_by_name(family):
+    """A meta tensor among the arguments sends a call to the op's meta kernel, which must
+    refuse it as the kernels would, naming the argument, rather than give tensors of
+    uninitialised memory; on meta tensors alone it gives the outputs' shapes."""
+    for name, args in valid_direct_calls().items():
+        op_name = name + family
+        op = getattr(torch.ops.fused_inpaint, op_name).default
+        names = [argument.name for argument in op._schema.arguments]
+        tensors = [i for i, a in enumerate(args) if isinstance(a, torch.Tensor)]
+        for i in tensors[1:]:
+            moved = [a.to("meta") if k == i else a for k, a in enumerate(args)]
+            message = f"{names[i]} must be on the same device as {names[tensors[0]]}"
+            with pytest.raises(RuntimeError, match=message):
+                op(*moved)
+        on_meta = [a.to("meta") if isinstance(a, torch.Tensor) else a for a in args]
+        outputs = op(*on_meta)
+        for output in outputs if isinstance(outputs, tuple) else (outputs,):
+            assert output.device.type == "meta", op_name

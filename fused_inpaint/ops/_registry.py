@@ -8,6 +8,7 @@ and, when it has a backward kernel, ``<name>_backward`` / ``<name>_backward_trit
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Callable
 
@@ -60,6 +61,29 @@ def _twice(name: str) -> Callable:
     return backward
 
 
+def _on_one_device(op_name: str, fake: Callable) -> Callable:
+    """``fake``, run once every tensor argument is on one device. With a meta tensor among
+    CPU or CUDA ones the dispatcher picks the meta kernel (the fake), whose outputs would
+    be uninitialised memory on the other tensors' device; torch's own ops refuse, and so
+    do the kernels: "<argument> must be on the same device as <first tensor>"."""
+    schema = getattr(torch.ops.fused_inpaint, op_name).default._schema
+    names = [argument.name for argument in schema.arguments]
+
+    @functools.wraps(fake)
+    def checked(*args, **kwargs):
+        named = [*zip(names, args, strict=False), *kwargs.items()]
+        tensors = [(name, value) for name, value in named if isinstance(value, torch.Tensor)]
+        (first_name, first), *others = tensors
+        for name, tensor in others:
+            if tensor.device != first.device:
+                raise RuntimeError(
+                    f"fused_inpaint::{op_name}: {name} must be on the same device as {first_name}"
+                )
+        return fake(*args, **kwargs)
+
+    return checked
+
+
 def define_kernel_op(
     name: str,
     schema: str,
@@ -81,14 +105,20 @@ def define_kernel_op(
     for suffix in sorted(set(VARIANTS.values())):
         forward_name = f"{name}{suffix}"
         LIB.define(forward_name + schema)
-        torch.library.register_fake(f"fused_inpaint::{forward_name}", fake, lib=LIB)
+        torch.library.register_fake(
+            f"fused_inpaint::{forward_name}", _on_one_device(forward_name, fake), lib=LIB
+        )
         if suffix == "_triton":
             _register_triton(forward_name, triton_module, "forward")
         backward_op = None
         if backward_schema is not None:
             backward_name = f"{name}_backward{suffix}"
             LIB.define(backward_name + backward_schema)
-            torch.library.register_fake(f"fused_inpaint::{backward_name}", backward_fake, lib=LIB)
+            torch.library.register_fake(
+                f"fused_inpaint::{backward_name}",
+                _on_one_device(backward_name, backward_fake),
+                lib=LIB,
+            )
             if suffix == "_triton":
                 _register_triton(backward_name, triton_module, "backward")
             backward_op = getattr(torch.ops.fused_inpaint, backward_name).default
