@@ -301,6 +301,19 @@ def test_streaming_holds_a_window_and_tracks_back_that_far():
     assert iou(whole, masks[0]) > 0.85  # the whole clip in memory: every frame
 
 
+@pytest.mark.parametrize("height, width", [(1, 1), (2, 3), (3, 2), (5, 7), (4, 300)])
+def test_frames_of_a_few_pixels_are_tracked_whole(height, width):
+    """A box over the whole of a frame too small for GrabCut to model both the object and
+    the background (it needs a few pixels of each) is the keyframe's mask; the other
+    frames get masks, whatever the noise in them makes of the track."""
+    frames = np.random.default_rng(0).integers(0, 256, (3, height, width, 3), dtype=np.uint8)
+    for frame in (0, 2):
+        masks = track(frames, boxes=(0, 0, width, height), frame=frame, dilate=0)
+        assert masks.shape == (3, height, width) and masks.dtype == bool
+        if height * width < 12:
+            assert masks[frame].all()
+
+
 @pytest.mark.parametrize(
     "arguments, message",
     [

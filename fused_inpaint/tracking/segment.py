@@ -133,6 +133,10 @@ def grabcut(
         return np.zeros_like(guess), models or ColourModels.empty()
     if labels.size - objects < MIN_SAMPLES:  # a guess that fills the frame
         labels[[0, -1], :] = labels[:, [0, -1]] = cv2.GC_PR_BGD
+        objects = int((labels == cv2.GC_PR_FGD).sum())
+        if min(objects, labels.size - objects) < MIN_SAMPLES:
+            # A crop of a few pixels has no room for both sides' samples: the guess stands.
+            return guess, models or ColourModels.empty()
     learn = models is None
     models = ColourModels.empty() if learn else models
     if learn:  # GrabCut starts its mixtures by k-means from OpenCV's random state
