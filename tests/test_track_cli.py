@@ -71,9 +71,38 @@ def test_the_frames_left_without_a_mask_are_named(command, tmp_path, capsys):
     assert "no mask on frames 8-11: the object went out of the frame" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("command", ["track", "run"])
+def test_an_object_marked_again_where_it_comes_back_is_tracked_there(command, tmp_path, capsys):
+    """The square goes out over the right edge (its last pixels on frame 7) and comes back
+    on frame 13: marked on frame 0 and again on frame 15 (--box X,Y,W,H@15), every frame
+    it is on gets its mask, from the nearer keyframe."""
+
+    def x(t: int) -> int:
+        return 100 + 8 * t if t < 12 else 160 - 6 * (t - 12)
+
+    frames, masks = squares_clip(20, [lambda t: (x(t), 40)])
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for t, frame in enumerate(frames):
+        Image.fromarray(frame).save(folder / f"{t}.png")
+    assert not masks[0, 8:13].any() and masks[0, 13:].any(axis=(1, 2)).all()
+    out = tmp_path / "out"
+    again = f"{x(15) - 2},38,28,28@15"
+    args = [command, str(folder), "--box", "98,38,28,28", "--box", again, "-o", str(out)]
+    assert main([*args, "--dilate", "0"] if command == "track" else args) == 0
+    said = capsys.readouterr().out
+    assert "no mask on frames 8-12: the object went out of the frame" in said
+    assert "--box X,Y,W,H@K" in said
+    if command == "track":
+        tracked = np.stack(list(io.Masks(out).per_frame()))
+        assert iou(tracked[13:], masks[0, 13:]) > 0.85
+        assert iou(tracked[:8], masks[0, :8]) > 0.85
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
+        (["--box", f"{BOX}@{LENGTH}"], f"--box {BOX}@{LENGTH}: frame {LENGTH} is past the end"),
         (["--box", "10,10,0,5"], "is empty"),
         (["--box", "900,10,10,10"], "lies outside the frame"),
         (["--box", "10,10,10"], "give X,Y,W,H as four integers"),

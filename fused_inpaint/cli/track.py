@@ -1,5 +1,6 @@
 """``fused-inpaint track INPUT --box X,Y,W,H -o MASKS``: an object's mask on every frame,
-tracked from a box or a rough mask on one frame; ``run --box`` tracks, then inpaints."""
+tracked from a box or a rough mask on one frame, or on several (``--box X,Y,W,H@K``);
+``run --box`` tracks, then inpaints."""
 
 from __future__ import annotations
 
@@ -22,20 +23,26 @@ def add_box_options(parser: argparse.ArgumentParser, seed: bool, box_group=None)
     (box_group or parser).add_argument(
         "--box",
         action="append",
-        metavar="X,Y,W,H",
-        help="a box around an object on frame K, in pixels from the top left corner; "
-        "one --box per object",
+        metavar="X,Y,W,H[@K]",
+        help="a box around an object on frame K, in pixels from the top left corner; one "
+        "--box per object and keyframe: on each keyframe the n-th --box marks the n-th "
+        "object, and each frame takes an object's mask from the nearer keyframe (mark an "
+        "object again where the track lost it or it came back); @K: this box's frame",
     )
     parser.add_argument(
-        "--frame", type=non_negative, default=0, metavar="K", help="the boxes' frame (default: 0)"
+        "--frame",
+        type=non_negative,
+        default=0,
+        metavar="K",
+        help="the frame of the boxes without @K (default: 0)",
     )
     if seed:
         parser.add_argument(
             "--seed",
             action="append",
-            type=Path,
-            metavar="MASK.png",
-            help="a rough mask of an object on frame K (nonzero on it: strokes or an outline)",
+            metavar="MASK.png[@K]",
+            help="a rough mask of an object on frame K (nonzero on it: strokes or an "
+            "outline), after the boxes of its frame",
         )
     parser.add_argument(
         "--window",
@@ -45,6 +52,14 @@ def add_box_options(parser: argparse.ArgumentParser, seed: bool, box_group=None)
         help="track back from frame K at most this many frames; earlier frames get no mask "
         "(default: %(default)s)",
     )
+
+
+def on_frame(text: str, default: int) -> tuple[str, int]:
+    """ "VALUE@K" -> (VALUE, K); a text without a trailing @K is on frame ``default``."""
+    value, at, frame = text.rpartition("@")
+    if at and frame.isdigit():
+        return value, int(frame)
+    return text, default
 
 
 def _box(text: str) -> tuple[int, int, int, int]:
@@ -57,28 +72,40 @@ def _box(text: str) -> tuple[int, int, int, int]:
     return as_box(values, "--box")
 
 
+def _seed(path: Path, args: argparse.Namespace, size: tuple[int, int]) -> np.ndarray:
+    seed = io.read_hole(path) if path.is_file() else None
+    if seed is None:
+        raise UsageError(f"--seed {path}: no such image file")
+    if seed.shape != size:
+        raise UsageError(
+            f"--seed {path} is {seed.shape[1]}x{seed.shape[0]} but the frames of "
+            f"{args.input} are {size[1]}x{size[0]}"
+        )
+    if not seed.any():
+        raise UsageError(f"--seed {path} is empty: it marks no pixel of the object")
+    return seed
+
+
 def tracker_for(args: argparse.Namespace, frames, dilate: int | None) -> Tracker:
     """The Tracker of the box options, checked against ``frames`` (an io reader): boxes
-    inside the frame and not empty, frame K within the clip, seeds of the frames' size."""
+    inside the frame and not empty, keyframes within the clip, seeds of the frames' size."""
     count = frames.count or frames.estimated_count
-    if count is not None and args.frame >= count:
-        raise UsageError(f"--frame {args.frame} is past the end of {args.input} ({count} frames)")
-    objects: list = [clip_box(_box(text), frames.size, "--box") for text in args.box or ()]
-    for path in getattr(args, "seed", None) or ():
-        seed = io.read_hole(path) if path.is_file() else None
-        if seed is None:
-            raise UsageError(f"--seed {path}: no such image file")
-        if seed.shape != frames.size:
-            raise UsageError(
-                f"--seed {path} is {seed.shape[1]}x{seed.shape[0]} but the frames of "
-                f"{args.input} are {frames.size[1]}x{frames.size[0]}"
-            )
-        if not seed.any():
-            raise UsageError(f"--seed {path} is empty: it marks no pixel of the object")
-        objects.append(seed)
-    if not objects:
+    keyframes: dict[int, list] = {}
+    marks = [("--box", text) for text in args.box or ()]
+    marks += [("--seed", text) for text in getattr(args, "seed", None) or ()]
+    for option, text in marks:
+        value, frame = on_frame(text, args.frame)
+        if count is not None and frame >= count:
+            where = "--frame" if value == text else f"{option} {text}: frame"
+            raise UsageError(f"{where} {frame} is past the end of {args.input} ({count} frames)")
+        if option == "--box":
+            mark = clip_box(_box(value), frames.size, "--box")
+        else:
+            mark = _seed(Path(value), args, frames.size)
+        keyframes.setdefault(frame, []).append(mark)
+    if not keyframes:
         raise UsageError("nothing to track: give --box (or --seed)")
-    return Tracker({args.frame: objects}, dilate=dilate, window=args.window)
+    return Tracker(keyframes, dilate=dilate, window=args.window)
 
 
 def tracked_masks(
@@ -105,7 +132,7 @@ def say_unmasked(masked: list[bool]) -> None:
         print(
             f"no mask on frames {frames}: the object went out of the frame, was hidden or "
             "was lost there (a track does not pick it up again: where it comes back, mark "
-            "it in the studio, or give fused_inpaint.track a keyframe there)"
+            "it there too, with --box X,Y,W,H@K or in the studio)"
         )
 
 
@@ -113,8 +140,8 @@ def add_parser(commands) -> None:
     track = commands.add_parser(
         "track",
         help="track an object from a box and write its mask on every frame",
-        description="Tracks the objects in the boxes (or rough masks) on frame K through "
-        "INPUT, forward and back, and writes one mask per frame to MASKS, which run --mask "
+        description="Tracks the objects in the boxes (or rough masks) on their keyframes "
+        "through INPUT, forward and back, and writes one mask per frame to MASKS, which run --mask "
         f"reads: MASKS with a video extension ({', '.join(io.VIDEO_EXTENSIONS)}) is a video, "
         "any other a new folder of PNGs 00000.png, ... (white on the objects).",
     )
@@ -137,7 +164,8 @@ def add_parser(commands) -> None:
 
 
 def command(args: argparse.Namespace) -> int:
-    inputs = {"INPUT": args.input, **{f"--seed {path}": path for path in args.seed or ()}}
+    seeds = [Path(on_frame(text, args.frame)[0]) for text in args.seed or ()]
+    inputs = {"INPUT": args.input, **{f"--seed {path}": path for path in seeds}}
     check_output(args.output, inputs, args.overwrite)
     frames = io.open_frames(args.input)
     masked: list[bool] = []
