@@ -173,9 +173,11 @@ def own_process_on_cuda(test):
             text=True,
             timeout=300,
         )
-        if result.returncode != 0:
-            code = result.returncode
-            how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"
+        status = result.returncode
+        if status != 0:
+            how = f"exit status {status}"
+            if status < 0:
+                how = f"killed by {signal.Signals(-status).name}"
             where = f"{test.__name__}({kwargs}) in its own process"
             pytest.fail(f"{where}: {how}\n{result.stderr[-4000:]}")
 

@@ -54,12 +54,18 @@ def add_box_options(parser: argparse.ArgumentParser, seed: bool, box_group=None)
     )
 
 
-def on_frame(text: str, default: int) -> tuple[str, int]:
-    """ "VALUE@K" -> (VALUE, K); a text without a trailing @K is on frame ``default``."""
-    value, at, frame = text.rpartition("@")
-    if at and frame.isdigit():
-        return value, int(frame)
-    return text, default
+def marks(args: argparse.Namespace) -> list[tuple[str, str, str, int]]:
+    """(option, its text, the value, its frame) of each --box, then each --seed: "VALUE@K"
+    is VALUE on frame K, a text without a trailing @K is on --frame."""
+    given = [("--box", text) for text in args.box or ()]
+    given += [("--seed", text) for text in getattr(args, "seed", None) or ()]
+    found = []
+    for option, text in given:
+        value, at, frame = text.rpartition("@")
+        if not (at and frame.isdigit()):
+            value, frame = text, str(args.frame)
+        found.append((option, text, value, int(frame)))
+    return found
 
 
 def _box(text: str) -> tuple[int, int, int, int]:
@@ -72,14 +78,14 @@ def _box(text: str) -> tuple[int, int, int, int]:
     return as_box(values, "--box")
 
 
-def _seed(path: Path, args: argparse.Namespace, size: tuple[int, int]) -> np.ndarray:
+def _seed(path: Path, input_path: Path, size: tuple[int, int]) -> np.ndarray:
     seed = io.read_hole(path) if path.is_file() else None
     if seed is None:
         raise UsageError(f"--seed {path}: no such image file")
     if seed.shape != size:
         raise UsageError(
             f"--seed {path} is {seed.shape[1]}x{seed.shape[0]} but the frames of "
-            f"{args.input} are {size[1]}x{size[0]}"
+            f"{input_path} are {size[1]}x{size[0]}"
         )
     if not seed.any():
         raise UsageError(f"--seed {path} is empty: it marks no pixel of the object")
@@ -91,17 +97,14 @@ def tracker_for(args: argparse.Namespace, frames, dilate: int | None) -> Tracker
     inside the frame and not empty, keyframes within the clip, seeds of the frames' size."""
     count = frames.count or frames.estimated_count
     keyframes: dict[int, list] = {}
-    marks = [("--box", text) for text in args.box or ()]
-    marks += [("--seed", text) for text in getattr(args, "seed", None) or ()]
-    for option, text in marks:
-        value, frame = on_frame(text, args.frame)
+    for option, text, value, frame in marks(args):
         if count is not None and frame >= count:
             where = "--frame" if value == text else f"{option} {text}: frame"
             raise UsageError(f"{where} {frame} is past the end of {args.input} ({count} frames)")
         if option == "--box":
             mark = clip_box(_box(value), frames.size, "--box")
         else:
-            mark = _seed(Path(value), args, frames.size)
+            mark = _seed(Path(value), args.input, frames.size)
         keyframes.setdefault(frame, []).append(mark)
     if not keyframes:
         raise UsageError("nothing to track: give --box (or --seed)")
@@ -164,7 +167,7 @@ def add_parser(commands) -> None:
 
 
 def command(args: argparse.Namespace) -> int:
-    seeds = [Path(on_frame(text, args.frame)[0]) for text in args.seed or ()]
+    seeds = [Path(value) for option, _, value, _ in marks(args) if option == "--seed"]
     inputs = {"INPUT": args.input, **{f"--seed {path}": path for path in seeds}}
     check_output(args.output, inputs, args.overwrite)
     frames = io.open_frames(args.input)
