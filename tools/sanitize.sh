@@ -5,7 +5,8 @@
 # beside a linked copy of the package (the in-tree extension is left alone), proves the
 # sanitizers live (a positive control must abort on each kind of report, and the extension
 # must carry their hooks), then runs the tests against that build with libasan preloaded.
-# Any report aborts the run, and goes to stderr (pytest captures only Python's streams).
+# The tests run on every core (pytest-xdist): any report aborts its worker, which fails the
+# test it ran and the run, and goes to stderr (pytest captures only Python's streams).
 # Triton's cases are deselected where they have their own test (a -k of the caller's
 # replaces the script's selection).
 #
@@ -102,6 +103,6 @@ echo "sanitize: the extension carries the sanitizers' hooks"
 cd "$build/pkg"
 export PYTHONPATH=$build/pkg
 python -c "import fused_inpaint._C as c, sys; assert c.__file__.startswith('$build'), c.__file__"
-python -m pytest -p no:cacheprovider -p no:randomly -q -n 0 --capture=sys \
+python -m pytest -p no:cacheprovider -p no:randomly -q -n auto --capture=sys \
   --rootdir "$root" -c "$root/pyproject.toml" -k "$select" \
   "${tests[@]/#/$root/}" "$@"
