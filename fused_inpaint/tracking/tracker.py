@@ -8,11 +8,15 @@ with the colour models carried along, so that it follows the object's border wit
 drifting off it or growing into the background: the band is all it may take per frame,
 and pixels of the band that move otherwise than the object (``motion``) are background
 for sure. A mask that shrinks to nearly nothing (the object has left the frame or is
-hidden) ends there, and nothing is left behind; on the frame's edge an object going out is
-followed to its last pixels (those the flow at the edge does not follow move on by the
-object's own motion), and a small mask there that stops moving as the object did is what
-it left behind. When GrabCut drops most of the mask at once, only the object's own motion
-against the background keeps it (carried by the flow), or its look.
+hidden) ends there, nothing is left behind, and the object is not looked for again: looked
+for by its keyframe's colour mixtures along the frame's edges, it was found on synthetic
+clips in look-alikes as often as where it came back (another object of its texture, the
+black beyond a camera's view), and a keyframe where it comes back finds it exactly. On the
+frame's edge an object going out is followed to its last pixels (those the flow at the
+edge does not follow move on by the object's own motion), and a small mask there that
+stops moving as the object did is what it left behind. When GrabCut drops most of the
+mask at once, only the object's own motion against the background keeps it (carried by
+the flow), or its look.
 Pixels of the carried mask whose flow is much nearer the object's motion than the
 background's stay whatever GrabCut says (``kept``), and so do those of a keyframe's box
 (``with_moving_parts``): a part of the object coloured like the background would else be
