@@ -48,6 +48,29 @@ class ColourModels:
     def copy(self) -> ColourModels:
         return ColourModels(self.background.copy(), self.foreground.copy())
 
+    def densities(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The log densities of the object's and the background's mixtures at ``pixels``
+        (n, 3) uint8, as GrabCut weighs them: (n,) float64 each."""
+        colours = pixels.astype(np.float64)
+        return log_density(self.foreground, colours), log_density(self.background, colours)
+
+
+def log_density(model: np.ndarray, colours: np.ndarray) -> np.ndarray:
+    """(n,) float64: the log density of GrabCut's Gaussian mixture ``model`` (1, 65) (five
+    weights, five means, five 3x3 covariances) at ``colours`` (n, 3), less the constant
+    that both mixtures share."""
+    weights, means = model[0, :5], model[0, 5:20].reshape(5, 3)
+    covariances = model[0, 20:].reshape(5, 3, 3)
+    density = np.zeros(len(colours))
+    for weight, mean, covariance in zip(weights, means, covariances, strict=True):
+        determinant = np.linalg.det(covariance)
+        if weight <= 0 or determinant <= 0:
+            continue
+        offset = colours - mean
+        distance = np.einsum("ni,ij,nj->n", offset, np.linalg.inv(covariance), offset)
+        density += weight / math.sqrt(determinant) * np.exp(-0.5 * distance)
+    return np.log(density + 1e-300)
+
 
 def band_width(mask: np.ndarray) -> int:
     """Pixels of the band around ``mask``, by its size."""

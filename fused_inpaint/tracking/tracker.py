@@ -119,11 +119,17 @@ LOOK_CHANGE = 20
 # A part of the mask apart from its largest is dropped when more than this share of its
 # pixels move apart from the object.
 STRAY_APART = 0.5
-# A keyframe's cut gains only the parts moving with the object that are at least
-# 2 * MOVING_PART + 1 pixels across (and their corners): DIS's flow spreads the object's
-# motion a few pixels into the background around it and into the gaps between its limbs,
-# and a mask grown by that blur would be carried along. Chosen on synthetic clips, of
-# blobs and of limbed objects (whose keyframes took in the gaps), against 0, 3 and 7.
+# Parts of an object narrower than 2 * MOVING_PART + 1 pixels are narrower than DIS's flow
+# resolves: it spreads the object's motion a few pixels into the background around it and
+# into the gaps between its limbs, and across a thin limb it is the background's motion
+# or a blend. So a keyframe's cut gains only the parts moving with the object that are at
+# least that wide (and their corners): a mask grown by the flow's blur would be carried
+# along. Chosen on synthetic clips, of blobs and of limbed objects (whose keyframes took in
+# the gaps), against 0, 3 and 7; and a tracked mask's thinner parts move by the object's
+# own motion (``with_thin_parts``) and stay by their colours (``with_thin_colours``), which
+# raised the IoU of limbed objects' tracks from 0.805 to 0.826 on synthetic clips that no
+# report uses (the object's pixels outside the mask grown by 6, 8.1% to 6.4%), blobs'
+# unchanged (0.942 and 0.941; against 3 and 7 pixels for these two uses).
 MOVING_PART = 5
 
 
@@ -175,6 +181,36 @@ def with_moving_parts(
     added = kept(guess, distance, to_object) & ~mask
     added &= grow(opened(added, MOVING_PART), MOVING_PART)  # corners kept, not thin parts
     return fill_holes(keep_touching(mask | added, mask))
+
+
+def with_thin_parts(guess: np.ndarray, before: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """``guess`` (h, w) bool, the mask ``before`` (h, w) bool of the frame before carried
+    along ``flow`` (h, w, 2) (``carry``), with the parts of ``before`` narrower than
+    2 * MOVING_PART + 1 pixels moved by the object's own motion too (``carry_rigidly``,
+    fitted to the flow inside the guess): the flow does not resolve an arm, a leg or a
+    stand, and carried along it such a part comes off the object, and GrabCut drops it."""
+    thin = before & ~opened(before, MOVING_PART)
+    if not thin.any() or not guess.any():
+        return guess
+    moved = carry_rigidly(thin, flow, guess, FLOW_BLUR)
+    return guess if moved is None else guess | moved
+
+
+def with_thin_colours(
+    mask: np.ndarray, guess: np.ndarray, image: np.ndarray, models: ColourModels
+) -> np.ndarray:
+    """``mask`` (h, w) bool, GrabCut's cut of the first ``guess`` (h, w) bool on ``image``
+    (h, w, 3) uint8, with what it dropped of the guess's parts narrower than
+    2 * MOVING_PART + 1 pixels where ``models`` find the colours more likely the object's
+    than the background's, in parts that touch the mask: GrabCut's edge term costs a thin
+    part its whole border, so it drops parts of the object that colours alone would keep."""
+    dropped = guess & ~mask & ~opened(guess, MOVING_PART)
+    if not dropped.any():
+        return mask
+    own, background = models.densities(image[dropped])
+    likely = np.zeros_like(dropped)
+    likely[dropped] = own > background
+    return keep_touching(mask | likely, mask)
 
 
 def without_stray_parts(mask: np.ndarray, apart: np.ndarray | None) -> np.ndarray:
@@ -426,6 +462,8 @@ class _Run:
         flow = self.flow(frame, view.frame(before))
         before_mask = view.down(track.mask)
         guess = carry(before_mask, flow)
+        if track.colour:
+            guess = with_thin_parts(guess, before_mask, flow)
         least = MIN_SAMPLES
         edge = view.at_edge(guess | before_mask, self.work)
         if not edge:
@@ -485,6 +523,8 @@ class _Run:
                     return track.mask if track.mask.any() else None
                 mask = guess
             mask |= kept(guess, distance, to_object)
+            if not edge:  # on the edge, what GrabCut drops may be what the object left
+                mask = with_thin_colours(mask, guess, frame.rgb, track.models)
             mask = without_stray_parts(mask, apart)
         track.mask = view.up(mask, self.work)
         return track.mask
