@@ -24,8 +24,11 @@ dropped and stay visible; pixels of the band beyond the flow's blur that move
 with the object start on its side (``rejoining``), so that a part GrabCut dropped on an
 earlier frame can come back. A part of the mask, apart from its largest, that moves
 its own way is dropped (``without_stray_parts``): a neighbour of the object's colours it
-took in would else be followed. An object whose colours GrabCut cannot tell apart on its
-keyframe (it keeps under a COLLAPSE share of the box) is told apart by its motion: the
+took in would else be followed. Parts narrower than the flow resolves (an arm, a leg, a
+stand) move by the object's own motion too (``with_thin_parts``), and where GrabCut drops
+them their colours keep them (``with_thin_colours``). An object whose colours GrabCut
+cannot tell apart on its keyframe (it keeps under a COLLAPSE share of the box) is told
+apart by its motion: the
 part of the box that moves away from the background as it does (``moving_with``; the box
 when nothing does), moved frame to frame by its own motion fitted to the flow
 (``carry_rigidly``), until it neither moves apart from the background nor looks as it did.
