@@ -28,10 +28,10 @@ took in would else be followed. Parts narrower than the flow resolves (an arm, a
 stand) move by the object's own motion too (``with_thin_parts``), and where GrabCut drops
 them their colours keep them (``with_thin_colours``). An object whose colours GrabCut
 cannot tell apart on its keyframe (it keeps under a COLLAPSE share of the box) is told
-apart by its motion: the
-part of the box that moves away from the background as it does (``moving_with``; the box
-when nothing does), moved frame to frame by its own motion fitted to the flow
-(``carry_rigidly``), until it neither moves apart from the background nor looks as it did.
+apart by its motion: the part of the box that moves away from the background as it does
+(``moving_with``; the box when nothing does), moved frame to frame by its own motion
+fitted to the flow (``carry_rigidly``), until it neither moves apart from the background
+nor looks as it did.
 
 Each keyframe tracks forward and backward; each frame takes every object's mask from the
 nearer keyframe that names it (the earlier one on a tie). Backward tracking reaches at
