@@ -52,10 +52,10 @@ class ColourModels:
         """The log densities of the object's and the background's mixtures at ``pixels``
         (n, 3) uint8, as GrabCut weighs them: (n,) float64 each."""
         colours = pixels.astype(np.float64)
-        return log_density(self.foreground, colours), log_density(self.background, colours)
+        return _log_density(self.foreground, colours), _log_density(self.background, colours)
 
 
-def log_density(model: np.ndarray, colours: np.ndarray) -> np.ndarray:
+def _log_density(model: np.ndarray, colours: np.ndarray) -> np.ndarray:
     """(n,) float64: the log density of GrabCut's Gaussian mixture ``model`` (1, 65) (five
     weights, five means, five 3x3 covariances) at ``colours`` (n, 3), less the constant
     that both mixtures share."""
