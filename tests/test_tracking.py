@@ -157,18 +157,6 @@ def test_what_an_object_going_out_left_on_the_edge_is_not_followed():
     assert iou(tracked, clip.mask[:24]) >= 0.9
 
 
-def test_an_object_told_apart_by_its_motion_alone_leaves_no_mask_behind():
-    # A grey limbed object on grey, whose colours GrabCut cannot tell apart (the track
-    # moves by the object's motion alone), goes out over the bottom edge by frame 46. On
-    # the edge its motion no longer tells it apart and it still looks like what is there:
-    # the mask stayed on the background to the end of the clip; it goes on out instead.
-    clip = object_removal_clip(2019, 60, 240, 432, shape="limbed")
-    tracked = track(clip.frames, boxes=[clip.box], dilate=0)
-    assert not clip.mask[46:].any()
-    assert not tracked[46:].any(), tracked.sum(axis=(1, 2))
-    assert iou(tracked[:46], clip.mask[:46]) >= 0.5
-
-
 def test_an_object_hidden_by_another_ends_its_mask():
     # Square 1, drawn on top, slides over the still square 0 and covers it from frame 8.
     frames, masks = squares_clip(14, [lambda t: (60, 40), lambda t: (max(60, 124 - 8 * t), 40)])

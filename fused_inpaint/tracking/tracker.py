@@ -31,8 +31,7 @@ cannot tell apart on its keyframe (it keeps under a COLLAPSE share of the box) i
 apart by its motion: the part of the box that moves away from the background as it does
 (``moving_with``; the box when nothing does), moved frame to frame by its own motion
 fitted to the flow (``carry_rigidly``), until it neither moves apart from the background
-nor looks as it did; on the frame's edge, once it no longer moves apart, it moves on as
-it did until it is out.
+nor looks as it did.
 
 Each keyframe tracks forward and backward; each frame takes every object's mask from the
 nearer keyframe that names it (the earlier one on a tie). Backward tracking reaches at
@@ -301,13 +300,6 @@ class _Track:
     moving: bool = False  # whether it moved otherwise than the background on the last frame
     shift: np.ndarray | None = None  # (2,) float: its last motion (dx, dy) the flow followed
     going: bool = False  # whether it went out of the frame on the last frame
-    leaving: bool = False  # whether it moves on by its last motion until out of the frame
-
-    def moved_on(self) -> np.ndarray | None:
-        """The mask moved on by the object's last motion (``shift``); None once it has
-        left the frame."""
-        self.mask = shifted(self.mask, self.shift)
-        return self.mask if self.mask.any() else None
 
     def left_behind(self, moving: bool, area: float, edge: bool) -> bool:
         """Whether what is carried of the object, ``area`` working pixels, on the frame's
@@ -475,8 +467,6 @@ class _Run:
         as far as the object may have moved, is looked at."""
         if track.going:
             return None
-        if track.leaving:
-            return track.moved_on()
         view = View.of(search_window(track.mask), TRACK_VIEW_PIXELS)
         frame = view.frame(frame)
         flow = self.flow(frame, view.frame(before))
@@ -501,18 +491,8 @@ class _Run:
             if view.area(mask) < least:
                 return None
             moving = background_distance(flow, mask, band_width(mask)) is not None
-            if track.moving and not moving and edge and track.shift is not None:
-                # Going out of the frame, the object no longer moves apart from the
-                # background (the flow at the edge mixes what is left of it with the
-                # background): it moves on as it did until it is out. Kept by its look,
-                # on a background that shares it, its mask would stay after it has gone.
-                track.leaving = True
-                return track.moved_on()
             if not moving and not looks_alike(frame.rgb[mask], track.look):
                 return None
-            track.moving = moving
-            if moving and not edge:
-                track.shift = -np.median(flow[mask], axis=0) / view.scale
         if track.colour:
             apart = distance = to_object = None
             if self.tracker.motion:
@@ -549,7 +529,8 @@ class _Run:
                     # the flow at the edge does not follow: it moves on as it did, for this
                     # frame only (it would stay in the video), and ends.
                     track.going = True
-                    return track.moved_on()
+                    track.mask = going_on
+                    return track.mask if track.mask.any() else None
                 mask = guess
             mask |= kept(guess, distance, to_object)
             if not edge:  # on the edge, what GrabCut drops may be what the object left
