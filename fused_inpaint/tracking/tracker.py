@@ -192,6 +192,12 @@ def with_moving_parts(
     return fill_holes(keep_touching(mask | added, mask))
 
 
+def thin_parts(mask: np.ndarray) -> np.ndarray:
+    """(h, w) bool: the parts of ``mask`` (h, w) bool narrower than 2 * MOVING_PART + 1
+    pixels, narrower than DIS's flow resolves."""
+    return mask & ~opened(mask, MOVING_PART)
+
+
 def with_thin_parts(guess: np.ndarray, before: np.ndarray, flow: np.ndarray) -> np.ndarray:
     """``guess`` (h, w) bool, the mask ``before`` (h, w) bool of the frame before carried
     along ``flow`` (h, w, 2) (``carry``), with the parts of ``before`` narrower than
@@ -199,7 +205,7 @@ def with_thin_parts(guess: np.ndarray, before: np.ndarray, flow: np.ndarray) -> 
     fitted to the flow inside the guess), when there are THIN_PIXELS of them: the flow
     does not resolve an arm, a leg or a stand, and carried along it such a part comes off
     the object, and GrabCut drops it."""
-    thin = before & ~opened(before, MOVING_PART)
+    thin = thin_parts(before)
     if np.count_nonzero(thin) < THIN_PIXELS or not guess.any():
         return guess
     moved = carry_rigidly(thin, flow, guess, FLOW_BLUR)
@@ -214,7 +220,7 @@ def with_thin_colours(
     2 * MOVING_PART + 1 pixels where ``models`` find the colours more likely the object's
     than the background's, in parts that touch the mask: GrabCut's edge term costs a thin
     part its whole border, so it drops parts of the object that colours alone would keep."""
-    dropped = guess & ~mask & ~opened(guess, MOVING_PART)
+    dropped = thin_parts(guess) & ~mask
     if not dropped.any():
         return mask
     own, background = models.densities(image[dropped])
