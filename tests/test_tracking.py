@@ -175,6 +175,16 @@ def test_an_object_grabcut_loses_on_a_background_of_its_colours_keeps_its_mask()
     assert iou(tracked, clip.mask) > 0.7
 
 
+def test_an_object_whose_carried_colour_models_go_stale_keeps_its_mask():
+    # A small limbed object crossing dark letters: from frame 27 GrabCut, with the colour
+    # models carried from the frame before, cuts none of it; from frame 30 it moves with
+    # the background and its look has changed. Models learnt afresh cut it whole.
+    clip = object_removal_clip(7014, 60, 240, 432, shape="limbed")
+    tracked = track(clip.frames[:40], boxes=[clip.box], dilate=0)
+    assert tracked[27:].any(axis=(1, 2)).all()
+    assert iou(tracked[27:], clip.mask[27:40]) > 0.55
+
+
 def test_a_moving_part_coloured_like_the_background_stays_in_the_mask():
     # A red and yellow square moves right from a blue background onto a red one, whose
     # colours GrabCut cannot tell from its red half: that half moves with the square.

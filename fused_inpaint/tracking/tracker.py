@@ -15,8 +15,9 @@ black beyond a camera's view), and a keyframe where it comes back finds it exact
 frame's edge an object going out is followed to its last pixels (those the flow at the
 edge does not follow move on by the object's own motion), and a small mask there that
 stops moving as the object did is what it left behind. When GrabCut drops most of the
-mask at once, only the object's own motion against the background keeps it (carried by
-the flow), or its look.
+mask at once, colour models learnt afresh from the carried mask keep it when their cut
+looks as the object did (models carried from frame to frame go stale), else only the
+object's own motion against the background keeps it (carried by the flow), or its look.
 Pixels of the carried mask whose flow is much nearer the object's motion than the
 background's stay whatever GrabCut says (``kept``), and so do those of a keyframe's box
 (``with_moving_parts``): a part of the object coloured like the background would else be
@@ -526,9 +527,19 @@ class _Run:
             else:
                 # GrabCut dropped most of the guess at once: the object has gone (left, or
                 # hidden by something else), or GrabCut lost it against a background of
-                # its colours. The object's own motion keeps it, or its look (what hides
-                # it looks otherwise).
-                if distance is None and not looks_alike(frame.rgb[guess], track.look):
+                # its colours, or its colour models, carried from frame to frame, went
+                # stale (an object of 400 pixels over dark letters was cut to nothing by
+                # the models of the frame before, and whole by models learnt afresh).
+                # Models learnt afresh from the guess keep it when their cut looks as the
+                # object did, and stand from then on; else the object's own motion keeps
+                # it, or its look (what hides it looks otherwise).
+                again, fresh = grabcut(frame.rgb, first, None, None, apart)
+                relearnt = again.sum() >= COLLAPSE * expected and looks_alike(
+                    frame.rgb[again], track.look
+                )
+                if relearnt:
+                    track.models = fresh
+                elif distance is None and not looks_alike(frame.rgb[guess], track.look):
                     if going_on is None:
                         return None
                     # What is left of an object going out of the frame, a few pixels that
@@ -537,7 +548,7 @@ class _Run:
                     track.going = True
                     track.mask = going_on
                     return track.mask if track.mask.any() else None
-                mask = guess
+                mask = guess | again if relearnt else guess
             mask |= kept(guess, distance, to_object)
             if not edge:  # on the edge, what GrabCut drops may be what the object left
                 mask = with_thin_colours(mask, guess, frame.rgb, track.models)
