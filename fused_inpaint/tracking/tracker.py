@@ -307,6 +307,11 @@ class _Track:
     moving: bool = False  # whether it moved otherwise than the background on the last frame
     shift: np.ndarray | None = None  # (2,) float: its last motion (dx, dy) the flow followed
     going: bool = False  # whether it went out of the frame on the last frame
+    # Whether colour models learnt afresh may stand in where GrabCut drops the object: not
+    # again once they failed to, until a cut with the carried models keeps it (where the
+    # object's colours are the background's, every cut drops it, and each try costs what
+    # a keyframe's cut does).
+    relearn: bool = True
 
     def left_behind(self, moving: bool, area: float, edge: bool) -> bool:
         """Whether what is carried of the object, ``area`` working pixels, on the frame's
@@ -519,7 +524,7 @@ class _Run:
                 going_on = shifted(track.mask, track.shift)
                 expected = max(min(expected, view.down(going_on).sum()), MIN_SAMPLES)
             if mask.sum() >= COLLAPSE * expected:
-                track.models = models
+                track.models, track.relearn = models, True
                 seen = frame.rgb[mask].mean(axis=0)
                 track.look = (1 - LOOK_RATE) * track.look + LOOK_RATE * seen
                 if distance is not None and not edge:  # the flow follows the object whole
@@ -533,10 +538,13 @@ class _Run:
                 # Models learnt afresh from the guess keep it when their cut looks as the
                 # object did, and stand from then on; else the object's own motion keeps
                 # it, or its look (what hides it looks otherwise).
-                again, fresh = grabcut(frame.rgb, first, None, None, apart)
-                relearnt = again.sum() >= COLLAPSE * expected and looks_alike(
-                    frame.rgb[again], track.look
-                )
+                relearnt = False
+                if track.relearn:
+                    again, fresh = grabcut(frame.rgb, first, None, None, apart)
+                    relearnt = again.sum() >= COLLAPSE * expected and looks_alike(
+                        frame.rgb[again], track.look
+                    )
+                    track.relearn = relearnt
                 if relearnt:
                     track.models = fresh
                 elif distance is None and not looks_alike(frame.rgb[guess], track.look):
