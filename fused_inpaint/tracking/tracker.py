@@ -307,11 +307,26 @@ class _Track:
     moving: bool = False  # whether it moved otherwise than the background on the last frame
     shift: np.ndarray | None = None  # (2,) float: its last motion (dx, dy) the flow followed
     going: bool = False  # whether it went out of the frame on the last frame
-    # Whether colour models learnt afresh may stand in where GrabCut drops the object: not
-    # again once they failed to, until a cut with the carried models keeps it (where the
-    # object's colours are the background's, every cut drops it, and each try costs what
-    # a keyframe's cut does).
+    # Whether ``relearnt`` may try models learnt afresh: where the object's colours are the
+    # background's every cut drops it, and each try costs what a keyframe's cut does.
     relearn: bool = True
+
+    def relearnt(
+        self, image: np.ndarray, first: np.ndarray, apart: np.ndarray | None, least: float
+    ) -> np.ndarray | None:
+        """GrabCut's cut of ``first`` (h, w) bool on ``image`` (h, w, 3) uint8 by colour
+        models learnt afresh (``apart``: as ``grabcut``'s), where the carried ones dropped
+        the object: when it keeps ``least`` pixels and looks as the object did, its models
+        stand from then on and it is returned; else None, and none is tried again until a
+        cut with the carried models keeps the object (``relearn``)."""
+        if not self.relearn:
+            return None
+        cut, models = grabcut(image, first, None, None, apart)
+        self.relearn = bool(cut.sum() >= least and looks_alike(image[cut], self.look))
+        if not self.relearn:
+            return None
+        self.models = models
+        return cut
 
     def left_behind(self, moving: bool, area: float, edge: bool) -> bool:
         """Whether what is carried of the object, ``area`` working pixels, on the frame's
@@ -538,16 +553,12 @@ class _Run:
                 # Models learnt afresh from the guess keep it when their cut looks as the
                 # object did, and stand from then on; else the object's own motion keeps
                 # it, or its look (what hides it looks otherwise).
-                relearnt = False
-                if track.relearn:
-                    again, fresh = grabcut(frame.rgb, first, None, None, apart)
-                    relearnt = again.sum() >= COLLAPSE * expected and looks_alike(
-                        frame.rgb[again], track.look
-                    )
-                    track.relearn = relearnt
-                if relearnt:
-                    track.models = fresh
-                elif distance is None and not looks_alike(frame.rgb[guess], track.look):
+                fresh = track.relearnt(frame.rgb, first, apart, COLLAPSE * expected)
+                if (
+                    fresh is None
+                    and distance is None
+                    and not looks_alike(frame.rgb[guess], track.look)
+                ):
                     if going_on is None:
                         return None
                     # What is left of an object going out of the frame, a few pixels that
@@ -556,7 +567,7 @@ class _Run:
                     track.going = True
                     track.mask = going_on
                     return track.mask if track.mask.any() else None
-                mask = guess | again if relearnt else guess
+                mask = guess if fresh is None else guess | fresh
             mask |= kept(guess, distance, to_object)
             if not edge:  # on the edge, what GrabCut drops may be what the object left
                 mask = with_thin_colours(mask, guess, frame.rgb, track.models)
