@@ -257,6 +257,22 @@ def test_another_object_of_its_colours_that_passes_by_is_not_followed():
     assert iou(tracked, clip.mask) >= 0.9
 
 
+def test_background_taken_in_on_the_keyframe_is_dropped_not_spread():
+    # The keyframe's cut of a limbed object takes in some 2400 pixels of the brown rock
+    # behind it (its colours are in the object). The rock moves with the camera and the
+    # object does not: started on the background's side, the rock is dropped on frame 1,
+    # instead of spreading over it (14 500 pixels by frame 16) and staying after the
+    # object has gone (frame 19).
+    clip = object_removal_clip(7024, 60, 240, 432, shape="limbed")
+    tracked = track(clip.frames[:20], boxes=[clip.box], dilate=0)
+    outside = (tracked & ~clip.mask[:20]).sum(axis=(1, 2))
+    area = clip.mask[0].sum()
+    assert outside[0] > 0.5 * area  # the keyframe's cut, as said above
+    assert outside[1:].max() < 0.2 * area, outside
+    assert not tracked[19].any()
+    assert iou(tracked, clip.mask[:20]) > 0.8
+
+
 def test_a_box_carried_by_the_flow_alone_leaves_no_trail_on_a_still_background():
     # Square 1, of the same colours, lies against square 0 and reaches into its box, so
     # that GrabCut cannot tell square 0 from what is around it: the box is carried by the

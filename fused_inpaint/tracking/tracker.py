@@ -7,17 +7,21 @@ flow (``flow_warp`` of the mask) and GrabCut refines it in a band around where i
 with the colour models carried along, so that it follows the object's border without
 drifting off it or growing into the background: the band is all it may take per frame,
 and pixels of the band that move otherwise than the object (``motion``) are background
-for sure. A mask that shrinks to nearly nothing (the object has left the frame or is
-hidden) ends there, nothing is left behind, and the object is not looked for again: looked
-for by its keyframe's colour mixtures along the frame's edges, it was found on synthetic
-clips in look-alikes as often as where it came back (another object of its texture, the
-black beyond a camera's view), and a keyframe where it comes back finds it exactly. On the
+for sure, while those of the mask that move as the background does start on its side (as
+on a keyframe), so that background the mask took in is dropped, not spread. A mask that
+shrinks to nearly nothing (the object has left the frame or is hidden) ends there,
+nothing is left behind, and the object is not looked for again: looked for by its
+keyframe's colour mixtures along the frame's edges, it was found on synthetic clips in
+look-alikes as often as where it came back (another object of its texture, the black
+beyond a camera's view), and a keyframe where it comes back finds it exactly. On the
 frame's edge an object going out is followed to its last pixels (those the flow at the
-edge does not follow move on by the object's own motion), and a small mask there that
-stops moving as the object did is what it left behind. When GrabCut drops most of the
-mask at once, colour models learnt afresh from the carried mask keep it when their cut
-looks as the object did (models carried from frame to frame go stale), else only the
-object's own motion against the background keeps it (carried by the flow), or its look.
+edge does not follow move on by the object's own motion; a cut that keeps only what lies
+where that motion takes it is the object, however much it dropped), and a small mask
+there that stops moving as the object did is what it left behind. When GrabCut drops
+most of the mask at once, colour models learnt afresh from the carried mask keep it when
+their cut looks as the object did (models carried from frame to frame go stale), else
+only the object's own motion against the background keeps it (carried by the flow), or
+its look.
 Pixels of the carried mask whose flow is much nearer the object's motion than the
 background's stay whatever GrabCut says (``kept``), and so do those of a keyframe's box
 (``with_moving_parts``): a part of the object coloured like the background would else be
@@ -115,6 +119,9 @@ COLLAPSE = 0.3
 # from the background varies across it, is kept whole. Chosen on synthetic clips that no
 # report uses, by the removal's PSNR against the exact masks'.
 NEARER = 5
+# A cut on the frame's edge that keeps less than COLLAPSE of the guess is still the object
+# going out when this share of it lies where the object's own motion takes it.
+GOING_SHARE = 0.9
 # An object's look: its mean colour (0-255), averaged over the frames GrabCut cut it on
 # with this weight on the newest. Where GrabCut loses an object, it is still there when
 # the pixels it was carried to look like it within LOOK_CHANGE on every channel.
@@ -254,6 +261,20 @@ def shifted(mask: np.ndarray, shift: np.ndarray) -> np.ndarray:
     return moved.view(bool)
 
 
+def going_out(cut: np.ndarray, going_on: np.ndarray | None, view: View) -> bool:
+    """Whether GrabCut's ``cut`` (h, w) bool of the view is what is left of an object going
+    out of the frame: at least MIN_SAMPLES pixels, GOING_SHARE of them within ``going_on``
+    (the object's mask moved on by its own motion, (H, W) bool at the working scale; None
+    when it is not on the edge) grown by the band (``band_width``). Such an object loses
+    more of its pixels a frame than a cut that keeps it may drop, and what the cut drops
+    is what it left behind."""
+    if going_on is None:
+        return False
+    going_on = view.down(going_on)
+    inside = np.count_nonzero(cut & grow(going_on, band_width(going_on)))
+    return inside >= max(MIN_SAMPLES, GOING_SHARE * np.count_nonzero(cut))
+
+
 def looks_alike(pixels: np.ndarray, look: np.ndarray) -> bool:
     """Whether ``pixels`` (n, 3) uint8 have a mean colour within LOOK_CHANGE of ``look``
     (3,) on every channel."""
@@ -312,16 +333,21 @@ class _Track:
     relearn: bool = True
 
     def relearnt(
-        self, image: np.ndarray, first: np.ndarray, apart: np.ndarray | None, least: float
+        self,
+        image: np.ndarray,
+        first: np.ndarray,
+        unlike: np.ndarray | None,
+        apart: np.ndarray | None,
+        least: float,
     ) -> np.ndarray | None:
         """GrabCut's cut of ``first`` (h, w) bool on ``image`` (h, w, 3) uint8 by colour
-        models learnt afresh (``apart``: as ``grabcut``'s), where the carried ones dropped
-        the object: when it keeps ``least`` pixels and looks as the object did, its models
-        stand from then on and it is returned; else None, and none is tried again until a
-        cut with the carried models keeps the object (``relearn``)."""
+        models learnt afresh (``unlike``, ``apart``: as ``grabcut``'s), where the carried
+        ones dropped the object: when it keeps ``least`` pixels and looks as the object did,
+        its models stand from then on and it is returned; else None, and none is tried again
+        until a cut with the carried models keeps the object (``relearn``)."""
         if not self.relearn:
             return None
-        cut, models = grabcut(image, first, None, None, apart)
+        cut, models = grabcut(image, first, unlike, None, apart)
         self.relearn = bool(cut.sum() >= least and looks_alike(image[cut], self.look))
         if not self.relearn:
             return None
@@ -531,14 +557,18 @@ class _Run:
                     return None
                 track.moving = distance is not None
             first = guess | rejoining(guess, distance, to_object)
-            mask, models = grabcut(frame.rgb, first, None, track.models.copy(), apart)
+            # Pixels that move like the background start on its side, as on a keyframe:
+            # background the mask took in (on the keyframe, or growing by the band) is
+            # learnt as the background's and dropped, instead of spreading frame by frame.
+            unlike = None if distance is None else distance < SAME_MOTION
+            mask, models = grabcut(frame.rgb, first, unlike, track.models.copy(), apart)
             expected = guess.sum()
             going_on = None  # the mask moved on by the object's own motion, at the edge
             if edge and track.shift is not None:
                 # Going out, the object loses more to the edge than the flow there says.
                 going_on = shifted(track.mask, track.shift)
                 expected = max(min(expected, view.down(going_on).sum()), MIN_SAMPLES)
-            if mask.sum() >= COLLAPSE * expected:
+            if mask.sum() >= COLLAPSE * expected or going_out(mask, going_on, view):
                 track.models, track.relearn = models, True
                 seen = frame.rgb[mask].mean(axis=0)
                 track.look = (1 - LOOK_RATE) * track.look + LOOK_RATE * seen
@@ -552,8 +582,9 @@ class _Run:
                 # the models of the frame before, and whole by models learnt afresh).
                 # Models learnt afresh from the guess keep it when their cut looks as the
                 # object did, and stand from then on; else the object's own motion keeps
-                # it, or its look (what hides it looks otherwise).
-                fresh = track.relearnt(frame.rgb, first, apart, COLLAPSE * expected)
+                # it (the guess less what moves like the background), or its look (what
+                # hides it looks otherwise).
+                fresh = track.relearnt(frame.rgb, first, unlike, apart, COLLAPSE * expected)
                 if (
                     fresh is None
                     and distance is None
@@ -567,11 +598,14 @@ class _Run:
                     track.going = True
                     track.mask = going_on
                     return track.mask if track.mask.any() else None
-                mask = guess if fresh is None else guess | fresh
+                held = guess if unlike is None else guess & ~unlike
+                mask = held if fresh is None else held | fresh
             mask |= kept(guess, distance, to_object)
             if not edge:  # on the edge, what GrabCut drops may be what the object left
                 mask = with_thin_colours(mask, guess, frame.rgb, track.models)
             mask = without_stray_parts(mask, apart)
+            if not mask.any():  # all of it moved as the background does
+                return None
         track.mask = view.up(mask, self.work)
         return track.mask
 
