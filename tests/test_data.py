@@ -159,3 +159,23 @@ def test_limbed_objects_have_thin_limbs_and_a_shape_is_checked():
     assert clip.mask.any(axis=(1, 2)).all() and clip.frames.shape == (3, 64, 96, 3)
     with pytest.raises(ValueError, match="shape"):
         object_removal_clip(0, 3, 64, 96, shape="star")
+
+
+def test_object_side_sets_the_objects_size_and_is_checked():
+    from fused_inpaint.data import object_removal_clip
+
+    default = object_removal_clip(3, 2, 64, 96)
+    np.testing.assert_array_equal(
+        default.frames, object_removal_clip(3, 2, 64, 96, object_side=(0.25, 0.6)).frames
+    )
+    areas = {
+        side: np.mean([object_removal_clip(seed, 2, 64, 96, object_side=(side, side)).mask[0].sum()
+                       for seed in range(4)])
+        for side in (0.3, 0.9)
+    }  # fmt: skip
+    # The object fills about half of a canvas of side * 64 pixels a side.
+    assert 0.25 * (0.3 * 64) ** 2 < areas[0.3] < (0.3 * 64) ** 2
+    assert areas[0.9] > 6 * areas[0.3]
+    for bad in [(0.0, 0.5), (0.6, 0.3), (-1, 1)]:
+        with pytest.raises(ValueError, match="object_side"):
+            object_removal_clip(0, 2, 64, 96, object_side=bad)

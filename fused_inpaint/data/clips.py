@@ -47,13 +47,18 @@ def _crop(still: torch.Tensor, size: tuple[int, int], rng: np.random.Generator) 
     return F.interpolate(crop, size=size, mode="bilinear", antialias=True)[0].clamp(0, 1)
 
 
+# The range of foreground objects' sides, as fractions of the frame's shorter side.
+OBJECT_SIDES = (0.25, 0.6)
+
+
 def _pick(stills, rng: np.random.Generator) -> torch.Tensor:
     return stills[rng.integers(len(stills))]
 
 
-def _scene(config: ClipConfig, stills, rng: np.random.Generator, shape=blob):
-    """The clip's layers (a background moved by the camera, then foregrounds of ``shape``)
-    and the function that draws one more foreground layer, from ``rng``."""
+def _scene(config: ClipConfig, stills, rng: np.random.Generator, shape=blob, sides=OBJECT_SIDES):
+    """The clip's layers (a background moved by the camera, then foregrounds of ``shape``,
+    their sides drawn from ``sides``) and the function that draws one more foreground
+    layer, from ``rng``."""
     stills = stills if stills is not None else default_stills()
     length, height, width = config.length, config.height, config.width
     longer = max(height, width)
@@ -63,7 +68,7 @@ def _scene(config: ClipConfig, stills, rng: np.random.Generator, shape=blob):
                     camera_path(length, canvas, (height, width), rng, speed))]  # fmt: skip
 
     def foreground() -> Layer:
-        side = max(4, round(rng.uniform(0.25, 0.6) * min(height, width)))
+        side = max(4, round(rng.uniform(*sides) * min(height, width)))
         speed = rng.uniform(0, config.object_speed) * longer
         return Layer(
             _crop(_pick(stills, rng), (side, side), rng),
@@ -143,18 +148,24 @@ def object_removal_clip(
     object_speed: float = 0.02,
     stills=None,
     shape: str = "blob",
+    object_side: tuple[float, float] = OBJECT_SIDES,
 ) -> ObjectRemovalClip:
     """A clip with one object on top of everything else, its exact mask and the clip
     without it (the same for the same arguments). Speeds are fractions of the frame's
     longer side per frame (slower by default than training clips, whose objects leave the
     frame within a few frames); the object also turns and grows or shrinks. ``shape``:
-    the objects' (the removed one's and the others'), a key of OBJECT_SHAPES."""
+    the objects' (the removed one's and the others'), a key of OBJECT_SHAPES.
+    ``object_side``: the range of their canvases' sides, as fractions of the frame's
+    shorter side (the object fills about half of its canvas)."""
     if shape not in OBJECT_SHAPES:
         raise ValueError(f"shape must be one of {sorted(OBJECT_SHAPES)}, got {shape!r}")
+    low, high = object_side
+    if not 0 < low <= high:
+        raise ValueError(f"object_side must be (low, high) with 0 < low <= high, got {object_side}")
     config = ClipConfig(length, height, width, camera_speed=camera_speed,
                         object_speed=object_speed, seed=seed)  # fmt: skip
     rng = np.random.default_rng([seed, length, height, width])
-    layers, foreground = _scene(config, stills, rng, OBJECT_SHAPES[shape])
+    layers, foreground = _scene(config, stills, rng, OBJECT_SHAPES[shape], object_side)
     removed = foreground()
     background, _ = render(layers, height, width)
     frames, _ = render(layers + [removed], height, width)
