@@ -120,7 +120,8 @@ COLLAPSE = 0.3
 # report uses, by the removal's PSNR against the exact masks'.
 NEARER = 5
 # A cut on the frame's edge that keeps less than COLLAPSE of the guess is still the object
-# going out when this share of it lies where the object's own motion takes it.
+# going out when this share of it lies where the object's own motion takes it: on a design
+# clip an object's last 50 pixels going out, cut exactly, lay all but one there.
 GOING_SHARE = 0.9
 # An object's look: its mean colour (0-255), averaged over the frames GrabCut cut it on
 # with this weight on the newest. Where GrabCut loses an object, it is still there when
@@ -265,9 +266,9 @@ def going_out(cut: np.ndarray, going_on: np.ndarray | None, view: View) -> bool:
     """Whether GrabCut's ``cut`` (h, w) bool of the view is what is left of an object going
     out of the frame: at least MIN_SAMPLES pixels, GOING_SHARE of them within ``going_on``
     (the object's mask moved on by its own motion, (H, W) bool at the working scale; None
-    when it is not on the edge) grown by the band (``band_width``). Such an object loses
-    more of its pixels a frame than a cut that keeps it may drop, and what the cut drops
-    is what it left behind."""
+    off the edge or when that motion is not known) grown by the band (``band_width``).
+    Such an object loses more of its pixels a frame than a cut that keeps it may drop, and
+    what the cut drops is what it left behind."""
     if going_on is None:
         return False
     going_on = view.down(going_on)
