@@ -13,8 +13,8 @@ Any machine:  python benchmarks/bench_tracking.py [--quick] [--budget-s S] [--ou
       with the tracked masks, the exact ones and Telea (``evaluate.object_removal``);
       and the tracking IoU alone over more clips (24 seeds, 30 and 60 frames), and
       over 48 clips of 60 frames that no design choice was made on, and over 24 of
-      objects with thin limbs, with the share of those limbs the masks cover, and over
-      24 of larger objects of each shape;
+      objects with thin limbs, with the share of those limbs the masks cover, over 24
+      of larger objects of each shape, and over 16 walking figures;
       prints the tables and writes DIR/<device>/tracking.md. ``--note TEXT`` adds a line
       on the run's conditions (a shared machine, say); the load average is recorded.
 CPU:  python -m pytest benchmarks --benchmark-only
@@ -34,7 +34,7 @@ import cv2
 import numpy as np
 
 from fused_inpaint import evaluate
-from fused_inpaint.data import object_removal_clip
+from fused_inpaint.data import object_removal_clip, walking_figure_clip
 from fused_inpaint.pipeline import Inpainter
 from fused_inpaint.tracking import DEFAULT_DILATE, Tracker
 from fused_inpaint.tracking.segment import grow, opened
@@ -67,6 +67,9 @@ THIN_PART = 9
 # camera often are; blobs and limbed objects.
 LARGE_SIDE = (0.7, 1.0)
 LARGE_SEEDS, QUICK_LARGE_SEEDS = tuple(range(1000, 1024)), (1000,)
+# Walking figures (``data.walking_figure_clip``): legs taking turns, one planted while the
+# other swings, neither moving as the torso does. No choice was made on them.
+WALKING_SEEDS, QUICK_WALKING_SEEDS = tuple(range(16)), (0,)
 
 NOTES = [
     "clips: `fused_inpaint.data.object_removal_clip(seed, frames, H, W)` at 432x240 (and "
@@ -165,6 +168,25 @@ def large_table(seeds) -> str:
     return "\n".join(lines)
 
 
+def walking_table(seeds) -> str:
+    """Markdown: over ``seeds``' walking figures, tracked from the box on frame 0, the
+    tracking IoU, the share of the legs' pixels the masks cover, and the clips whose masks
+    cover at least half of the legs on every frame."""
+    ious, covered, kept = [], [], []
+    for seed in seeds:
+        clip = walking_figure_clip(seed)
+        masks = np.stack(list(Tracker({0: [clip.box]}, dilate=0).stream(clip.frames)))
+        share = (masks & clip.legs).sum(axis=(1, 2)) / clip.legs.sum(axis=(1, 2))
+        ious.append(evaluate.tracking_iou(masks, clip.mask))
+        covered.append(share.mean())
+        kept.append(share.min() >= 0.5)
+    heading = ["clips", "frames", "mean IoU", "legs covered", "clips keeping half the legs"]
+    cells = [f"{seeds[0]}-{seeds[-1]}", str(len(clip.mask)), f"{np.mean(ious):.3f}",
+             f"{np.mean(covered):.3f}", f"{sum(kept)} of {len(seeds)}"]  # fmt: skip
+    rule = "|---|--:|--:|--:|--:|"
+    return "\n".join([common.table_line(heading), rule, common.table_line(cells)])
+
+
 def limbed_table(seeds) -> str:
     """Markdown: over ``seeds``' clips of limbed objects, UNSEEN_LENGTH frames, the
     tracking IoU, and the share of the object's thin parts (``thin_parts``) that the
@@ -187,7 +209,7 @@ def limbed_table(seeds) -> str:
 
 
 def run(seeds, frames: int, dilations, iou_seeds, iou_lengths, unseen, limbed, large,
-        out_dir: Path, note) -> None:  # fmt: skip
+        walking, out_dir: Path, note) -> None:  # fmt: skip
     env = common.environment()
     facts = [f"OpenCV {cv2.__version__}, {cv2.getNumThreads()} OpenCV threads"]
     facts += [note] if note else []
@@ -200,6 +222,7 @@ def run(seeds, frames: int, dilations, iou_seeds, iou_lengths, unseen, limbed, l
     unseen_ious: list[str] = []
     limbed_ious: list[str] = []
     large_ious: list[str] = []
+    walking_ious: list[str] = []
     inpainter = Inpainter(mode="offline", flow="dis")
 
     def measure(case: tuple | None):
@@ -214,6 +237,9 @@ def run(seeds, frames: int, dilations, iou_seeds, iou_lengths, unseen, limbed, l
             return
         if case == "large":
             large_ious.append(large_table(large))
+            return
+        if case == "walking":
+            walking_ious.append(walking_table(walking))
             return
         if case is None:  # the dilations, once every speed is measured
             rows = evaluate.object_removal(inpainter, seeds, frames, dilations, SIZE)
@@ -278,11 +304,20 @@ def run(seeds, frames: int, dilations, iou_seeds, iou_lengths, unseen, limbed, l
                 "choice was made on (report only)"
             )
             text += common.section("Large objects", [setup], large_ious[0])
+        if walking_ious:
+            setup = (
+                "a figure walking right over a still photo (`data.walking_figure_clip(seed)`, "
+                "40 frames, 432x240): a torso cut from a photo moving 3 pixels a frame, two "
+                "legs cut from another taking turns every 4 frames, one planted while the other "
+                "swings 6 pixels a frame; tracked from the figure's box on frame 0; legs "
+                "covered: the legs' pixels in the undilated masks over all frames (report only)"
+            )
+            text += common.section("Walking figures", [setup], walking_ious[0])
         return text
 
     cases = [(size, seed) for size in SPEED_SIZES for seed in seeds
              if size[0] < 1080 or seed < HD_SEEDS]  # fmt: skip
-    cases += [None, "iou", "unseen", "limbed", "large"]
+    cases += [None, "iou", "unseen", "limbed", "large", "walking"]
     common.measure_and_write(NAME, env, out_dir, cases, measure, render)
 
 
@@ -294,11 +329,11 @@ def main(argv: list[str] | None = None) -> int:
     common.configure(args.quick, args.budget_s)
     if args.quick:
         run(QUICK_SEEDS, QUICK_FRAMES, QUICK_DILATIONS, QUICK_IOU_SEEDS, QUICK_IOU_LENGTHS,
-            QUICK_UNSEEN_SEEDS, QUICK_LIMBED_SEEDS, QUICK_LARGE_SEEDS, args.out,
-            args.note)  # fmt: skip
+            QUICK_UNSEEN_SEEDS, QUICK_LIMBED_SEEDS, QUICK_LARGE_SEEDS, QUICK_WALKING_SEEDS,
+            args.out, args.note)  # fmt: skip
     else:
         run(SEEDS, FRAMES, DILATIONS, IOU_SEEDS, IOU_LENGTHS, UNSEEN_SEEDS, LIMBED_SEEDS,
-            LARGE_SEEDS, args.out, args.note)  # fmt: skip
+            LARGE_SEEDS, WALKING_SEEDS, args.out, args.note)  # fmt: skip
     return 0
 
 

@@ -179,3 +179,23 @@ def test_object_side_sets_the_objects_size_and_is_checked():
     for bad in [(0.0, 0.5), (0.6, 0.3), (-1, 1)]:
         with pytest.raises(ValueError, match="object_side"):
             object_removal_clip(0, 2, 64, 96, object_side=bad)
+
+
+def test_a_walking_figure_plants_one_leg_while_the_other_swings():
+    from fused_inpaint.data import walking_figure_clip
+
+    clip = walking_figure_clip(3, 12, 120, 216)
+    assert clip.frames.shape == (12, 120, 216, 3) and clip.frames.dtype == np.uint8
+    np.testing.assert_array_equal(clip.frames[~clip.mask], clip.background[~clip.mask])
+    assert (clip.legs <= clip.mask).all() and clip.legs[0].any()
+    x, y, w, h = clip.box
+    ys, xs = np.nonzero(clip.mask[0])
+    assert (x, y, x + w - 1, y + h - 1) == (xs.min(), ys.min(), xs.max(), ys.max())
+    # On frames 1-3 the back leg swings, twice as fast as the torso (0.007 of 216 pixels
+    # a frame), past the front one, which stays where it was, as the background does.
+    legs = [np.flatnonzero(leg.any(axis=0)) for leg in clip.legs]
+    torso = [np.flatnonzero((clip.mask[t] & ~clip.legs[t]).any(axis=0)) for t in range(12)]
+    assert torso[2][0] - torso[1][0] == torso[3][0] - torso[2][0] == 2
+    assert legs[2][0] - legs[1][0] == 4 and legs[2][-1] == legs[1][-1]
+    assert legs[3][-1] > legs[2][-1]  # past the planted leg, now in front
+    np.testing.assert_array_equal(walking_figure_clip(3, 12, 120, 216).frames, clip.frames)

@@ -11,6 +11,7 @@ from fused_inpaint.data.clips import (
 from fused_inpaint.data.layers import Layer, flow_between, render
 from fused_inpaint.data.masks import dilate, moving_holes
 from fused_inpaint.data.stills import default_stills
+from fused_inpaint.data.walking import WalkingClip, walking_figure_clip
 
 __all__ = [
     "OBJECT_SHAPES",
@@ -18,6 +19,7 @@ __all__ = [
     "Layer",
     "ObjectRemovalClip",
     "SyntheticClips",
+    "WalkingClip",
     "default_stills",
     "dilate",
     "flow_between",
@@ -25,4 +27,5 @@ __all__ = [
     "moving_holes",
     "object_removal_clip",
     "render",
+    "walking_figure_clip",
 ]

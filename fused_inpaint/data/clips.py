@@ -36,7 +36,9 @@ class ClipConfig:
     seed: int = 0
 
 
-def _crop(still: torch.Tensor, size: tuple[int, int], rng: np.random.Generator) -> torch.Tensor:
+def crop_still(
+    still: torch.Tensor, size: tuple[int, int], rng: np.random.Generator
+) -> torch.Tensor:
     """A random crop of ``still`` with the aspect of ``size`` (h, w), resized to it."""
     (h, w), (sh, sw) = size, still.shape[1:]
     fit = min(sh / h, sw / w)
@@ -51,7 +53,7 @@ def _crop(still: torch.Tensor, size: tuple[int, int], rng: np.random.Generator) 
 OBJECT_SIDES = (0.25, 0.6)
 
 
-def _pick(stills, rng: np.random.Generator) -> torch.Tensor:
+def pick_still(stills, rng: np.random.Generator) -> torch.Tensor:
     return stills[rng.integers(len(stills))]
 
 
@@ -64,14 +66,14 @@ def _scene(config: ClipConfig, stills, rng: np.random.Generator, shape=blob, sid
     longer = max(height, width)
     canvas = (round(1.5 * height), round(1.5 * width))
     speed = rng.uniform(0, config.camera_speed) * longer
-    layers = [Layer(_crop(_pick(stills, rng), canvas, rng), torch.ones(canvas),
+    layers = [Layer(crop_still(pick_still(stills, rng), canvas, rng), torch.ones(canvas),
                     camera_path(length, canvas, (height, width), rng, speed))]  # fmt: skip
 
     def foreground() -> Layer:
         side = max(4, round(rng.uniform(*sides) * min(height, width)))
         speed = rng.uniform(0, config.object_speed) * longer
         return Layer(
-            _crop(_pick(stills, rng), (side, side), rng),
+            crop_still(pick_still(stills, rng), (side, side), rng),
             shape(side, rng),
             affine_path(length, (side, side), (height, width), rng, speed),
         )
@@ -133,7 +135,7 @@ class ObjectRemovalClip:
     box: tuple[int, int, int, int]
 
 
-def _uint8(video: torch.Tensor) -> np.ndarray:
+def to_uint8(video: torch.Tensor) -> np.ndarray:
     """(T, 3, H, W) in [0, 1] -> (T, H, W, 3) uint8, contiguous as a decoder gives it."""
     frames = (video * 255).round().clamp(0, 255).to(torch.uint8)
     return frames.permute(0, 2, 3, 1).contiguous().numpy()
@@ -172,7 +174,7 @@ def object_removal_clip(
     mask = render_holes([removed], height, width).numpy()
     ys, xs = np.nonzero(mask[0])
     box = (int(xs.min()), int(ys.min()), int(np.ptp(xs)) + 1, int(np.ptp(ys)) + 1)
-    return ObjectRemovalClip(_uint8(frames), mask, _uint8(background), box)
+    return ObjectRemovalClip(to_uint8(frames), mask, to_uint8(background), box)
 
 
 class SyntheticClips(torch.utils.data.Dataset):
