@@ -275,44 +275,34 @@ def run(seeds, frames: int, dilations, iou_seeds, iou_lengths, unseen, limbed, l
             definitions = evaluate.OBJECT_DEFINITIONS.format(region=evaluate.OBJECT_REGION)
             text += common.section("Dilation and removal quality", [setup], quality[0])
             text += "\n" + definitions
-        if ious:
-            setup = (
-                f"IoU as above, undilated, of the tracked masks from the box on frame 0, on "
-                f"clips {iou_seeds[0]}-{iou_seeds[-1]} of each length (a clip differs with "
-                "its length)"
-            )
-            text += common.section("Tracking IoU on more clips", [setup], ious[0])
-        if unseen_ious:
-            setup = (
-                "IoU as above on clips that no choice of the tracker's design or constants "
-                "was made on (report only)"
-            )
-            text += common.section("Tracking IoU on unseen clips", [setup], unseen_ious[0])
-        if limbed_ious:
-            setup = (
-                "objects with two to four thin limbs (`object_removal_clip(..., "
-                "shape='limbed')`, 3 to 10% of the object's canvas wide), on clips that no "
-                "choice was made on (report only); thin parts: the object's pixels that an "
-                f"opening by a {THIN_PART}-pixel disk removes, over all frames"
-            )
-            text += common.section("Objects with thin parts", [setup], limbed_ious[0])
-        if large_ious:
-            setup = (
-                "IoU as above, on clips of larger objects (`object_removal_clip(..., "
-                f"object_side={LARGE_SIDE})`: canvases of {LARGE_SIDE[0]} to {LARGE_SIDE[1]} "
-                "of the frame's shorter side, a blob about 12 to 36% of the frame) that no "
-                "choice was made on (report only)"
-            )
-            text += common.section("Large objects", [setup], large_ious[0])
-        if walking_ious:
-            setup = (
-                "a figure walking right over a still photo (`data.walking_figure_clip(seed)`, "
-                "40 frames, 432x240): a torso cut from a photo moving 3 pixels a frame, two "
-                "legs cut from another taking turns every 4 frames, one planted while the other "
-                "swings 6 pixels a frame; tracked from the figure's box on frame 0; legs "
-                "covered: the legs' pixels in the undilated masks over all frames (report only)"
-            )
-            text += common.section("Walking figures", [setup], walking_ious[0])
+        iou_sections = [
+            ("Tracking IoU on more clips", ious,
+             f"IoU as above, undilated, of the tracked masks from the box on frame 0, on "
+             f"clips {iou_seeds[0]}-{iou_seeds[-1]} of each length (a clip differs with its "
+             "length)"),
+            ("Tracking IoU on unseen clips", unseen_ious,
+             "IoU as above on clips that no choice of the tracker's design or constants was "
+             "made on (report only)"),
+            ("Objects with thin parts", limbed_ious,
+             "objects with two to four thin limbs (`object_removal_clip(..., "
+             "shape='limbed')`, 3 to 10% of the object's canvas wide), on clips that no "
+             "choice was made on (report only); thin parts: the object's pixels that an "
+             f"opening by a {THIN_PART}-pixel disk removes, over all frames"),
+            ("Large objects", large_ious,
+             "IoU as above, on clips of larger objects (`object_removal_clip(..., "
+             f"object_side={LARGE_SIDE})`: canvases of {LARGE_SIDE[0]} to {LARGE_SIDE[1]} of "
+             "the frame's shorter side, a blob about 12 to 36% of the frame) that no choice "
+             "was made on (report only)"),
+            ("Walking figures", walking_ious,
+             "a figure walking right over a still photo (`data.walking_figure_clip(seed)`, 40 "
+             "frames, 432x240): a torso cut from a photo moving 3 pixels a frame, two legs "
+             "cut from another taking turns every 4 frames, one planted while the other "
+             "swings 6 pixels a frame; tracked from the figure's box on frame 0; legs "
+             "covered: the legs' pixels in the undilated masks over all frames (report only)"),
+        ]  # fmt: skip
+        for title, tables, setup in iou_sections:
+            if tables:
+                text += common.section(title, [setup], tables[0])
         return text
 
     cases = [(size, seed) for size in SPEED_SIZES for seed in seeds
