@@ -225,21 +225,19 @@ def run(seeds, frames: int, dilations, iou_seeds, iou_lengths, unseen, limbed, l
     walking_ious: list[str] = []
     inpainter = Inpainter(mode="offline", flow="dis")
 
-    def measure(case: tuple | None):
-        if case == "iou":
-            ious.append(iou_table(iou_seeds, iou_lengths))
-            return
-        if case == "unseen":
-            unseen_ious.append(unseen_table(unseen))
-            return
-        if case == "limbed":
-            limbed_ious.append(limbed_table(limbed))
-            return
-        if case == "large":
-            large_ious.append(large_table(large))
-            return
-        if case == "walking":
-            walking_ious.append(walking_table(walking))
+    # The IoU tables: case -> (where its table goes, what makes it).
+    iou_cases = {
+        "iou": (ious, lambda: iou_table(iou_seeds, iou_lengths)),
+        "unseen": (unseen_ious, lambda: unseen_table(unseen)),
+        "limbed": (limbed_ious, lambda: limbed_table(limbed)),
+        "large": (large_ious, lambda: large_table(large)),
+        "walking": (walking_ious, lambda: walking_table(walking)),
+    }
+
+    def measure(case: tuple | str | None):
+        if case in iou_cases:
+            tables, make = iou_cases[case]
+            tables.append(make())
             return
         if case is None:  # the dilations, once every speed is measured
             rows = evaluate.object_removal(inpainter, seeds, frames, dilations, SIZE)
