@@ -109,8 +109,13 @@ def tracked(
     frames of objects of ``shape`` (``options``: object_removal_clip's), tracked from the
     box on frame 0, (T, H, W) bool each."""
     clip = object_removal_clip(seed, length, *SIZE, shape=shape, **options)
-    masks = np.stack(list(Tracker({0: [clip.box]}, dilate=0).stream(clip.frames)))
-    return masks, clip.mask
+    return tracked_masks(clip), clip.mask
+
+
+def tracked_masks(clip) -> np.ndarray:
+    """(T, H, W) bool: the undilated masks of ``clip`` (an ObjectRemovalClip) tracked from
+    its box on frame 0."""
+    return np.stack(list(Tracker({0: [clip.box]}, dilate=0).stream(clip.frames)))
 
 
 def tracking_ious(seeds, length: int) -> list[float]:
@@ -175,7 +180,7 @@ def walking_table(seeds) -> str:
     ious, covered, kept = [], [], []
     for seed in seeds:
         clip = walking_figure_clip(seed)
-        masks = np.stack(list(Tracker({0: [clip.box]}, dilate=0).stream(clip.frames)))
+        masks = tracked_masks(clip)
         share = (masks & clip.legs).sum(axis=(1, 2)) / clip.legs.sum(axis=(1, 2))
         ious.append(evaluate.tracking_iou(masks, clip.mask))
         covered.append(share.mean())

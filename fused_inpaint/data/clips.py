@@ -141,6 +141,12 @@ def to_uint8(video: torch.Tensor) -> np.ndarray:
     return frames.permute(0, 2, 3, 1).contiguous().numpy()
 
 
+def bounding_box(mask: np.ndarray) -> tuple[int, int, int, int]:
+    """(x, y, w, h): the bounding box of ``mask`` (H, W) bool, not empty."""
+    ys, xs = np.nonzero(mask)
+    return int(xs.min()), int(ys.min()), int(np.ptp(xs)) + 1, int(np.ptp(ys)) + 1
+
+
 def object_removal_clip(
     seed: int,
     length: int = 60,
@@ -172,8 +178,7 @@ def object_removal_clip(
     background, _ = render(layers, height, width)
     frames, _ = render(layers + [removed], height, width)
     mask = render_holes([removed], height, width).numpy()
-    ys, xs = np.nonzero(mask[0])
-    box = (int(xs.min()), int(ys.min()), int(np.ptp(xs)) + 1, int(np.ptp(ys)) + 1)
+    box = bounding_box(mask[0])
     return ObjectRemovalClip(to_uint8(frames), mask, to_uint8(background), box)
 
 

@@ -9,7 +9,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fused_inpaint.data.clips import ObjectRemovalClip, crop_still, pick_still, to_uint8
+from fused_inpaint.data.clips import (
+    ObjectRemovalClip,
+    bounding_box,
+    crop_still,
+    pick_still,
+    to_uint8,
+)
 from fused_inpaint.data.stills import default_stills
 
 # The figure's parts as fractions of the frame: the torso's top and height, its width, the
@@ -58,6 +64,5 @@ def walking_figure_clip(
         frames[t, top:waist, x : x + torso_size[1]] = torso
         mask[t, top:waist, x : x + torso_size[1]] = True
     mask |= legs
-    ys, xs = np.nonzero(mask[0])
-    box = (int(xs.min()), int(ys.min()), int(np.ptp(xs)) + 1, int(np.ptp(ys)) + 1)
-    return WalkingClip(frames, mask, np.repeat(background[None], length, axis=0), box, legs)
+    still = np.repeat(background[None], length, axis=0)
+    return WalkingClip(frames, mask, still, bounding_box(mask[0]), legs)

@@ -262,16 +262,15 @@ def shifted(mask: np.ndarray, shift: np.ndarray) -> np.ndarray:
     return moved.view(bool)
 
 
-def going_out(cut: np.ndarray, going_on: np.ndarray | None, view: View) -> bool:
+def going_out(cut: np.ndarray, going_on: np.ndarray | None) -> bool:
     """Whether GrabCut's ``cut`` (h, w) bool of the view is what is left of an object going
     out of the frame: at least MIN_SAMPLES pixels, GOING_SHARE of them within ``going_on``
-    (the object's mask moved on by its own motion, (H, W) bool at the working scale; None
+    (the object's mask moved on by its own motion, (h, w) bool at the view's scale; None
     off the edge or when that motion is not known) grown by the band (``band_width``).
     Such an object loses more of its pixels a frame than a cut that keeps it may drop, and
     what the cut drops is what it left behind."""
     if going_on is None:
         return False
-    going_on = view.down(going_on)
     inside = np.count_nonzero(cut & grow(going_on, band_width(going_on)))
     return inside >= max(MIN_SAMPLES, GOING_SHARE * np.count_nonzero(cut))
 
@@ -564,12 +563,13 @@ class _Run:
             unlike = None if distance is None else distance < SAME_MOTION
             mask, models = grabcut(frame.rgb, first, unlike, track.models.copy(), apart)
             expected = guess.sum()
-            going_on = None  # the mask moved on by the object's own motion, at the edge
+            going_on = seen_going_on = None  # the mask moved on by the object's own motion
             if edge and track.shift is not None:
                 # Going out, the object loses more to the edge than the flow there says.
                 going_on = shifted(track.mask, track.shift)
-                expected = max(min(expected, view.down(going_on).sum()), MIN_SAMPLES)
-            if mask.sum() >= COLLAPSE * expected or going_out(mask, going_on, view):
+                seen_going_on = view.down(going_on)
+                expected = max(min(expected, seen_going_on.sum()), MIN_SAMPLES)
+            if mask.sum() >= COLLAPSE * expected or going_out(mask, seen_going_on):
                 track.models, track.relearn = models, True
                 seen = frame.rgb[mask].mean(axis=0)
                 track.look = (1 - LOOK_RATE) * track.look + LOOK_RATE * seen
