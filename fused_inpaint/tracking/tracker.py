@@ -2,13 +2,15 @@
 
 On each keyframe a box or a rough mask becomes the object's mask by GrabCut (first guess:
 the box or the mask; pixels that move like the background, from DIS flow to the next
-frame, start on the background side). From there the mask moves frame to frame along DIS
-flow (``flow_warp`` of the mask) and GrabCut refines it in a band around where it landed,
-with the colour models carried along, so that it follows the object's border without
-drifting off it or growing into the background: the band is all it may take per frame,
-and pixels of the band that move otherwise than the object (``motion``) are background
-for sure, while those of the mask that move as the background does start on its side (as
-on a keyframe), so that background the mask took in is dropped, not spread. A mask that
+frame, start on the background side, unless their colours are much likelier those of
+the part that moves otherwise: a planted leg of a walking figure). From there the mask
+moves frame to frame along DIS flow (``flow_warp`` of the mask) and GrabCut refines it
+in a band around where it landed, with the colour models carried along, so that it
+follows the object's border without drifting off it or growing into the background: the
+band is all it may take per frame, and pixels of the band that move otherwise than the
+object (``motion``) are background for sure, while those of the mask that move as the
+background does start on its side (as on a keyframe), so that background the mask took
+in is dropped, not spread. A mask that
 shrinks to nearly nothing (the object has left the frame or is hidden) ends there,
 nothing is left behind, and the object is not looked for again: looked for by its
 keyframe's colour mixtures along the frame's edges, it was found on synthetic clips in
@@ -83,6 +85,7 @@ from fused_inpaint.tracking.segment import (
     grabcut,
     grow,
     keep_touching,
+    learnt_models,
     opened,
 )
 
@@ -111,6 +114,15 @@ LEFT_FRACTION = 0.1
 # GrabCut's mask is taken only when it keeps at least this fraction of the mask carried
 # along the flow.
 COLLAPSE = 0.3
+# A pixel that moves like the background stays on the object's side when its colours are
+# e ** COLOURS_OVER_MOTION (some 55) times likelier the moving part's than the
+# background's (``coloured_as_moving``). Chosen on synthetic walking figures that no report
+# uses (the mean IoU of 16 tracks from 0.647 to 0.762, the legs' coverage from 0.22 to
+# 0.51) against 0, 3 and 5: at 0 the cut took in background that moves like the
+# background. The mean IoU of five sets of other synthetic objects moved by under 0.006;
+# of a sixth, 24 limbed objects, from 0.826 to 0.793, all of it one keyframe whose cut,
+# poor either way, took in a part of a neighbour (IoU 0.77 before, 0.55).
+COLOURS_OVER_MOTION = 4
 # Pixels of the carried mask whose flow is this many times farther from the background's
 # motion than from the object's (and within APART_MOTION of the object's) stay in it
 # whatever GrabCut says: across the object's border DIS's flow blends both motions, and
@@ -199,6 +211,25 @@ def with_moving_parts(
     added = kept(guess, distance, to_object) & ~mask
     added &= grow(opened(added, MOVING_PART), MOVING_PART)  # corners kept, not thin parts
     return fill_holes(keep_touching(mask | added, mask))
+
+
+def coloured_as_moving(image: np.ndarray, guess: np.ndarray, unlike: np.ndarray) -> np.ndarray:
+    """(h, w) bool: the pixels of ``guess`` (h, w) bool that move like the background
+    (``unlike`` (h, w) bool) but whose colours in ``image`` (h, w, 3) uint8 are at least
+    e ** COLOURS_OVER_MOTION times likelier those of the rest of the guess (the part moving
+    otherwise) than those of the band around it, by mixtures learnt from each: a leg
+    planted while the other swings moves as the background does and looks like the
+    swinging one. Started on the background's side, GrabCut learns its colours as the
+    background's and drops both legs."""
+    around = grow(guess, band_width(guess)) & ~guess
+    moving_like_background = unlike & guess
+    models = learnt_models(image[guess & ~unlike], image[around])
+    coloured = np.zeros_like(guess)
+    if models is None or not moving_like_background.any():
+        return coloured
+    own, background = models.densities(image[moving_like_background])
+    coloured[moving_like_background] = own > background + COLOURS_OVER_MOTION
+    return coloured
 
 
 def thin_parts(mask: np.ndarray) -> np.ndarray:
@@ -493,6 +524,7 @@ class _Run:
                 distance = background_distance(flow, guess, band_width(guess))
             if distance is not None:  # pixels that move like the background
                 unlike = distance < SAME_MOTION
+                unlike &= ~coloured_as_moving(frame.rgb, guess, unlike)
             mask, models = grabcut(frame.rgb, guess, unlike, None)
             colour = mask.sum() >= COLLAPSE * guess.sum()
             if colour:
@@ -560,7 +592,10 @@ class _Run:
             # Pixels that move like the background start on its side, as on a keyframe:
             # background the mask took in (on the keyframe, or growing by the band) is
             # learnt as the background's and dropped, instead of spreading frame by frame.
+            # Where colours say otherwise (a planted foot), they keep their side.
             unlike = None if distance is None else distance < SAME_MOTION
+            if unlike is not None:
+                unlike &= ~coloured_as_moving(frame.rgb, guess, unlike)
             mask, models = grabcut(frame.rgb, first, unlike, track.models.copy(), apart)
             expected = guess.sum()
             going_on = seen_going_on = None  # the mask moved on by the object's own motion
