@@ -92,12 +92,13 @@ from fused_inpaint.tracking.segment import (
 # Pixels the masks are grown by (io.dilate_hole) on frames whose longer side is
 # DILATE_SIDE, chosen on synthetic clips (bench_tracking): a mask that hugs the object
 # leaves its blurred border (a halo) in the video, and a part the track misses stays; a
-# wider hole is harder to fill. The removal's PSNR in the object's region is within 1 dB
-# of the exact masks' grown as much on every clip at 4 and at 6; 6, as filmed objects'
-# borders (motion blur, focus) are softer than the synthetic ones', and a track on
-# footage it was not designed on is less exact. Tracking works at a fixed scale, so its
-# error at the border grows with the frames: larger frames get the same share of their
-# longer side.
+# wider hole is harder to fill. The removal's PSNR in the object's region was within 1 dB
+# of the exact masks' grown as much on every clip at 4 and at 6 (since a planted leg keeps
+# the object's side, one clip's track misses a part of its object, 1.8 dB below at both);
+# 6, as filmed objects' borders (motion blur, focus) are softer than the synthetic ones',
+# and a track on footage it was not designed on is less exact. Tracking works at a fixed
+# scale, so its error at the border grows with the frames: larger frames get the same
+# share of their longer side.
 DEFAULT_DILATE = 6
 DILATE_SIDE = 432
 DEFAULT_DILATE_TEXT = (
