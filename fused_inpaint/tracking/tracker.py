@@ -222,11 +222,13 @@ def coloured_as_moving(image: np.ndarray, guess: np.ndarray, unlike: np.ndarray)
     planted while the other swings moves as the background does and looks like the
     swinging one. Started on the background's side, GrabCut learns its colours as the
     background's and drops both legs."""
-    around = grow(guess, band_width(guess)) & ~guess
-    moving_like_background = unlike & guess
-    models = learnt_models(image[guess & ~unlike], image[around])
     coloured = np.zeros_like(guess)
-    if models is None or not moving_like_background.any():
+    moving_like_background = unlike & guess
+    if not moving_like_background.any():
+        return coloured
+    around = grow(guess, band_width(guess)) & ~guess
+    models = learnt_models(image[guess & ~unlike], image[around])
+    if models is None:
         return coloured
     own, background = models.densities(image[moving_like_background])
     coloured[moving_like_background] = own > background + COLOURS_OVER_MOTION
