@@ -2,28 +2,27 @@
 
 On each keyframe a box or a rough mask becomes the object's mask by GrabCut (first guess:
 the box or the mask; pixels that move like the background, from DIS flow to the next
-frame, start on the background side, unless their colours are much likelier those of
-the part that moves otherwise: a planted leg of a walking figure). From there the mask
-moves frame to frame along DIS flow (``flow_warp`` of the mask) and GrabCut refines it
-in a band around where it landed, with the colour models carried along, so that it
-follows the object's border without drifting off it or growing into the background: the
-band is all it may take per frame, and pixels of the band that move otherwise than the
-object (``motion``) are background for sure, while those of the mask that move as the
-background does start on its side (as on a keyframe), so that background the mask took
-in is dropped, not spread. A mask that
-shrinks to nearly nothing (the object has left the frame or is hidden) ends there,
-nothing is left behind, and the object is not looked for again: looked for by its
-keyframe's colour mixtures along the frame's edges, it was found on synthetic clips in
-look-alikes as often as where it came back (another object of its texture, the black
-beyond a camera's view), and a keyframe where it comes back finds it exactly. On the
-frame's edge an object going out is followed to its last pixels (those the flow at the
-edge does not follow move on by the object's own motion; a cut that keeps only what lies
-where that motion takes it is the object, however much it dropped), and a small mask
-there that stops moving as the object did is what it left behind. When GrabCut drops
-most of the mask at once, colour models learnt afresh from the carried mask keep it when
-their cut looks as the object did (models carried from frame to frame go stale), else
-only the object's own motion against the background keeps it (carried by the flow), or
-its look.
+frame, start on the background side, unless their colours are much likelier those of the
+part that moves otherwise: a planted leg of a walking figure). From there the mask moves
+frame to frame along DIS flow (``flow_warp`` of the mask) and GrabCut refines it in a
+band around where it landed, with the colour models carried along, so that it follows the
+object's border without drifting off it or growing into the background: the band is all
+it may take per frame, and pixels of the band that move otherwise than the object
+(``motion``) are background for sure, while those of the mask that move as the background
+does start on its side (as on a keyframe), so that background the mask took in is
+dropped, not spread. A mask that shrinks to nearly nothing (the object has left the frame
+or is hidden) ends there, nothing is left behind, and the object is not looked for again:
+looked for by its keyframe's colour mixtures along the frame's edges, it was found on
+synthetic clips in look-alikes as often as where it came back (another object of its
+texture, the black beyond a camera's view), and a keyframe where it comes back finds it
+exactly. On the frame's edge an object going out is followed to its last pixels (those
+the flow at the edge does not follow move on by the object's own motion; a cut that keeps
+only what lies where that motion takes it is the object, however much it dropped), and a
+small mask there that stops moving as the object did is what it left behind. When GrabCut
+drops most of the mask at once, colour models learnt afresh from the carried mask keep it
+when their cut looks as the object did (models carried from frame to frame go stale),
+else only the object's own motion against the background keeps it (carried by the flow),
+or its look.
 Pixels of the carried mask whose flow is much nearer the object's motion than the
 background's stay whatever GrabCut says (``kept``), and so do those of a keyframe's box
 (``with_moving_parts``): a part of the object coloured like the background would else be
@@ -120,7 +119,7 @@ COLLAPSE = 0.3
 # background's (``coloured_as_moving``). Chosen on synthetic walking figures that no report
 # uses (the mean IoU of 16 tracks from 0.647 to 0.762, the legs' coverage from 0.22 to
 # 0.51) against 0, 3 and 5: at 0 the cut took in background that moves like the
-# background. The mean IoU of five sets of other synthetic objects moved by under 0.006;
+# background. The mean IoU of five sets of other synthetic objects moved by 0.006 at most;
 # of a sixth, 24 limbed objects, from 0.826 to 0.793, all of it one keyframe whose cut,
 # poor either way, took in a part of a neighbour (IoU 0.77 before, 0.55).
 COLOURS_OVER_MOTION = 4
@@ -595,7 +594,7 @@ class _Run:
             # Pixels that move like the background start on its side, as on a keyframe:
             # background the mask took in (on the keyframe, or growing by the band) is
             # learnt as the background's and dropped, instead of spreading frame by frame.
-            # Where colours say otherwise (a planted foot), they keep their side.
+            # Where colours say otherwise (a planted leg), they keep the object's side.
             unlike = None if distance is None else distance < SAME_MOTION
             if unlike is not None:
                 unlike &= ~coloured_as_moving(frame.rgb, guess, unlike)
