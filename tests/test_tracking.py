@@ -10,7 +10,7 @@ import pytest
 from fused_inpaint import Tracker, track
 from fused_inpaint.data import object_removal_clip, walking_figure_clip
 from fused_inpaint.tracking import track_objects
-from fused_inpaint.tracking.segment import opened
+from fused_inpaint.tracking.segment import MIN_SAMPLES, learnt_models, opened
 
 pytest.importorskip("skimage")
 
@@ -283,6 +283,20 @@ def test_a_planted_leg_that_moves_like_the_background_stays_in_the_mask():
     covered = (tracked & clip.legs).sum(axis=(1, 2)) / clip.legs.sum(axis=(1, 2))
     assert covered.min() >= 0.9, covered.round(2)
     assert iou(tracked, clip.mask) >= 0.9
+
+
+def test_colour_models_learnt_from_two_sets_of_pixels_tell_them_apart():
+    # Each side's mixture is started from its own pixels (about MODEL_SAMPLES of them), as
+    # GrabCut starts its own: each side's colours are likelier under its own mixture.
+    rng = np.random.default_rng(0)
+    own = rng.normal((200, 60, 40), 12, (5000, 3)).clip(0, 255).astype(np.uint8)
+    background = rng.normal((40, 90, 200), 12, (700, 3)).clip(0, 255).astype(np.uint8)
+    models = learnt_models(own, background)
+    own_density, background_density = models.densities(own)
+    assert (own_density > background_density).mean() > 0.99
+    own_density, background_density = models.densities(background)
+    assert (background_density > own_density).mean() > 0.99
+    assert learnt_models(own, background[: MIN_SAMPLES - 1]) is None
 
 
 def test_a_box_carried_by_the_flow_alone_leaves_no_trail_on_a_still_background():
