@@ -116,7 +116,7 @@ LEFT_FRACTION = 0.1
 COLLAPSE = 0.3
 # A pixel that moves like the background stays on the object's side when its colours are
 # e ** COLOURS_OVER_MOTION (some 55) times likelier the moving part's than the
-# background's (``coloured_as_moving``). Chosen on synthetic walking figures that no report
+# background's (``background_side``). Chosen on synthetic walking figures that no report
 # uses (the mean IoU of 16 tracks from 0.647 to 0.762, the legs' coverage from 0.22 to
 # 0.51) against 0, 3 and 5: at 0 the cut took in background that moves like the
 # background. The mean IoU of five sets of other synthetic objects moved by 0.006 at most;
@@ -213,25 +213,30 @@ def with_moving_parts(
     return fill_holes(keep_touching(mask | added, mask))
 
 
-def coloured_as_moving(image: np.ndarray, guess: np.ndarray, unlike: np.ndarray) -> np.ndarray:
-    """(h, w) bool: the pixels of ``guess`` (h, w) bool that move like the background
-    (``unlike`` (h, w) bool) but whose colours in ``image`` (h, w, 3) uint8 are at least
-    e ** COLOURS_OVER_MOTION times likelier those of the rest of the guess (the part moving
-    otherwise) than those of the band around it, by mixtures learnt from each: a leg
-    planted while the other swings moves as the background does and looks like the
-    swinging one. Started on the background's side, GrabCut learns its colours as the
-    background's and drops both legs."""
-    coloured = np.zeros_like(guess)
-    moving_like_background = unlike & guess
-    if not moving_like_background.any():
-        return coloured
+def background_side(
+    image: np.ndarray, guess: np.ndarray, distance: np.ndarray | None
+) -> np.ndarray | None:
+    """(h, w) bool: the pixels of ``guess`` (h, w) bool that start on GrabCut's background
+    side, those that move like the background (``distance`` (h, w), their flow's
+    ``background_distance``, under SAME_MOTION) but for those whose colours in ``image``
+    (h, w, 3) uint8 are at least e ** COLOURS_OVER_MOTION times likelier those of the rest
+    of the guess (the part moving otherwise) than those of the band around it, by mixtures
+    learnt from each: a leg planted while the other swings moves as the background does
+    and looks like the swinging one; started on the background's side, its colours would
+    be learnt as the background's and both legs dropped. None when the object moves like
+    the background (``distance`` None)."""
+    if distance is None:
+        return None
+    unlike = guess & (distance < SAME_MOTION)
+    if not unlike.any():
+        return unlike
     around = grow(guess, band_width(guess)) & ~guess
     models = learnt_models(image[guess & ~unlike], image[around])
     if models is None:
-        return coloured
-    own, background = models.densities(image[moving_like_background])
-    coloured[moving_like_background] = own > background + COLOURS_OVER_MOTION
-    return coloured
+        return unlike
+    own, background = models.densities(image[unlike])
+    unlike[unlike] = own <= background + COLOURS_OVER_MOTION
+    return unlike
 
 
 def thin_parts(mask: np.ndarray) -> np.ndarray:
@@ -520,13 +525,11 @@ class _Run:
             full_guess = self.first_guess(hint)
             view = View.of(search_window(full_guess), KEY_VIEW_PIXELS)
             frame, guess = view.frame(self.held[key]), view.down(full_guess)
-            unlike = flow = distance = None
+            flow = distance = None
             if neighbour is not None and self.tracker.motion:
                 flow = self.flow(frame, view.frame(self.held[neighbour]))
                 distance = background_distance(flow, guess, band_width(guess))
-            if distance is not None:  # pixels that move like the background
-                unlike = distance < SAME_MOTION
-                unlike &= ~coloured_as_moving(frame.rgb, guess, unlike)
+            unlike = background_side(frame.rgb, guess, distance)
             mask, models = grabcut(frame.rgb, guess, unlike, None)
             colour = mask.sum() >= COLLAPSE * guess.sum()
             if colour:
@@ -595,9 +598,7 @@ class _Run:
             # background the mask took in (on the keyframe, or growing by the band) is
             # learnt as the background's and dropped, instead of spreading frame by frame.
             # Where colours say otherwise (a planted leg), they keep the object's side.
-            unlike = None if distance is None else distance < SAME_MOTION
-            if unlike is not None:
-                unlike &= ~coloured_as_moving(frame.rgb, guess, unlike)
+            unlike = background_side(frame.rgb, guess, distance)
             mask, models = grabcut(frame.rgb, first, unlike, track.models.copy(), apart)
             expected = guess.sum()
             going_on = seen_going_on = None  # the mask moved on by the object's own motion
