@@ -57,6 +57,12 @@ class ColourModels:
         colours = pixels.astype(np.float64)
         return _log_density(self.foreground, colours), _log_density(self.background, colours)
 
+    def likelier_own(self, pixels: np.ndarray, margin: float = 0.0) -> np.ndarray:
+        """(n,) bool: whether the colours ``pixels`` (n, 3) uint8 are more than e ** margin
+        times likelier the object's than the background's."""
+        own, background = self.densities(pixels)
+        return own > background + margin
+
 
 def learnt_models(own: np.ndarray, background: np.ndarray) -> ColourModels | None:
     """GrabCut's mixtures started (k-means, as GrabCut starts them) from the object's
