@@ -271,14 +271,6 @@ def object_distance(flow: np.ndarray, region: np.ndarray, margin: int) -> np.nda
     return _affine_distance(flow, _interior(region, margin))
 
 
-def moves_apart(flow: np.ndarray, region: np.ndarray, margin: int) -> np.ndarray | None:
-    """(h, w) bool: the pixels whose flow is not the motion of the object in ``region``
-    (h, w) bool, APART_MOTION or more from it (``object_distance``); None when it cannot
-    be fitted."""
-    distance = object_distance(flow, region, margin)
-    return None if distance is None else distance > APART_MOTION
-
-
 def background_distance(flow: np.ndarray, region: np.ndarray, margin: int) -> np.ndarray | None:
     """(h, w) float32: each pixel's flow's distance from the background's motion (an
     affine motion fitted robustly to the flow outside ``region`` (h, w) bool grown by
@@ -293,17 +285,19 @@ def background_distance(flow: np.ndarray, region: np.ndarray, margin: int) -> np
     return distance
 
 
-def moving_with(flow: np.ndarray, region: np.ndarray, margin: int) -> np.ndarray | None:
+def moving_with(
+    region: np.ndarray, margin: int, distance: np.ndarray | None, to_object: np.ndarray | None
+) -> np.ndarray | None:
     """(h, w) bool: the object in ``region`` (h, w) bool told apart by its motion alone: the
     pixels within ``margin`` of it that move away from the background as it does (their
-    flow's distance from the background's motion at least MOVING_SHARE of the region's
-    median one, and not apart from the region's own motion), in parts that touch it,
-    holes filled; None when the region moves like the background."""
-    distance = background_distance(flow, region, margin)
+    flow's ``distance`` (h, w) from the background's motion, the region's
+    ``background_distance``, at least MOVING_SHARE of the region's median one), and not
+    apart from the region's own motion (``to_object`` (h, w), its ``object_distance``,
+    under APART_MOTION; None: not fitted), in parts that touch it, holes filled; None when
+    the region moves like the background (``distance`` None)."""
     if distance is None:
         return None
     moving = grow(region, margin) & (distance >= MOVING_SHARE * np.median(distance[region]))
-    apart = moves_apart(flow, region, margin)
-    if apart is not None:
-        moving &= ~apart
+    if to_object is not None:
+        moving &= to_object <= APART_MOTION
     return fill_holes(keep_touching(moving, region))

@@ -1,30 +1,30 @@
 """``Tracker``: objects' masks through a clip from keyframes, streaming in a bounded window.
 
-On each keyframe a box or a rough mask becomes the object's mask by GrabCut (first guess:
-the box or the mask; pixels that move like the background, from DIS flow to the next
-frame, start on the background side, unless their colours are much likelier those of the
-part that moves otherwise: a planted leg of a walking figure); the pixels of the box the
-cut left out join it in parts as thin as a limb where their colours are much likelier
-the object's (``with_thin_limbs``: GrabCut's edge term drops thin limbs). From there the
-mask moves frame to frame along DIS flow (``flow_warp`` of the mask) and GrabCut refines it in a
-band around where it landed, with the colour models carried along, so that it follows the
-object's border without drifting off it or growing into the background: the band is all
-it may take per frame, and pixels of the band that move otherwise than the object
-(``motion``) are background for sure, while those of the mask that move as the background
-does start on its side (as on a keyframe), so that background the mask took in is
-dropped, not spread. A mask that shrinks to nearly nothing (the object has left the frame
-or is hidden) ends there, nothing is left behind, and the object is not looked for again:
-looked for by its keyframe's colour mixtures along the frame's edges, it was found on
-synthetic clips in look-alikes as often as where it came back (another object of its
-texture, the black beyond a camera's view), and a keyframe where it comes back finds it
-exactly. On the frame's edge an object going out is followed to its last pixels (those
-the flow at the edge does not follow move on by the object's own motion; a cut that keeps
-only what lies where that motion takes it is the object, however much it dropped), and a
-small mask there that stops moving as the object did is what it left behind. When GrabCut
-drops most of the mask at once, colour models learnt afresh from the carried mask keep it
-when their cut looks as the object did (models carried from frame to frame go stale),
-else only the object's own motion against the background keeps it (carried by the flow),
-or its look.
+On each keyframe a box or a rough mask becomes the object's mask by GrabCut (first
+guess: the box or the mask; pixels that move like the background, from DIS flow to the
+next frame, start on the background side, unless their colours are much likelier those
+of the part that moves otherwise: a planted leg of a walking figure); the pixels of the
+box the cut left out join it in parts as thin as a limb where their colours are much
+likelier the object's (``with_thin_limbs``: GrabCut's edge term drops thin limbs). From
+there the mask moves frame to frame along DIS flow (``flow_warp`` of the mask) and
+GrabCut refines it in a band around where it landed, with the colour models carried
+along, so that it follows the object's border without drifting off it or growing into
+the background: the band is all it may take per frame, and pixels of the band that move
+otherwise than the object (``motion``) are background for sure, while those of the mask
+that move as the background does start on its side (as on a keyframe), so that
+background the mask took in is dropped, not spread. A mask that shrinks to nearly
+nothing (the object has left the frame or is hidden) ends there, nothing is left behind,
+and the object is not looked for again: looked for by its keyframe's colour mixtures
+along the frame's edges, it was found on synthetic clips in look-alikes as often as
+where it came back (another object of its texture, the black beyond a camera's view),
+and a keyframe where it comes back finds it exactly. On the frame's edge an object going
+out is followed to its last pixels (those the flow at the edge does not follow move on
+by the object's own motion; a cut that keeps only what lies where that motion takes it
+is the object, however much it dropped), and a small mask there that stops moving as the
+object did is what it left behind. When GrabCut drops most of the mask at once, colour
+models learnt afresh from the carried mask keep it when their cut looks as the object
+did (models carried from frame to frame go stale), else only the object's own motion
+against the background keeps it (carried by the flow), or its look.
 Pixels of the carried mask whose flow is much nearer the object's motion than the
 background's stay whatever GrabCut says (``kept``), and so do those of a keyframe's box
 (``with_moving_parts``): a part of the object coloured like the background would else be
@@ -218,15 +218,17 @@ def rejoining(
 
 
 def with_moving_parts(
-    mask: np.ndarray, guess: np.ndarray, flow: np.ndarray, distance: np.ndarray | None
+    mask: np.ndarray,
+    guess: np.ndarray,
+    distance: np.ndarray | None,
+    to_object: np.ndarray | None,
 ) -> np.ndarray:
     """``mask`` (h, w) bool, GrabCut's cut of the first ``guess`` (h, w) bool on a keyframe,
-    with the pixels of the guess that move with it (``kept``; ``flow`` (h, w, 2) to the
-    next frame, ``distance`` its ``background_distance`` around the guess), in parts that
-    touch it and are at least 2 * MOVING_PART + 1 pixels across, holes filled: a part of the
-    object coloured like the background is else left out on the keyframe and on every
-    frame tracked from it."""
-    to_object = object_distance(flow, guess, band_width(guess))
+    with the pixels of the guess that move with it (``kept``; ``distance`` and
+    ``to_object``, the flow to the next frame's ``background_distance`` and
+    ``object_distance`` around the guess), in parts that touch it and are at least
+    2 * MOVING_PART + 1 pixels across, holes filled: a part of the object coloured like the
+    background is else left out on the keyframe and on every frame tracked from it."""
     added = kept(guess, distance, to_object) & ~mask
     added &= grow(opened(added, MOVING_PART), MOVING_PART)  # corners kept, not thin parts
     return fill_holes(keep_touching(mask | added, mask))
@@ -558,19 +560,22 @@ class _Run:
             full_guess = self.first_guess(hint)
             view = View.of(search_window(full_guess), KEY_VIEW_PIXELS)
             frame, guess = view.frame(self.held[key]), view.down(full_guess)
-            flow = distance = None
+            flow = distance = to_object = None
+            band = band_width(guess)
             if neighbour is not None and self.tracker.motion:
                 flow = self.flow(frame, view.frame(self.held[neighbour]))
-                distance = background_distance(flow, guess, band_width(guess))
+                distance = background_distance(flow, guess, band)
+                if distance is not None:  # else motion tells nothing, and is not read
+                    to_object = object_distance(flow, guess, band)
             unlike = background_side(frame.rgb, guess, distance)
             mask, models = grabcut(frame.rgb, guess, unlike, None)
-            moving = None if flow is None else moving_with(flow, guess, band_width(guess))
+            moving = moving_with(guess, band, distance, to_object)
             few = moving is None or moving.sum() < MIN_SAMPLES
             colour = mask.sum() >= COLLAPSE * (BOX_FILL * guess.sum() if few else moving.sum())
             if colour:
                 mask = with_thin_limbs(mask, guess, frame.rgb, models)
                 if flow is not None:
-                    mask = with_moving_parts(mask, guess, flow, distance)
+                    mask = with_moving_parts(mask, guess, distance, to_object)
                 mask = view.up(mask, self.work)
             else:
                 # Colours cannot tell the object apart: its motion may, else the guess is it.
