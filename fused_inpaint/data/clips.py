@@ -157,6 +157,7 @@ def object_removal_clip(
     stills=None,
     shape: str = "blob",
     object_side: tuple[float, float] = OBJECT_SIDES,
+    footage: np.ndarray | None = None,
 ) -> ObjectRemovalClip:
     """A clip with one object on top of everything else, its exact mask and the clip
     without it (the same for the same arguments). Speeds are fractions of the frame's
@@ -164,21 +165,34 @@ def object_removal_clip(
     frame within a few frames); the object also turns and grows or shrinks. ``shape``:
     the objects' (the removed one's and the others'), a key of OBJECT_SHAPES.
     ``object_side``: the range of their canvases' sides, as fractions of the frame's
-    shorter side (the object fills about half of its canvas)."""
+    shorter side (the object fills about half of its canvas). ``footage``: (T, H, W, 3)
+    uint8 frames as filmed, on which the object moves instead of on a photo moved by a
+    camera among other objects (the clip's length and size are then the footage's): what
+    the object is laid on moves, blurs and is noisy as real video is."""
     if shape not in OBJECT_SHAPES:
         raise ValueError(f"shape must be one of {sorted(OBJECT_SHAPES)}, got {shape!r}")
     low, high = object_side
     if not 0 < low <= high:
         raise ValueError(f"object_side must be (low, high) with 0 < low <= high, got {object_side}")
+    if footage is not None:
+        footage = np.asarray(footage)
+        if footage.ndim != 4 or footage.shape[3] != 3 or footage.dtype != np.uint8:
+            raise ValueError(
+                f"footage must be (T, H, W, 3) uint8, got {footage.dtype} {footage.shape}"
+            )
+        length, height, width = footage.shape[:3]
     config = ClipConfig(length, height, width, camera_speed=camera_speed,
                         object_speed=object_speed, seed=seed)  # fmt: skip
     rng = np.random.default_rng([seed, length, height, width])
     layers, foreground = _scene(config, stills, rng, OBJECT_SHAPES[shape], object_side)
     removed = foreground()
-    background, _ = render(layers, height, width)
-    frames, _ = render(layers + [removed], height, width)
     mask = render_holes([removed], height, width).numpy()
     box = bounding_box(mask[0])
+    if footage is not None:
+        look = to_uint8(render([removed], height, width)[0])
+        return ObjectRemovalClip(np.where(mask[..., None], look, footage), mask, footage, box)
+    background, _ = render(layers, height, width)
+    frames, _ = render(layers + [removed], height, width)
     return ObjectRemovalClip(to_uint8(frames), mask, to_uint8(background), box)
 
 
