@@ -688,18 +688,29 @@ def object_removal(
     dilations: Sequence[int] | None = None,
     size: tuple[int, int] = OBJECT_SIZE,
     shape: str = "blob",
+    footage: Mapping[str, np.ndarray] | None = None,
 ) -> dict[int, list[ObjectRemovalRow]]:
     """Object removal from a box on each seed's synthetic clip (objects of ``shape``, a key of
     ``data.OBJECT_SHAPES``), for each dilation (default: the tracker's): dilation -> rows,
-    one per seed and their mean last."""
+    one per clip and their mean last. ``footage``: name -> (T, H, W, 3) uint8 frames as
+    filmed, on each of which each seed's object is laid instead (``frames`` and ``size``
+    are then the footage's; rows "name seed")."""
     from fused_inpaint.data import object_removal_clip
     from fused_inpaint.tracking import DEFAULT_DILATE, track
 
     _require("cv2")
     dilations = [DEFAULT_DILATE] if dilations is None else list(dilations)
     rows: dict[int, list[ObjectRemovalRow]] = {d: [] for d in dilations}
-    for seed in tqdm(seeds, desc="object removal", unit="clip", disable=None, leave=False):
-        clip = object_removal_clip(seed, frames, *size, shape=shape)
+    if footage is None:
+        cases = [(str(seed), seed, dict(length=frames, height=size[0], width=size[1]))
+                 for seed in seeds]  # fmt: skip
+    else:
+        cases = [(f"{name} {seed}", seed, dict(footage=video))
+                 for name, video in footage.items() for seed in seeds]  # fmt: skip
+    for label, seed, scene in tqdm(
+        cases, desc="object removal", unit="clip", disable=None, leave=False
+    ):
+        clip = object_removal_clip(seed, shape=shape, **scene)
         tracked = track(clip.frames, boxes=[clip.box], dilate=0)
         region = np.stack([io.dilate_hole(m, OBJECT_REGION) for m in clip.mask])
         for dilate in dilations:
@@ -709,9 +720,7 @@ def object_removal(
                 psnr(method(clip.frames, h), clip.background, region)
                 for method, h in ((inpainter, holes), (inpainter, exact), (telea, holes))
             ]
-            rows[dilate].append(
-                ObjectRemovalRow(str(seed), tracking_iou(tracked, clip.mask), *scores)
-            )
+            rows[dilate].append(ObjectRemovalRow(label, tracking_iou(tracked, clip.mask), *scores))
     for dilate_rows in rows.values():
         means = [float(np.mean([getattr(r, f) for r in dilate_rows])) for f in _OBJECT_FIELDS]
         dilate_rows.append(ObjectRemovalRow("mean", *means))

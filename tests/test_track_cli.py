@@ -142,3 +142,9 @@ def test_eval_object_removal_writes_its_report(tmp_path, capsys):
     limbed = tmp_path / "limbed.md"
     assert main([*args[:-1], "--shape", "limbed", "-o", str(limbed)]) == 0
     assert "objects of shape limbed" in limbed.read_text()
+    laid = tmp_path / "footage.md"
+    footage = ["--footage", "--clips", "carphone_pristine", "-o", str(laid)]
+    assert main([*args[:-1], *footage]) == 0
+    text = laid.read_text()
+    assert "laid on each of carphone_pristine (176x144, 4 frames)" in text
+    assert "| 0 | carphone_pristine 0 |" in text

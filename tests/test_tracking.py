@@ -445,3 +445,15 @@ def test_object_removal_evaluation_scores_each_dilation():
         assert 0.5 < dilate_rows[0].iou <= 1 and dilate_rows[0].iou == dilate_rows[1].iou
         assert all(np.isfinite(r.psnr_tracked) and np.isfinite(r.psnr_exact) for r in dilate_rows)
     assert "| 3 | mean |" in evaluate.object_removal_table(rows)
+
+
+def test_object_removal_evaluation_lays_objects_on_footage():
+    from fused_inpaint import evaluate
+
+    footage = object_removal_clip(5, 6, 96, 160).background  # a scene without the object
+    rows = evaluate.object_removal(evaluate.telea, [0, 1], dilations=[0], footage={"a": footage})
+    assert [r.seed for r in rows[0]] == ["a 0", "a 1", "mean"]
+    laid = object_removal_clip(1, footage=footage)
+    tracked = track(laid.frames, boxes=[laid.box], dilate=0)
+    assert rows[0][1].iou == evaluate.tracking_iou(tracked, laid.mask)
+    assert all(0.5 < r.iou <= 1 and np.isfinite(r.psnr_telea) for r in rows[0])

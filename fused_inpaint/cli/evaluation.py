@@ -65,6 +65,12 @@ def add_parser(commands) -> None:
         help="--object-removal: the objects' shape (limbed: a blob with thin limbs)",
     )
     evaluation.add_argument(
+        "--footage",
+        action="store_true",
+        help="--object-removal: lay the objects on --clips (their first --frames frames, at "
+        "most --max-width wide) instead of on synthetic scenes",
+    )
+    evaluation.add_argument(
         "-o",
         "--output",
         type=Path,
@@ -105,15 +111,26 @@ def object_removal(args: argparse.Namespace) -> int:
     quality.check_output(output)
     inpainter = make_inpainter(args, "offline", args.flows[0])
     seeds = args.seeds if args.seeds != list(quality.SEEDS) else list(quality.OBJECT_SEEDS)
+    scene = f"{quality.OBJECT_SIZE[1]}x{quality.OBJECT_SIZE[0]}"
     try:
-        rows = quality.object_removal(inpainter, seeds, args.frames, args.dilate, shape=args.shape)
+        footage = None
+        if args.footage:
+            footage = {
+                name: quality.load_clip(name, args.frames, args.max_width).frames
+                for name in args.clips
+            }
+            scene = "their objects laid on each of " + ", ".join(
+                f"{name} ({video.shape[2]}x{video.shape[1]}, {len(video)} frames)"
+                for name, video in footage.items()
+            )
+        rows = quality.object_removal(
+            inpainter, seeds, args.frames, args.dilate, shape=args.shape, footage=footage
+        )
     except ImportError as error:
         raise UsageError(str(error)) from None
     setup = (
         f"- {len(seeds)} clips (seeds {', '.join(map(str, seeds))}) of {args.frames} frames, "
-        f"{quality.OBJECT_SIZE[1]}x{quality.OBJECT_SIZE[0]}, objects of shape {args.shape}; "
-        "inpainting: "
-        f"{quality.describe(inpainter)}"
+        f"{scene}, objects of shape {args.shape}; inpainting: {quality.describe(inpainter)}"
     )
     io.write_text(output, quality.object_removal_report(rows, setup))
     print(quality.object_removal_table(rows), end="")
