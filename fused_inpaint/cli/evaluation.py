@@ -111,7 +111,11 @@ def object_removal(args: argparse.Namespace) -> int:
     quality.check_output(output)
     inpainter = make_inpainter(args, "offline", args.flows[0])
     seeds = args.seeds if args.seeds != list(quality.SEEDS) else list(quality.OBJECT_SEEDS)
-    scene = f"{quality.OBJECT_SIZE[1]}x{quality.OBJECT_SIZE[0]}"
+    listed = ", ".join(map(str, seeds))
+    clips = (
+        f"{len(seeds)} clips (seeds {listed}) of {args.frames} frames, "
+        f"{quality.OBJECT_SIZE[1]}x{quality.OBJECT_SIZE[0]}"
+    )
     try:
         footage = None
         if args.footage:
@@ -119,19 +123,21 @@ def object_removal(args: argparse.Namespace) -> int:
                 name: quality.load_clip(name, args.frames, args.max_width).frames
                 for name in args.clips
             }
-            scene = "their objects laid on each of " + ", ".join(
+            laid_on = ", ".join(
                 f"{name} ({video.shape[2]}x{video.shape[1]}, {len(video)} frames)"
                 for name, video in footage.items()
+            )
+            clips = (
+                f"the objects of seeds {listed} laid on each of {laid_on} "
+                "(`object_removal_clip(seed, shape=..., footage=frames)`: the clip without "
+                "the object is the footage; not the synthetic scenes of **clips** below)"
             )
         rows = quality.object_removal(
             inpainter, seeds, args.frames, args.dilate, shape=args.shape, footage=footage
         )
     except ImportError as error:
         raise UsageError(str(error)) from None
-    setup = (
-        f"- {len(seeds)} clips (seeds {', '.join(map(str, seeds))}) of {args.frames} frames, "
-        f"{scene}, objects of shape {args.shape}; inpainting: {quality.describe(inpainter)}"
-    )
+    setup = f"- {clips}, objects of shape {args.shape}; inpainting: {quality.describe(inpainter)}"
     io.write_text(output, quality.object_removal_report(rows, setup))
     print(quality.object_removal_table(rows), end="")
     print(f"wrote {output}")
