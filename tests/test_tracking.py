@@ -145,6 +145,25 @@ def test_an_object_going_out_of_the_frame_is_followed_to_its_last_pixels():
     assert not tracked[11:].any()
 
 
+def test_an_object_half_out_of_the_frame_is_masked_whole_as_it_comes_back():
+    # A 40-pixel square goes right until 18 of its 40 columns are left in the frame (frame
+    # 8), then comes back in, 6 pixels a frame. Before, the mask kept the part it had held
+    # on the edge (414 of 1600 pixels once the square was back in): what lay between the
+    # mask and the edge had been learnt as the background's colours.
+    background = texture(HEIGHT, WIDTH, 0, (0.3, 0.6, 0.9))
+    square = texture(40, 40, 1, (0.9, 0.3, 0.2))
+    frames = np.repeat(background[None], 18, axis=0)
+    masks = np.zeros((18, HEIGHT, WIDTH), bool)
+    for t in range(18):
+        x = 100 + 6 * min(t, 16 - t)
+        frames[t, 40:80, x : min(x + 40, WIDTH)] = square[:, : WIDTH - x]
+        masks[t, 40:80, x : x + 40] = True
+    tracked = track(frames, boxes=[(100, 40, 40, 40)], dilate=0)
+    covered = (tracked & masks).sum(axis=(1, 2)) / masks.sum(axis=(1, 2))
+    assert (covered >= 0.95).all(), covered
+    assert iou(tracked, masks) >= 0.9
+
+
 def test_the_last_pixels_of_an_object_going_out_move_on_as_it_did():
     # On frame 15 a sliver of the object (13 pixels) is left at the right edge, which the
     # flow there does not follow and GrabCut cannot cut: the mask moves on by the object's

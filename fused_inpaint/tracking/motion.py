@@ -160,15 +160,21 @@ class View:
         out[self.window] = mask_from_work(mask, out[self.window].shape)
         return out
 
+    def edges(self, size: tuple[int, int]) -> tuple[bool, bool, bool, bool]:
+        """Which of the view's sides (top, bottom, left, right) are edges of the working
+        frames of ``size`` (h, w)."""
+        rows, cols = self.window
+        return rows.start == 0, rows.stop == size[0], cols.start == 0, cols.stop == size[1]
+
     def at_edge(self, mask: np.ndarray, size: tuple[int, int]) -> bool:
         """Whether ``mask``, at the view's scale, reaches an edge of the working frames of
         ``size`` (h, w)."""
-        rows, cols = self.window
+        top, bottom, left, right = self.edges(size)
         return bool(
-            (rows.start == 0 and mask[0].any())
-            or (rows.stop == size[0] and mask[-1].any())
-            or (cols.start == 0 and mask[:, 0].any())
-            or (cols.stop == size[1] and mask[:, -1].any())
+            (top and mask[0].any())
+            or (bottom and mask[-1].any())
+            or (left and mask[:, 0].any())
+            or (right and mask[:, -1].any())
         )
 
     def area(self, mask: np.ndarray) -> float:

@@ -21,10 +21,12 @@ and a keyframe where it comes back finds it exactly. On the frame's edge an obje
 out is followed to its last pixels (those the flow at the edge does not follow move on
 by the object's own motion; a cut that keeps only what lies where that motion takes it
 is the object, however much it dropped), and a small mask there that stops moving as the
-object did is what it left behind. When GrabCut drops most of the mask at once, colour
-models learnt afresh from the carried mask keep it when their cut looks as the object
-did (models carried from frame to frame go stale), else only the object's own motion
-against the background keeps it (carried by the flow), or its look.
+object did is what it left behind; where the mask reached the edge, what lies between it
+and the edge starts on the object's side (``reaching_the_edges``), so that an object
+half out of the frame is masked whole as it comes back in. When GrabCut drops most of
+the mask at once, colour models learnt afresh from the carried mask keep it when their
+cut looks as the object did (models carried from frame to frame go stale), else only the
+object's own motion against the background keeps it (carried by the flow), or its look.
 Pixels of the carried mask whose flow is much nearer the object's motion than the
 background's stay whatever GrabCut says (``kept``), and so do those of a keyframe's box
 (``with_moving_parts``): a part of the object coloured like the background would else be
@@ -215,6 +217,28 @@ def rejoining(
         return np.zeros_like(guess)
     ring = grow(guess, band_width(guess)) & ~grow(guess, FLOW_BLUR)
     return kept(ring, distance, to_object)
+
+
+def reaching_the_edges(guess: np.ndarray, before: np.ndarray, edges) -> np.ndarray:
+    """``guess`` (h, w) bool with the pixels between it and each side of the view that is an
+    edge of the frames (``edges``: top, bottom, left, right, as ``View.edges``), in the
+    rows (or columns) where the mask ``before`` (h, w) bool of the frame before reached
+    that edge. An object on the edge goes on beyond it, and the flow there follows it short
+    of the edge (a part coming back into the frame has no flow at all): started on the
+    background's side, what lay between its mask and the edge was learnt as the
+    background's colours, so that an object half out of the frame was cut to nothing as it
+    came back, and its mask never grew again."""
+    out = guess.copy()
+    top, bottom, left, right = edges
+    # Each edge turned to the right-hand one (views, so that ``out`` changes in place).
+    turns = ((right, lambda a: a), (left, lambda a: a[:, ::-1]), (bottom, lambda a: a.T),
+             (top, lambda a: a.T[:, ::-1]))  # fmt: skip
+    for is_edge, turn in turns:
+        if is_edge:
+            seen, reached = turn(guess), turn(before)[:, -1]
+            beyond = ~np.logical_or.accumulate(seen[:, ::-1], axis=1)[:, ::-1]
+            turn(out)[...] |= beyond & (seen.any(axis=1) & reached)[:, None]
+    return out
 
 
 def with_moving_parts(
@@ -633,6 +657,8 @@ class _Run:
                     return None
                 track.moving = distance is not None
             first = guess | rejoining(guess, distance, to_object)
+            if edge:
+                first = reaching_the_edges(first, before_mask, view.edges(self.work))
             # Pixels that move like the background start on its side, as on a keyframe:
             # background the mask took in (on the keyframe, or growing by the band) is
             # learnt as the background's and dropped, instead of spreading frame by frame.
