@@ -67,6 +67,20 @@ def sliding(background, square, length: int, start, speed: int, shape=None):
     return frames, masks
 
 
+def square_at_the_edge(side: int, top: int, columns) -> tuple[np.ndarray, np.ndarray]:
+    """Frames (T, H, W, 3) of a textured ``side``-pixel square over a still background, its
+    top row ``top`` and its left column ``columns[t]`` on frame t, cut off by the right
+    edge; and its masks (T, H, W) bool."""
+    background = texture(HEIGHT, WIDTH, 0, (0.3, 0.6, 0.9))
+    square = texture(side, side, 1, (0.9, 0.3, 0.2))
+    frames = np.repeat(background[None], len(columns), axis=0)
+    masks = np.zeros((len(columns), HEIGHT, WIDTH), bool)
+    for t, x in enumerate(columns):
+        frames[t, top : top + side, x : x + side] = square[:, : max(WIDTH - x, 0)]
+        masks[t, top : top + side, x : x + side] = True
+    return frames, masks
+
+
 def plus_sign(side: int, arm: int) -> np.ndarray:
     """(side, side) bool: a plus sign whose arms are ``arm`` pixels wide."""
     shape = np.zeros((side, side), bool)
@@ -130,14 +144,7 @@ def test_an_object_going_out_of_the_frame_is_followed_to_its_last_pixels():
     # A 56-pixel square moves right out of the frame, 8 pixels a frame: on frame 10 one
     # column of it is left, 56 pixels, less than the share of its area below which a mask
     # ends inside the frame. It stays masked to the last (it would stay in the video).
-    background = texture(HEIGHT, WIDTH, 0, (0.3, 0.6, 0.9))
-    square = texture(56, 56, 1, (0.9, 0.3, 0.2))
-    frames = np.repeat(background[None], 13, axis=0)
-    masks = np.zeros((13, HEIGHT, WIDTH), bool)
-    for t in range(13):
-        x = 79 + 8 * t
-        frames[t, 20:76, x : x + 56] = square[:, : max(WIDTH - x, 0)]
-        masks[t, 20:76, x : x + 56] = True
+    frames, masks = square_at_the_edge(56, 20, [79 + 8 * t for t in range(13)])
     tracked = track(frames, boxes=[(79, 20, 56, 56)], dilate=0)
     covered = (tracked & masks).sum(axis=(1, 2))
     assert (covered[4:] == masks[4:].sum(axis=(1, 2))).all(), covered  # at the edge from 4
@@ -150,14 +157,7 @@ def test_an_object_half_out_of_the_frame_is_masked_whole_as_it_comes_back():
     # 8), then comes back in, 6 pixels a frame. Before, the mask kept the part it had held
     # on the edge (414 of 1600 pixels once the square was back in): what lay between the
     # mask and the edge had been learnt as the background's colours.
-    background = texture(HEIGHT, WIDTH, 0, (0.3, 0.6, 0.9))
-    square = texture(40, 40, 1, (0.9, 0.3, 0.2))
-    frames = np.repeat(background[None], 18, axis=0)
-    masks = np.zeros((18, HEIGHT, WIDTH), bool)
-    for t in range(18):
-        x = 100 + 6 * min(t, 16 - t)
-        frames[t, 40:80, x : min(x + 40, WIDTH)] = square[:, : WIDTH - x]
-        masks[t, 40:80, x : x + 40] = True
+    frames, masks = square_at_the_edge(40, 40, [100 + 6 * min(t, 16 - t) for t in range(18)])
     tracked = track(frames, boxes=[(100, 40, 40, 40)], dilate=0)
     covered = (tracked & masks).sum(axis=(1, 2)) / masks.sum(axis=(1, 2))
     assert (covered >= 0.95).all(), covered
