@@ -164,6 +164,43 @@ def test_an_object_half_out_of_the_frame_is_masked_whole_as_it_comes_back():
     assert iou(tracked, masks) >= 0.9
 
 
+def test_an_object_that_leaves_the_frame_and_comes_back_is_masked_again():
+    # A 40-pixel square goes right out of the frame (gone from frame 8), stays out four
+    # frames, then comes back in, 8 pixels a frame (4 columns in on frame 15). Its mask ends
+    # while it is out and starts again, without a keyframe there, once what comes in over
+    # the edge it went out by has grown from one frame to the next (frame 17).
+    frames, masks = square_at_the_edge(40, 40, [100 + 8 * min(t, 22 - t) for t in range(20)])
+    tracked = track(frames, boxes=[(100, 40, 40, 40)], dilate=0)
+    out = ~masks.any(axis=(1, 2))
+    assert out[8:15].all() and not tracked[10:15].any()
+    covered = (tracked & masks).sum(axis=(1, 2)) / masks.sum(axis=(1, 2))
+    assert (covered[17:] >= 0.95).all(), covered.round(2)
+    assert iou(tracked[17:], masks[17:]) >= 0.95
+
+
+def test_another_object_coming_in_where_one_went_out_is_not_taken_for_it():
+    # Square 0 goes right out of the frame by frame 7; square 1, of other colours, comes in
+    # over the same edge from frame 11, moving as square 0 would coming back.
+    frames, masks = squares_clip(
+        20, [lambda t: (104 + 8 * t, 40), lambda t: (WIDTH + 8 * 10 - 8 * t, 40)]
+    )
+    tracked = track(frames, boxes=[(102, 38, 28, 28)], dilate=0)
+    assert masks[1, 12:].any(axis=(1, 2)).all()
+    assert not tracked[10:].any(), tracked.sum(axis=(1, 2))
+
+
+def test_an_object_of_its_colours_coming_in_over_another_edge_is_not_taken_for_it():
+    # Square 0 goes right out of the frame by frame 7; square 1, of its colours, comes in over
+    # the left edge from frame 11, 4 pixels a frame: only the edges it went out by are
+    # watched (all four, and square 1 is masked from frame 13 on).
+    red = (0.9, 0.3, 0.2)
+    paths = [lambda t: (104 + 8 * t, 40), lambda t: (-24 + 4 * (t - 10), 40)]
+    frames, masks = squares_clip(20, paths, tints=(red, red))
+    tracked = track(frames, boxes=[(102, 38, 28, 28)], dilate=0)
+    assert masks[1, 12:].any(axis=(1, 2)).all()
+    assert not tracked[10:].any(), tracked.sum(axis=(1, 2))
+
+
 def test_the_last_pixels_of_an_object_going_out_move_on_as_it_did():
     # On frame 15 a sliver of the object (13 pixels) is left at the right edge, which the
     # flow there does not follow and GrabCut cannot cut: the mask moves on by the object's

@@ -134,8 +134,9 @@ def say_unmasked(masked: list[bool]) -> None:
         frames = ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
         print(
             f"no mask on frames {frames}: the object went out of the frame, was hidden or "
-            "was lost there (a track does not pick it up again: where it comes back, mark "
-            "it there too, with --box X,Y,W,H@K or in the studio)"
+            "was lost there (a track picks it up again only as it comes back in over an edge "
+            "it went out by: where it is back otherwise, mark it there too, with "
+            "--box X,Y,W,H@K or in the studio)"
         )
 
 

@@ -72,7 +72,8 @@ def track(
 def unmasked_spans(masked: Sequence[bool]) -> list[tuple[int, int]]:
     """The (first, last) frame of each run of frames without a mask, from whether each
     frame's mask has a pixel: where the object went out of the frame, was hidden or was
-    lost (a track does not pick up an object that comes back: a keyframe there does)."""
+    lost (a track picks an object up again only as it comes back in over an edge it went
+    out by: elsewhere, a keyframe where it is back does)."""
     empty = np.concatenate([[False], ~np.asarray(masked, bool), [False]])
     edges = np.flatnonzero(np.diff(empty.view(np.int8)))
     starts, stops = edges[::2], edges[1::2]

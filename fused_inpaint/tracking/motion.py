@@ -166,16 +166,12 @@ class View:
         rows, cols = self.window
         return rows.start == 0, rows.stop == size[0], cols.start == 0, cols.stop == size[1]
 
-    def at_edge(self, mask: np.ndarray, size: tuple[int, int]) -> bool:
-        """Whether ``mask``, at the view's scale, reaches an edge of the working frames of
-        ``size`` (h, w)."""
-        top, bottom, left, right = self.edges(size)
-        return bool(
-            (top and mask[0].any())
-            or (bottom and mask[-1].any())
-            or (left and mask[:, 0].any())
-            or (right and mask[:, -1].any())
-        )
+    def edges_reached(self, mask: np.ndarray, size: tuple[int, int]) -> tuple[bool, ...]:
+        """Which edges (top, bottom, left, right) of the working frames of ``size`` (h, w)
+        ``mask``, at the view's scale, reaches."""
+        sides = (mask[0], mask[-1], mask[:, 0], mask[:, -1])
+        edges = self.edges(size)
+        return tuple(bool(edge and side.any()) for edge, side in zip(edges, sides, strict=True))
 
     def area(self, mask: np.ndarray) -> float:
         """The working pixels a mask at the view's scale covers."""
@@ -227,9 +223,9 @@ def fit_affine(
     return None if affine is None else affine.astype(np.float32)
 
 
-def _affine_distance(flow: np.ndarray, points: np.ndarray) -> np.ndarray | None:
-    """(h, w) float32: each pixel's flow's distance from the affine motion fitted robustly
-    (RANSAC) to the flow at ``points`` (h, w) bool; None when it cannot be fitted."""
+def affine_residual(flow: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """(dx, dy), (h, w) float32 each: each pixel's flow less the affine motion fitted
+    robustly (RANSAC) to the flow at ``points`` (h, w) bool; None when it cannot be fitted."""
     affine = fit_affine(flow, points)
     if affine is None:
         return None
@@ -237,8 +233,14 @@ def _affine_distance(flow: np.ndarray, points: np.ndarray) -> np.ndarray | None:
     # The affine motion's displacement, a + (A - I) (x, y), built from a row and a column.
     (a, b, c), (d, e, f) = affine
     x, y = np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32)[:, None]
-    dx, dy = (a - 1) * x + b * y + c, d * x + (e - 1) * y + f
-    return np.hypot(flow[..., 0] - dx, flow[..., 1] - dy)
+    return flow[..., 0] - ((a - 1) * x + b * y + c), flow[..., 1] - (d * x + (e - 1) * y + f)
+
+
+def affine_distance(flow: np.ndarray, points: np.ndarray) -> np.ndarray | None:
+    """(h, w) float32: each pixel's flow's distance from the affine motion fitted robustly
+    (RANSAC) to the flow at ``points`` (h, w) bool; None when it cannot be fitted."""
+    residual = affine_residual(flow, points)
+    return None if residual is None else np.hypot(*residual)
 
 
 def _interior(region: np.ndarray, margin: int) -> np.ndarray:
@@ -274,7 +276,7 @@ def object_distance(flow: np.ndarray, region: np.ndarray, margin: int) -> np.nda
     """(h, w) float32: each pixel's flow's distance from the motion of the object in
     ``region`` (h, w) bool (an affine motion fitted robustly to its flow, away from its
     border, where the flow mixes both sides); None when it cannot be fitted."""
-    return _affine_distance(flow, _interior(region, margin))
+    return affine_distance(flow, _interior(region, margin))
 
 
 def background_distance(flow: np.ndarray, region: np.ndarray, margin: int) -> np.ndarray | None:
@@ -285,7 +287,7 @@ def background_distance(flow: np.ndarray, region: np.ndarray, margin: int) -> np
     to fit), as then motion tells nothing."""
     if not region.any():
         return None
-    distance = _affine_distance(flow, ~grow(region, margin))
+    distance = affine_distance(flow, ~grow(region, margin))
     if distance is None or np.median(distance[region]) < DISTINCT_MOTION:
         return None
     return distance

@@ -13,35 +13,39 @@ the background: the band is all it may take per frame, and pixels of the band th
 otherwise than the object (``motion``) are background for sure, while those of the mask
 that move as the background does start on its side (as on a keyframe), so that
 background the mask took in is dropped, not spread. A mask that shrinks to nearly
-nothing (the object has left the frame or is hidden) ends there, nothing is left behind,
-and the object is not looked for again: looked for by its keyframe's colour mixtures
-along the frame's edges, it was found on synthetic clips in look-alikes as often as
-where it came back (another object of its texture, the black beyond a camera's view),
-and a keyframe where it comes back finds it exactly. On the frame's edge an object going
-out is followed to its last pixels (those the flow at the edge does not follow move on
-by the object's own motion; a cut that keeps only what lies where that motion takes it
-is the object, however much it dropped), and a small mask there that stops moving as the
-object did is what it left behind; where the mask reached the edge, what lies between it
-and the edge starts on the object's side (``reaching_the_edges``), so that an object
-half out of the frame is masked whole as it comes back in. When GrabCut drops most of
-the mask at once, colour models learnt afresh from the carried mask keep it when their
-cut looks as the object did (models carried from frame to frame go stale), else only the
-object's own motion against the background keeps it (carried by the flow), or its look.
-Pixels of the carried mask whose flow is much nearer the object's motion than the
-background's stay whatever GrabCut says (``kept``), and so do those of a keyframe's box
-(``with_moving_parts``): a part of the object coloured like the background would else be
-dropped and stay visible; pixels of the band beyond the flow's blur that move
-with the object start on its side (``rejoining``), so that a part GrabCut dropped on an
-earlier frame can come back. A part of the mask, apart from its largest, that moves
-its own way is dropped (``without_stray_parts``): a neighbour of the object's colours it
-took in would else be followed. Parts narrower than the flow resolves (an arm, a leg, a
-stand) move by the object's own motion too (``with_thin_parts``), and where GrabCut drops
-them their colours keep them (``with_thin_colours``). An object whose colours GrabCut
-cannot tell apart on its keyframe (it keeps under a COLLAPSE share of the part of the box
-that moves away from the background as the object does, or, where nothing does, of half
-the box) is told apart by its motion: that part (``moving_with``; the box when nothing
-moves), moved frame to frame by its own motion fitted to the flow (``carry_rigidly``),
-until it neither moves apart from the background nor looks as it did.
+nothing (the object has left the frame or is hidden) ends there, nothing is left behind.
+An object that went out over the frame's edge is looked for as it comes back
+(``returning``): along the edges it went out by, a part of the colours it had when last
+wholly inside the frame that moves in over the edge against the frame's motion and grows
+from one frame to the next, as a thing coming in does, is cut by GrabCut and followed
+again (colours alone found look-alikes as often as the object on synthetic clips:
+another object of its texture, the black beyond a camera's view). An object hidden
+inside the frame is not looked for: a keyframe where it is seen again finds it. On the
+frame's edge an object going out is followed to its last pixels (those the flow at the
+edge does not follow move on by the object's own motion; a cut that keeps only what lies
+where that motion takes it is the object, however much it dropped), and a small mask
+there that stops moving as the object did is what it left behind; where the mask reached
+the edge, what lies between it and the edge starts on the object's side
+(``reaching_the_edges``), so that an object half out of the frame is masked whole as it
+comes back in. When GrabCut drops most of the mask at once, colour models learnt afresh
+from the carried mask keep it when their cut looks as the object did (models carried
+from frame to frame go stale), else only the object's own motion against the background
+keeps it (carried by the flow), or its look. Pixels of the carried mask whose flow is
+much nearer the object's motion than the background's stay whatever GrabCut says
+(``kept``), and so do those of a keyframe's box (``with_moving_parts``): a part of the
+object coloured like the background would else be dropped and stay visible; pixels of
+the band beyond the flow's blur that move with the object start on its side
+(``rejoining``), so that a part GrabCut dropped on an earlier frame can come back. A
+part of the mask, apart from its largest, that moves its own way is dropped
+(``without_stray_parts``): a neighbour of the object's colours it took in would else be
+followed. Parts narrower than the flow resolves (an arm, a leg, a stand) move by the
+object's own motion too (``with_thin_parts``), and where GrabCut drops them their
+colours keep them (``with_thin_colours``). An object whose colours GrabCut cannot tell
+apart on its keyframe (it keeps under a COLLAPSE share of the part of the box that moves
+away from the background as the object does, or, where nothing does, of half the box) is
+told apart by its motion: that part (``moving_with``; the box when nothing moves), moved
+frame to frame by its own motion fitted to the flow (``carry_rigidly``), until it
+neither moves apart from the background nor looks as it did.
 
 Each keyframe tracks forward and backward; each frame takes every object's mask from the
 nearer keyframe that names it (the earlier one on a tie). Backward tracking reaches at
@@ -62,6 +66,7 @@ from fused_inpaint.io import dilate_hole
 from fused_inpaint.tracking.keyframes import Box, as_keyframes, check_size
 from fused_inpaint.tracking.motion import (
     APART_MOTION,
+    INTERIOR_PIXELS,
     KEY_VIEW_PIXELS,
     SAME_MOTION,
     TRACK_VIEW_PIXELS,
@@ -79,6 +84,7 @@ from fused_inpaint.tracking.motion import (
     to_work,
     work_size,
 )
+from fused_inpaint.tracking.returning import COMING_GROWTH, Inside, coming_in, coming_reach
 from fused_inpaint.tracking.segment import (
     FLOW_BLUR,
     MIN_SAMPLES,
@@ -422,12 +428,24 @@ class _Track:
     key_area: int
     until: int
     look: np.ndarray  # (3,) float: its mean colour (LOOK_RATE)
+    inside: Inside  # as it was when last wholly inside the frame
     moving: bool = False  # whether it moved otherwise than the background on the last frame
     shift: np.ndarray | None = None  # (2,) float: its last motion (dx, dy) the flow followed
     going: bool = False  # whether it went out of the frame on the last frame
     # Whether ``relearnt`` may try models learnt afresh: where the object's colours are the
     # background's every cut drops it, and each try costs what a keyframe's cut does.
     relearn: bool = True
+    # The frame's edges (top, bottom, left, right) its mask reached on the last frame.
+    exits: tuple[bool, ...] = (False,) * 4
+    out: bool = False  # whether it went out of the frame (looked for as it comes back)
+    coming: int = 0  # the pixels of what may be it coming back on the last frame looked at
+
+    def came_back(self, mask: np.ndarray, models: ColourModels, look: np.ndarray) -> None:
+        """Follows the object again from ``mask`` (h, w) bool, working scale, cut with
+        ``models`` and of ``look``, where it came back into the frame."""
+        self.mask, self.models, self.look = mask, models, look
+        self.out = self.going = False
+        self.moving, self.shift, self.relearn, self.coming = True, None, True, 0
 
     def relearnt(
         self,
@@ -607,14 +625,27 @@ class _Run:
             self.masks[key][obj] = mask
             first, last = self.tracker._spans[obj][key]
             area = int(mask.sum())
-            look = self.held[key][mask].mean(axis=0)
+            pixels = self.held[key][mask]
+            look, inside = pixels.mean(axis=0), Inside.of(models, pixels)
             if last > key:
-                self.forward[obj] = _Track(mask, models, colour, area, last, look)
+                self.forward[obj] = _Track(mask, models, colour, area, last, look, inside)
             if first < key:
-                backward[obj] = _Track(mask, models.copy(), colour, area, first, look.copy())
+                backward[obj] = _Track(
+                    mask, models.copy(), colour, area, first, look.copy(), inside
+                )
         self.step_backward(key, backward)
 
     def step(self, track: _Track, frame: np.ndarray, before: np.ndarray) -> np.ndarray | None:
+        """The track's mask on ``frame``, the frame after ``before`` in its direction; None
+        when the object is not there. One that went out of the frame is looked for along
+        its edges (``coming_back``) until its track ends."""
+        if track.out:
+            return self.coming_back(track, frame, before)
+        mask = self.follow(track, frame, before)
+        track.out = mask is None and any(track.exits) and track.colour
+        return mask
+
+    def follow(self, track: _Track, frame: np.ndarray, before: np.ndarray) -> np.ndarray | None:
         """The track's mask on ``before`` moved to ``frame`` along the flow between them
         and refined; None when the object has gone. Only a window around the mask,
         as far as the object may have moved, is looked at."""
@@ -628,7 +659,8 @@ class _Run:
         if track.colour:
             guess = with_thin_parts(guess, before_mask, flow)
         least = MIN_SAMPLES
-        edge = view.at_edge(guess | before_mask, self.work)
+        track.exits = view.edges_reached(guess | before_mask, self.work)
+        edge = any(track.exits)
         if not edge:
             least = max(least, END_FRACTION * track.key_area)
         if view.area(guess) < least:
@@ -674,7 +706,10 @@ class _Run:
                 expected = max(min(expected, seen_going_on.sum()), MIN_SAMPLES)
             if mask.sum() >= COLLAPSE * expected or going_out(mask, seen_going_on):
                 track.models, track.relearn = models, True
-                seen = frame.rgb[mask].mean(axis=0)
+                pixels = frame.rgb[mask]
+                if not edge:
+                    track.inside = Inside.of(models, pixels)
+                seen = pixels.mean(axis=0)
                 track.look = (1 - LOOK_RATE) * track.look + LOOK_RATE * seen
                 if distance is not None and not edge:  # the flow follows the object whole
                     track.shift = -np.median(flow[mask], axis=0) / view.scale
@@ -713,14 +748,46 @@ class _Run:
         track.mask = view.up(mask, self.work)
         return track.mask
 
+    def coming_back(
+        self, track: _Track, frame: np.ndarray, before: np.ndarray
+    ) -> np.ndarray | None:
+        """The mask of an object that went out of the frame, on ``frame`` as it comes back
+        in: a part along the edges of its colours that moves otherwise than the frame, from
+        ``before`` (``coming_in``, on the whole frame scaled down as a track's window is),
+        that also moves otherwise than what is around it and looks as the object did, cut
+        by GrabCut with its models; None when there is none."""
+        whole = View.of((slice(0, self.work[0]), slice(0, self.work[1])), TRACK_VIEW_PIXELS)
+        seen = whole.frame(frame)
+        flow = self.flow(seen, whole.frame(before))
+        reach = round(coming_reach(track.key_area) * whole.scale)
+        least = max(INTERIOR_PIXELS, END_FRACTION * track.key_area) * whole.scale**2
+        found = coming_in(seen.rgb, flow, track.inside, track.exits, reach, least)
+        before_area, track.coming = track.coming, 0 if found is None else int(found.sum())
+        if found is None or track.coming < COMING_GROWTH * before_area or not before_area:
+            return None
+        found = whole.up(found, self.work)
+        view = View.of(search_window(found), TRACK_VIEW_PIXELS)
+        seen = view.frame(frame)
+        part = view.down(found)
+        flow = self.flow(seen, view.frame(before))
+        distance = background_distance(flow, part, band_width(part))
+        if distance is None:
+            return None
+        unlike = background_side(seen.rgb, part, distance)
+        mask, models = grabcut(seen.rgb, part, unlike, track.inside.models.copy())
+        if mask.sum() < COLLAPSE * part.sum() or not track.inside.looks_alike(seen.rgb[mask]):
+            return None
+        track.came_back(view.up(mask, self.work), models, seen.rgb[mask].mean(axis=0))
+        return track.mask
+
     def step_forward(self, index: int) -> None:
         for obj, track in list(self.forward.items()):
             mask = None
             if index <= track.until:
                 mask = self.step(track, self.held[index], self.held[index - 1])
-            if mask is None:
+            if index > track.until or (mask is None and not track.out):
                 del self.forward[obj]
-            else:
+            elif mask is not None:
                 self.masks[index][obj] = mask
 
     def step_backward(self, key: int, tracks: dict[int, _Track]) -> None:
@@ -730,9 +797,9 @@ class _Run:
                 mask = None
                 if index >= track.until:
                     mask = self.step(track, self.held[index], self.held[index + 1])
-                if mask is None:
+                if index < track.until or (mask is None and not track.out):
                     del tracks[obj]
-                else:
+                elif mask is not None:
                     self.masks[index][obj] = mask
             index -= 1
 
