@@ -10,7 +10,8 @@ import pytest
 from fused_inpaint import Tracker, track
 from fused_inpaint.data import object_removal_clip, walking_figure_clip
 from fused_inpaint.tracking import track_objects
-from fused_inpaint.tracking.segment import MIN_SAMPLES, learnt_models, opened
+from fused_inpaint.tracking.returning import OWN_COLOURS, Inside
+from fused_inpaint.tracking.segment import MIN_SAMPLES, MODEL_SAMPLES, learnt_models, opened
 
 pytest.importorskip("skimage")
 
@@ -390,6 +391,24 @@ def test_colour_models_learnt_from_two_sets_of_pixels_tell_them_apart():
     own_density, background_density = models.densities(background)
     assert (background_density > own_density).mean() > 0.99
     assert learnt_models(own, background[: MIN_SAMPLES - 1]) is None
+
+
+def test_the_colours_an_object_had_inside_the_frame_are_its_own_and_no_others():
+    # What comes back is judged by the object's own mixture alone (the background's, learnt
+    # where it went out, says nothing of where it comes back): its own colours are, but for
+    # the OWN_COLOURS quantile, and those of something of other colours are not, wherever
+    # they lie against the background's mixture.
+    rng = np.random.default_rng(1)
+    own = rng.normal((200, 60, 40), 12, (5000, 3)).clip(0, 255).astype(np.uint8)
+    background = rng.normal((40, 90, 200), 12, (700, 3)).clip(0, 255).astype(np.uint8)
+    other = rng.normal((90, 200, 60), 12, (700, 3)).clip(0, 255).astype(np.uint8)
+    inside = Inside.of(learnt_models(own, background), own)
+    assert len(inside.pixels) <= 2 * MODEL_SAMPLES
+    assert abs(inside.own_colours(own).mean() - (1 - OWN_COLOURS)) < 0.02
+    assert not inside.own_colours(other).any() and not inside.own_colours(background).any()
+    assert inside.looks_alike(np.concatenate([own[:60], other[:40]]))
+    assert not inside.looks_alike(np.concatenate([own[:40], other[:60]]))
+    assert not Inside.of(inside.models, own[:0]).own_colours(own).any()
 
 
 def test_a_box_carried_by_the_flow_alone_leaves_no_trail_on_a_still_background():

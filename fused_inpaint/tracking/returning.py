@@ -49,7 +49,10 @@ class Inside:
 
     @cached_property
     def floor(self) -> float:
-        """The log density of the object's mixture at the OWN_COLOURS quantile of its pixels."""
+        """The log density of the object's mixture at the OWN_COLOURS quantile of its pixels
+        (infinite when none is known: no colour is then its own)."""
+        if not len(self.pixels):
+            return math.inf
         own, _ = self.models.densities(self.pixels)
         return float(np.quantile(own, OWN_COLOURS))
 
