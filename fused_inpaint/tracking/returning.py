@@ -101,15 +101,13 @@ def coming_in(
         return None
     maybe = edge_strip(image.shape[:2], max(1, reach)) & (np.hypot(*residual) >= DISTINCT_MOTION)
     maybe[maybe] = inside.own_colours(image[maybe])
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(maybe.view(np.uint8), connectivity=8)
-    best = None
-    for part in np.argsort(-stats[1:, cv2.CC_STAT_AREA]) + 1:
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(maybe.view(np.uint8), connectivity=8)
+    for part in np.argsort(-stats[1:, cv2.CC_STAT_AREA]) + 1:  # the largest first
         if stats[part, cv2.CC_STAT_AREA] < least:
-            break
+            return None
         if _moves_inward(labels == part, residual, exits):
-            best = part
-            break
-    return None if best is None else labels == best
+            return labels == part
+    return None
 
 
 def _moves_inward(
