@@ -236,7 +236,7 @@ def affine_residual(flow: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, n
     return flow[..., 0] - ((a - 1) * x + b * y + c), flow[..., 1] - (d * x + (e - 1) * y + f)
 
 
-def affine_distance(flow: np.ndarray, points: np.ndarray) -> np.ndarray | None:
+def _affine_distance(flow: np.ndarray, points: np.ndarray) -> np.ndarray | None:
     """(h, w) float32: each pixel's flow's distance from the affine motion fitted robustly
     (RANSAC) to the flow at ``points`` (h, w) bool; None when it cannot be fitted."""
     residual = affine_residual(flow, points)
@@ -276,7 +276,7 @@ def object_distance(flow: np.ndarray, region: np.ndarray, margin: int) -> np.nda
     """(h, w) float32: each pixel's flow's distance from the motion of the object in
     ``region`` (h, w) bool (an affine motion fitted robustly to its flow, away from its
     border, where the flow mixes both sides); None when it cannot be fitted."""
-    return affine_distance(flow, _interior(region, margin))
+    return _affine_distance(flow, _interior(region, margin))
 
 
 def background_distance(flow: np.ndarray, region: np.ndarray, margin: int) -> np.ndarray | None:
@@ -287,7 +287,7 @@ def background_distance(flow: np.ndarray, region: np.ndarray, margin: int) -> np
     to fit), as then motion tells nothing."""
     if not region.any():
         return None
-    distance = affine_distance(flow, ~grow(region, margin))
+    distance = _affine_distance(flow, ~grow(region, margin))
     if distance is None or np.median(distance[region]) < DISTINCT_MOTION:
         return None
     return distance
