@@ -36,9 +36,10 @@ much nearer the object's motion than the background's stay whatever GrabCut says
 object coloured like the background would else be dropped and stay visible; pixels of
 the band beyond the flow's blur that move with the object start on its side
 (``rejoining``), so that a part GrabCut dropped on an earlier frame can come back. A
-part of the mask, apart from its largest, that moves its own way is dropped
-(``without_stray_parts``): a neighbour of the object's colours it took in would else be
-followed. Parts narrower than the flow resolves (an arm, a leg, a stand) move by the
+part of the mask, apart from its largest, that moves its own way (otherwise than the
+largest part: a motion fitted to the whole mask takes in two objects drifting apart) is
+dropped (``without_stray_parts``): a neighbour of the object's colours it took in would
+else be followed. Parts narrower than the flow resolves (an arm, a leg, a stand) move by the
 object's own motion too (``with_thin_parts``), and where GrabCut drops them their
 colours keep them (``with_thin_colours``). An object whose colours GrabCut cannot tell
 apart on its keyframe (it keeps under a COLLAPSE share of the part of the box that moves
@@ -341,17 +342,25 @@ def with_thin_limbs(
     return keep_touching(mask | (thin_parts(mask | left) & left), mask)
 
 
-def without_stray_parts(mask: np.ndarray, apart: np.ndarray | None) -> np.ndarray:
+def without_stray_parts(
+    mask: np.ndarray, apart: np.ndarray | None, flow: np.ndarray | None, margin: int
+) -> np.ndarray:
     """``mask`` (h, w) bool without its connected parts, other than the largest, whose
-    pixels mostly move ``apart`` (h, w) bool from the object: a piece of the mask left on
-    something else that moves its own way (a neighbour of the object's colours) would
-    else be followed instead of the object, and stay after the object has gone."""
-    if apart is None:
-        return mask
+    pixels mostly move apart from the object: more than APART_MOTION from the motion
+    fitted to the largest part (``flow`` (h, w, 2), ``margin`` in from its border), or,
+    where that flow is None, ``apart`` (h, w) bool (None: none are). A piece of the mask
+    left on something else that moves its own way would else be followed instead of the
+    object, and stay after the object has gone; the motion is the largest part's, as one
+    fitted to the whole mask takes in two objects drifting apart."""
     count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.view(np.uint8), connectivity=8)
     if count <= 2:
         return mask
     largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    if flow is not None:
+        to_largest = object_distance(flow, labels == largest, margin)
+        apart = None if to_largest is None else to_largest > APART_MOTION
+    if apart is None:
+        return mask
     share = np.bincount(labels[apart], minlength=count) / np.maximum(stats[:, cv2.CC_STAT_AREA], 1)
     stray = share > STRAY_APART
     stray[[0, largest]] = False
@@ -742,7 +751,10 @@ class _Run:
             mask |= kept(guess, distance, to_object)
             if not edge:  # on the edge, what GrabCut drops may be what the object left
                 mask = with_thin_colours(mask, guess, frame.rgb, track.models)
-            mask = without_stray_parts(mask, apart)
+            # Going out, the object breaks into pieces the flow at the edge does not follow:
+            # there the motion is the whole guess's.
+            largest_moves = flow if self.tracker.motion and not edge else None
+            mask = without_stray_parts(mask, apart, largest_moves, band_width(mask))
             if not mask.any():  # all of it moved as the background does
                 return None
         track.mask = view.up(mask, self.work)
