@@ -751,10 +751,11 @@ class _Run:
             mask |= kept(guess, distance, to_object)
             if not edge:  # on the edge, what GrabCut drops may be what the object left
                 mask = with_thin_colours(mask, guess, frame.rgb, track.models)
-            # Going out, the object breaks into pieces the flow at the edge does not follow:
-            # there the motion is the whole guess's.
-            largest_moves = flow if self.tracker.motion and not edge else None
-            mask = without_stray_parts(mask, apart, largest_moves, band_width(mask))
+            # Off the edge the parts are judged by the largest part's motion; going out, the
+            # object breaks into pieces the flow at the edge does not follow, and the whole
+            # guess's motion (``apart``) judges them.
+            by_largest = flow if self.tracker.motion and not edge else None
+            mask = without_stray_parts(mask, apart, by_largest, band_width(mask))
             if not mask.any():  # all of it moved as the background does
                 return None
         track.mask = view.up(mask, self.work)
