@@ -39,8 +39,8 @@ the band beyond the flow's blur that move with the object start on its side
 part of the mask, apart from its largest, that moves its own way (otherwise than the
 largest part: a motion fitted to the whole mask takes in two objects drifting apart) is
 dropped (``without_stray_parts``): a neighbour of the object's colours it took in would
-else be followed. Parts narrower than the flow resolves (an arm, a leg, a stand) move by the
-object's own motion too (``with_thin_parts``), and where GrabCut drops them their
+else be followed. Parts narrower than the flow resolves (an arm, a leg, a stand) move by
+the object's own motion too (``with_thin_parts``), and where GrabCut drops them their
 colours keep them (``with_thin_colours``). An object whose colours GrabCut cannot tell
 apart on its keyframe (it keeps under a COLLAPSE share of the part of the box that moves
 away from the background as the object does, or, where nothing does, of half the box) is
