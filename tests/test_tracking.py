@@ -238,6 +238,19 @@ def test_what_an_object_going_out_left_on_the_edge_is_not_followed():
     assert iou(tracked, clip.mask[:24]) >= 0.9
 
 
+def test_a_sliver_that_stopped_moving_on_the_edge_ends_as_the_object_goes_out():
+    # The object goes out over the top edge, 7 pixels a frame (28 pixels of it left on
+    # frame 13, none from 14). Its mask stopped moving apart from the background on frame
+    # 12, as the object was going out: a sliver of 29 pixels stayed on the edge, carried
+    # along by the flow there, through frame 19, though the object's own motion had taken
+    # all of the mask of frame 13 out of the frame.
+    clip = object_removal_clip(2012, 60, 240, 432, shape="limbed")
+    tracked = track(clip.frames[:20], boxes=[clip.box], dilate=0)
+    assert clip.mask[13].any() and not clip.mask[14:20].any()
+    assert iou(tracked[:13], clip.mask[:13]) > 0.9
+    assert not tracked[14:].any(), tracked.sum(axis=(1, 2))
+
+
 def test_an_object_hidden_by_another_ends_its_mask():
     # Square 1, drawn on top, slides over the still square 0 and covers it from frame 8.
     frames, masks = squares_clip(14, [lambda t: (60, 40), lambda t: (max(60, 124 - 8 * t), 40)])

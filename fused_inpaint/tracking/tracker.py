@@ -120,7 +120,8 @@ DEFAULT_WINDOW = 100
 # reaches the frame's edge: an object going out of the frame is followed to its last pixels.
 END_FRACTION = 0.02
 # A mask on the frame's edge under this fraction of its keyframe's area is what the object
-# left behind when it no longer moves as the object did (``left_behind``).
+# left behind when it no longer moves as the object did, or when the object's own motion
+# took all of it out of the frame (``left_behind``).
 LEFT_FRACTION = 0.1
 # GrabCut's mask is taken only when it keeps at least this fraction of the mask carried
 # along the flow, or on a keyframe of what the object is thought to be: the part of the
@@ -478,13 +479,20 @@ class _Track:
         self.models = models
         return cut
 
-    def left_behind(self, moving: bool, area: float, edge: bool) -> bool:
+    def left_behind(
+        self, moving: bool, area: float, edge: bool, going_on: np.ndarray | None
+    ) -> bool:
         """Whether what is carried of the object, ``area`` working pixels, on the frame's
-        ``edge`` or not, is what it left behind as it went out of the frame: it moved
-        otherwise than the background and no longer does (not ``moving``), on the edge,
-        shrunk below LEFT_FRACTION of its keyframe's area (the flow's blur at the edge as
-        the object left, on something of its colours, would else be followed for good)."""
-        return self.moving and not moving and edge and area < LEFT_FRACTION * self.key_area
+        ``edge`` or not, is what it left behind as it went out of the frame: on the edge,
+        shrunk below LEFT_FRACTION of its keyframe's area, it does not move otherwise than
+        the background (not ``moving``) and either did on the frame before or the object's
+        own motion took all of its last mask out of the frame (``going_on``: that mask
+        moved on by it, None when unknown). The flow's blur at the edge as the object left,
+        on something of its colours, would else be followed for good: a sliver that had
+        stopped moving its own way before the object went out stayed six frames after."""
+        if not edge or moving or area >= LEFT_FRACTION * self.key_area:
+            return False
+        return self.moving or (going_on is not None and not going_on.any())
 
 
 class Tracker:
@@ -689,12 +697,16 @@ class _Run:
                 return None
         if track.colour:
             apart = distance = to_object = None
+            going_on = seen_going_on = None  # the mask moved on by the object's own motion
+            if edge and track.shift is not None:
+                going_on = shifted(track.mask, track.shift)
+                seen_going_on = view.down(going_on)
             if self.tracker.motion:
                 band = band_width(guess)
                 to_object = object_distance(flow, guess, band)
                 apart = None if to_object is None else to_object > APART_MOTION
                 distance = background_distance(flow, guess, band)
-                if track.left_behind(distance is not None, view.area(guess), edge):
+                if track.left_behind(distance is not None, view.area(guess), edge, going_on):
                     return None
                 track.moving = distance is not None
             first = guess | rejoining(guess, distance, to_object)
@@ -707,11 +719,8 @@ class _Run:
             unlike = background_side(frame.rgb, guess, distance)
             mask, models = grabcut(frame.rgb, first, unlike, track.models.copy(), apart)
             expected = guess.sum()
-            going_on = seen_going_on = None  # the mask moved on by the object's own motion
-            if edge and track.shift is not None:
+            if seen_going_on is not None:
                 # Going out, the object loses more to the edge than the flow there says.
-                going_on = shifted(track.mask, track.shift)
-                seen_going_on = view.down(going_on)
                 expected = max(min(expected, seen_going_on.sum()), MIN_SAMPLES)
             if mask.sum() >= COLLAPSE * expected or going_out(mask, seen_going_on):
                 track.models, track.relearn = models, True
