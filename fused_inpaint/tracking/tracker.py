@@ -85,7 +85,13 @@ from fused_inpaint.tracking.motion import (
     to_work,
     work_size,
 )
-from fused_inpaint.tracking.returning import COMING_GROWTH, Inside, coming_in, coming_reach
+from fused_inpaint.tracking.returning import (
+    COMING_GROWTH,
+    Inside,
+    coming_in,
+    coming_reach,
+    textured,
+)
 from fused_inpaint.tracking.segment import (
     FLOW_BLUR,
     MIN_SAMPLES,
@@ -799,7 +805,11 @@ class _Run:
         mask, models = grabcut(seen.rgb, part, unlike, track.inside.models.copy())
         # No share of the part is asked of the cut: over a flat sky, where DIS spreads the
         # motion of what comes in, the part was four times the object, and the cut exact.
-        if mask.sum() < MIN_SAMPLES or not track.inside.looks_alike(seen.rgb[mask]):
+        if (
+            mask.sum() < MIN_SAMPLES
+            or not track.inside.looks_alike(seen.rgb[mask])
+            or not textured(seen.rgb, mask)
+        ):
             return None
         track.came_back(view.up(mask, self.work), models, seen.rgb[mask].mean(axis=0))
         return track.mask
