@@ -196,7 +196,7 @@ def test_an_object_coming_back_fast_is_masked_once_it_is_in():
     # The object goes out over the top edge by frame 14 and comes back in over it from
     # frame 34, 180 pixels to the left, 8 pixels a frame. Near the edge only the part of
     # it within a frame's reach was measured: it stopped growing once the object was in
-    # deeper (by 3% from frame 39 to 40), and the object was never taken again.
+    # deeper (it shrank by 3% from frame 39 to 40), and the object was never taken again.
     clip = object_removal_clip(2012, 60, 240, 432, shape="limbed")
     tracked = track(clip.frames[:50], boxes=[clip.box], dilate=0)
     assert not clip.mask[14:34].any() and not tracked[14:34].any()
