@@ -138,9 +138,8 @@ def _moves_inward(
     )
 
 
-def textured(image: np.ndarray, mask: np.ndarray) -> bool:
-    """Whether the pixels of ``image`` (h, w, 3) uint8 where ``mask`` (h, w) bool holds have
-    a median gradient of at least FLAT_GRADIENT grey levels a pixel."""
-    gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+def textured(gray: np.ndarray, mask: np.ndarray) -> bool:
+    """Whether the pixels of ``gray`` (h, w) uint8 where ``mask`` (h, w) bool holds have a
+    median gradient of at least FLAT_GRADIENT grey levels a pixel."""
     across, down = (cv2.Sobel(gray, cv2.CV_32F, dx, 1 - dx, ksize=3) for dx in (1, 0))
     return float(np.median(np.hypot(across, down)[mask])) / 8 >= FLAT_GRADIENT

@@ -808,7 +808,7 @@ class _Run:
         if (
             mask.sum() < MIN_SAMPLES
             or not track.inside.looks_alike(seen.rgb[mask])
-            or not textured(seen.rgb, mask)
+            or not textured(seen.gray, mask)
         ):
             return None
         track.came_back(view.up(mask, self.work), models, seen.rgb[mask].mean(axis=0))
