@@ -279,16 +279,18 @@ def object_distance(flow: np.ndarray, region: np.ndarray, margin: int) -> np.nda
     return _affine_distance(flow, _interior(region, margin))
 
 
-def background_distance(flow: np.ndarray, region: np.ndarray, margin: int) -> np.ndarray | None:
+def background_distance(
+    flow: np.ndarray, region: np.ndarray, margin: int, least: float = DISTINCT_MOTION
+) -> np.ndarray | None:
     """(h, w) float32: each pixel's flow's distance from the background's motion (an
     affine motion fitted robustly to the flow outside ``region`` (h, w) bool grown by
     ``margin``), when the pixels of ``region`` move otherwise (the median of their
-    distance at least DISTINCT_MOTION); None when they do not (or no background is left
-    to fit), as then motion tells nothing."""
+    distance at least ``least``); None when they do not (or no background is left to
+    fit), as then motion tells nothing."""
     if not region.any():
         return None
     distance = _affine_distance(flow, ~grow(region, margin))
-    if distance is None or np.median(distance[region]) < DISTINCT_MOTION:
+    if distance is None or np.median(distance[region]) < least:
         return None
     return distance
 

@@ -67,6 +67,7 @@ from fused_inpaint.io import dilate_hole
 from fused_inpaint.tracking.keyframes import Box, as_keyframes, check_size
 from fused_inpaint.tracking.motion import (
     APART_MOTION,
+    DISTINCT_MOTION,
     INTERIOR_PIXELS,
     KEY_VIEW_PIXELS,
     SAME_MOTION,
@@ -129,6 +130,12 @@ END_FRACTION = 0.02
 # left behind when it no longer moves as the object did, or when the object's own motion
 # took all of it out of the frame (``left_behind``).
 LEFT_FRACTION = 0.1
+# It no longer moves as the object did when its motion apart from the background's falls at
+# once below this share of the frame before's: an object going out slowly fades gradually
+# (a design clip: 1.50 to 1.31 pixels, and still there), slivers left behind stop (2.1 to
+# 0.1, 2.2 to 0.7, 4.8 to 0.8). Where the flow at the edge follows an object poorly, its
+# motion apart can fall as fast (1.7 to 0.8) and it is dropped as before.
+STOPPED_SHARE = 0.5
 # GrabCut's mask is taken only when it keeps at least this fraction of the mask carried
 # along the flow, or on a keyframe of what the object is thought to be: the part of the
 # box that moves away from the background as it does, or, where motion tells nothing, a
@@ -445,7 +452,9 @@ class _Track:
     until: int
     look: np.ndarray  # (3,) float: its mean colour (LOOK_RATE)
     inside: Inside  # as it was when last wholly inside the frame
-    moving: bool = False  # whether it moved otherwise than the background on the last frame
+    # The median distance of its motion from the background's on the last frame, when it
+    # moved otherwise (else 0).
+    apart: float = 0.0
     shift: np.ndarray | None = None  # (2,) float: its last motion (dx, dy) the flow followed
     going: bool = False  # whether it went out of the frame on the last frame
     # Whether ``relearnt`` may try models learnt afresh: where the object's colours are the
@@ -461,7 +470,7 @@ class _Track:
         ``models`` and of ``look``, where it came back into the frame."""
         self.mask, self.models, self.look = mask, models, look
         self.out = self.going = False
-        self.moving, self.shift, self.relearn, self.coming = True, None, True, 0
+        self.apart, self.shift, self.relearn, self.coming = DISTINCT_MOTION, None, True, 0
 
     def relearnt(
         self,
@@ -486,19 +495,22 @@ class _Track:
         return cut
 
     def left_behind(
-        self, moving: bool, area: float, edge: bool, going_on: np.ndarray | None
+        self, moving: bool, stopped: bool, area: float, edge: bool, going_on: np.ndarray | None
     ) -> bool:
         """Whether what is carried of the object, ``area`` working pixels, on the frame's
         ``edge`` or not, is what it left behind as it went out of the frame: on the edge,
         shrunk below LEFT_FRACTION of its keyframe's area, it does not move otherwise than
-        the background (not ``moving``) and either did on the frame before or the object's
-        own motion took all of its last mask out of the frame (``going_on``: that mask
-        moved on by it, None when unknown). The flow's blur at the edge as the object left,
-        on something of its colours, would else be followed for good: a sliver that had
-        stopped moving its own way before the object went out stayed six frames after."""
+        the background (not ``moving``), and either did on the frame before and then
+        ``stopped`` (its motion apart fell below STOPPED_SHARE of that frame's at once), or
+        the object's own motion took all of its last mask out of the frame (``going_on``:
+        that mask moved on by it, None when unknown). The flow's blur at the edge as the
+        object left, on something of its colours, would else be followed for good: a
+        sliver that had stopped moving its own way before the object went out stayed six
+        frames after. An object going out slowly, whose motion apart fades below what tells
+        it (1.5 pixels) bit by bit, is still there."""
         if not edge or moving or area >= LEFT_FRACTION * self.key_area:
             return False
-        return self.moving or (going_on is not None and not going_on.any())
+        return (self.apart > 0 and stopped) or (going_on is not None and not going_on.any())
 
 
 class Tracker:
@@ -712,9 +724,13 @@ class _Run:
                 to_object = object_distance(flow, guess, band)
                 apart = None if to_object is None else to_object > APART_MOTION
                 distance = background_distance(flow, guess, band)
-                if track.left_behind(distance is not None, view.area(guess), edge, going_on):
+                moving = distance is not None
+                least = max(SAME_MOTION, STOPPED_SHARE * track.apart)
+                stopped = edge and not moving
+                stopped = stopped and background_distance(flow, guess, band, least) is None
+                if track.left_behind(moving, stopped, view.area(guess), edge, going_on):
                     return None
-                track.moving = distance is not None
+                track.apart = float(np.median(distance[guess])) if moving else 0.0
             first = guess | rejoining(guess, distance, to_object)
             if edge:
                 first = reaching_the_edges(first, before_mask, view.edges(self.work))
