@@ -280,34 +280,44 @@ def object_distance(flow: np.ndarray, region: np.ndarray, margin: int) -> np.nda
 
 
 def background_distance(
-    flow: np.ndarray, region: np.ndarray, margin: int, least: float = DISTINCT_MOTION
+    flow: np.ndarray,
+    region: np.ndarray,
+    margin: int,
+    least: float = DISTINCT_MOTION,
+    share: float = 0.5,
 ) -> np.ndarray | None:
     """(h, w) float32: each pixel's flow's distance from the background's motion (an
     affine motion fitted robustly to the flow outside ``region`` (h, w) bool grown by
-    ``margin``), when the pixels of ``region`` move otherwise (the median of their
-    distance at least ``least``); None when they do not (or no background is left to
-    fit), as then motion tells nothing."""
+    ``margin``), when at least ``share`` of the pixels of ``region`` move otherwise
+    (their distance at least ``least``); None when they do not (or no background is left
+    to fit), as then motion tells nothing."""
     if not region.any():
         return None
     distance = _affine_distance(flow, ~grow(region, margin))
-    if distance is None or np.median(distance[region]) < least:
+    if distance is None or np.quantile(distance[region], 1 - share) < least:
         return None
     return distance
 
 
 def moving_with(
-    region: np.ndarray, margin: int, distance: np.ndarray | None, to_object: np.ndarray | None
+    region: np.ndarray,
+    margin: int,
+    distance: np.ndarray | None,
+    to_object: np.ndarray | None,
+    share: float = 0.5,
 ) -> np.ndarray | None:
     """(h, w) bool: the object in ``region`` (h, w) bool told apart by its motion alone: the
     pixels within ``margin`` of it that move away from the background as it does (their
     flow's ``distance`` (h, w) from the background's motion, the region's
-    ``background_distance``, at least MOVING_SHARE of the region's median one), and not
+    ``background_distance`` with the same ``share``, at least MOVING_SHARE of the
+    distance that ``share`` of the region's pixels reach), and not
     apart from the region's own motion (``to_object`` (h, w), its ``object_distance``,
     under APART_MOTION; None: not fitted), in parts that touch it, holes filled; None when
     the region moves like the background (``distance`` None)."""
     if distance is None:
         return None
-    moving = grow(region, margin) & (distance >= MOVING_SHARE * np.median(distance[region]))
+    typical = np.quantile(distance[region], 1 - share)
+    moving = grow(region, margin) & (distance >= MOVING_SHARE * typical)
     if to_object is not None:
         moving &= to_object <= APART_MOTION
     return fill_holes(keep_touching(moving, region))
