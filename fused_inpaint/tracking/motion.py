@@ -279,22 +279,25 @@ def object_distance(flow: np.ndarray, region: np.ndarray, margin: int) -> np.nda
     return _affine_distance(flow, _interior(region, margin))
 
 
-def background_distance(
-    flow: np.ndarray,
-    region: np.ndarray,
-    margin: int,
-    least: float = DISTINCT_MOTION,
-    share: float = 0.5,
+def distance_from_background(
+    flow: np.ndarray, region: np.ndarray, margin: int
 ) -> np.ndarray | None:
-    """(h, w) float32: each pixel's flow's distance from the background's motion (an
-    affine motion fitted robustly to the flow outside ``region`` (h, w) bool grown by
-    ``margin``), when at least ``share`` of the pixels of ``region`` move otherwise
-    (their distance at least ``least``); None when they do not (or no background is left
-    to fit), as then motion tells nothing."""
+    """(h, w) float32: each pixel's flow's distance from the background's motion, an affine
+    motion fitted robustly to the flow outside ``region`` (h, w) bool grown by ``margin``;
+    None when no background is left to fit."""
     if not region.any():
         return None
-    distance = _affine_distance(flow, ~grow(region, margin))
-    if distance is None or np.quantile(distance[region], 1 - share) < least:
+    return _affine_distance(flow, ~grow(region, margin))
+
+
+def background_distance(
+    flow: np.ndarray, region: np.ndarray, margin: int, share: float = 0.5
+) -> np.ndarray | None:
+    """``distance_from_background``, when at least ``share`` of the pixels of ``region``
+    move otherwise (their distance at least DISTINCT_MOTION); None when they do not (or no
+    background is left to fit), as then motion tells nothing."""
+    distance = distance_from_background(flow, region, margin)
+    if distance is None or np.quantile(distance[region], 1 - share) < DISTINCT_MOTION:
         return None
     return distance
 

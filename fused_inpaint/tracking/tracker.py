@@ -78,6 +78,7 @@ from fused_inpaint.tracking.motion import (
     background_distance,
     carry,
     carry_rigidly,
+    distance_from_background,
     mask_from_work,
     mask_to_work,
     moving_with,
@@ -731,14 +732,17 @@ class _Run:
                 band = band_width(guess)
                 to_object = object_distance(flow, guess, band)
                 apart = None if to_object is None else to_object > APART_MOTION
-                distance = background_distance(flow, guess, band)
-                moving = distance is not None
+                # One fit of the background's motion tells both whether the guess moves
+                # apart from it and whether its motion apart stopped at once.
+                distance = distance_from_background(flow, guess, band)
+                median = None if distance is None else float(np.median(distance[guess]))
+                moving = median is not None and median >= DISTINCT_MOTION
                 least = max(SAME_MOTION, STOPPED_SHARE * track.apart)
-                stopped = edge and not moving
-                stopped = stopped and background_distance(flow, guess, band, least) is None
+                stopped = edge and not moving and (median is None or median < least)
                 if track.left_behind(moving, stopped, view.area(guess), edge, going_on):
                     return None
-                track.apart = float(np.median(distance[guess])) if moving else 0.0
+                track.apart = median if moving else 0.0
+                distance = distance if moving else None  # else motion tells nothing
             first = guess | rejoining(guess, distance, to_object)
             if edge:
                 first = reaching_the_edges(first, before_mask, view.edges(self.work))
