@@ -471,6 +471,36 @@ def test_a_planted_leg_that_moves_like_the_background_stays_in_the_mask():
     assert iou(tracked, clip.mask) >= 0.9
 
 
+def test_a_leg_cut_off_from_the_torso_and_swinging_its_own_way_stays_in_the_mask():
+    # From frame 2 GrabCut drops the tops of this figure's legs (coloured like what is
+    # behind them): the rest of the legs is a part of its own, 27 pixels below the torso,
+    # and the swinging leg moves 3 pixels a frame apart from the torso's motion. Dropped
+    # as a stray part, the legs were gone from frame 2 to the end; a limb swings about
+    # its joint, as near the torso as it was.
+    clip = walking_figure_clip(110)
+    tracked = track(clip.frames, boxes=[clip.box], dilate=0)
+    covered = (tracked & clip.legs).sum(axis=(1, 2)) / clip.legs.sum(axis=(1, 2))
+    assert covered[2:].min() >= 0.5, covered.round(2)
+    assert iou(tracked, clip.mask) >= 0.8
+
+
+@pytest.mark.parametrize(("motion", "stays"), [((3.0, 0.0), True), ((0.0, -3.0), False)])
+def test_a_part_moving_its_own_way_is_dropped_when_it_draws_away(motion, stays):
+    # A part under the largest one moves 3 pixels a frame apart from its motion: across
+    # (as a limb swings about its joint) it stays, downwards (as something else leaves)
+    # it is dropped. The flow is the flow to the frame before: the largest part came
+    # 2 pixels right, the part from ``motion`` relative to that.
+    mask = np.zeros((80, 80), bool)
+    mask[10:40, 10:50] = True
+    mask[50:60, 20:40] = True
+    flow = np.zeros((80, 80, 2), np.float32)
+    flow[..., 0] = -2.0
+    flow[46:64, 16:44] += motion
+    kept = tracker_module.without_stray_parts(mask, None, flow, 3)
+    assert kept[10:40, 10:50].all()
+    assert kept[50:60, 20:40].all() == stays and kept[50:60, 20:40].any() == stays
+
+
 def test_colour_models_learnt_from_two_sets_of_pixels_tell_them_apart():
     # Each side's mixture is started from its own pixels (about MODEL_SAMPLES of them), as
     # GrabCut starts its own: each side's colours are likelier under its own mixture.

@@ -272,11 +272,20 @@ def carry_rigidly(
     return cv2.warpAffine(source, affine, (w, h), flags=flags) > 0.5
 
 
-def object_distance(flow: np.ndarray, region: np.ndarray, margin: int) -> np.ndarray | None:
-    """(h, w) float32: each pixel's flow's distance from the motion of the object in
+def object_residual(
+    flow: np.ndarray, region: np.ndarray, margin: int
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """(dx, dy), (h, w) float32 each: each pixel's flow less the motion of the object in
     ``region`` (h, w) bool (an affine motion fitted robustly to its flow, away from its
     border, where the flow mixes both sides); None when it cannot be fitted."""
-    return _affine_distance(flow, _interior(region, margin))
+    return affine_residual(flow, _interior(region, margin))
+
+
+def object_distance(flow: np.ndarray, region: np.ndarray, margin: int) -> np.ndarray | None:
+    """(h, w) float32: the length of each pixel's ``object_residual``; None when the
+    object's motion cannot be fitted."""
+    residual = object_residual(flow, region, margin)
+    return None if residual is None else np.hypot(*residual)
 
 
 def distance_from_background(
