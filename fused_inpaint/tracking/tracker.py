@@ -187,12 +187,6 @@ LOOK_CHANGE = 20
 # A part of the mask apart from its largest is dropped when more than this share of its
 # pixels move apart from the object.
 STRAY_APART = 0.5
-# ... and draws away from the largest part when its distance from it grows by at least
-# this many pixels a frame (``drawing_away``): on synthetic clips no report uses, stray
-# parts dropped drew away by 3.4 to 6.8 pixels, a walking figure's legs cut off from its
-# torso by 0.2 (their IoU 0.585 -> 0.811; walking figures 0.799 -> 0.814, blobs, limbed
-# objects and Big Buck Bunny within 0.001 of what they were).
-DRAWING_AWAY = 1.0
 # Parts of an object narrower than 2 * MOVING_PART + 1 pixels are narrower than DIS's flow
 # resolves: it spreads the object's motion a few pixels into the background around it and
 # into the gaps between its limbs, and across a thin limb it is the background's motion
@@ -408,19 +402,21 @@ def drawing_away(
     part: np.ndarray, gap: np.ndarray, residual: tuple[np.ndarray, np.ndarray]
 ) -> bool:
     """Whether ``part`` (h, w) bool draws away from the object's largest part: its distance
-    from it (``gap`` (h, w), each pixel's) is at least DRAWING_AWAY more than on the frame
+    from it (``gap`` (h, w), each pixel's) is at least APART_MOTION more than on the frame
     before, where the part's motion relative to the largest part's (the median of
     ``residual``, (dx, dy) (h, w) each, the flow to the frame before less the largest
     part's motion) puts it. A limb moving its own way swings about its joint and stays as
-    near (a walking figure's leg cut off from its torso by GrabCut: 27.2 pixels away and
-    27.0 on the frame before), something else that moves its own way leaves (a neighbour
-    a keyframe took in: 8.8 and 2.0)."""
+    near, something else that moves its own way leaves. On synthetic clips that no report
+    uses, the stray parts dropped drew away by 3.4 to 6.8 pixels a frame, walking figures'
+    legs cut off from their torsos by GrabCut by 0.2 and 1.6 (one track's IoU 0.585 ->
+    0.811; walking figures 0.799 -> 0.814; blobs, limbed objects and Big Buck Bunny within
+    0.001 of what they were)."""
     rows, cols = np.nonzero(part)
     dx, dy = (float(np.median(r[part])) for r in residual)
     h, w = part.shape
     before_rows = np.clip(np.rint(rows + dy).astype(int), 0, h - 1)
     before_cols = np.clip(np.rint(cols + dx).astype(int), 0, w - 1)
-    return bool(gap[part].min() - gap[before_rows, before_cols].min() >= DRAWING_AWAY)
+    return bool(gap[part].min() - gap[before_rows, before_cols].min() >= APART_MOTION)
 
 
 def shifted(mask: np.ndarray, shift: np.ndarray) -> np.ndarray:
