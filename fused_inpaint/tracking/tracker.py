@@ -40,14 +40,14 @@ part of the mask, apart from its largest, that moves its own way (otherwise than
 largest part: a motion fitted to the whole mask takes in two objects drifting apart) and
 draws away from it is dropped (``without_stray_parts``): a neighbour of the object's
 colours it took in would else be followed; a limb cut off by GrabCut swings about its
-joint, as near as it was. Parts narrower than the flow resolves (an arm, a leg, a stand) move by
-the object's own motion too (``with_thin_parts``), and where GrabCut drops them their
-colours keep them (``with_thin_colours``). An object whose colours GrabCut cannot tell
-apart on its keyframe (it keeps under a COLLAPSE share of the part of the box that moves
-away from the background as the object does, or, where nothing does, of half the box) is
-told apart by its motion: that part (``moving_with``; the box when nothing moves), moved
-frame to frame by its own motion fitted to the flow (``carry_rigidly``), until it
-neither moves apart from the background nor looks as it did.
+joint, as near as it was. Parts narrower than the flow resolves (an arm, a leg, a stand)
+move by the object's own motion too (``with_thin_parts``), and where GrabCut drops them
+their colours keep them (``with_thin_colours``). An object whose colours GrabCut cannot
+tell apart on its keyframe (it keeps under a COLLAPSE share of the part of the box that
+moves away from the background as the object does, or, where nothing does, of half the
+box) is told apart by its motion: that part (``moving_with``; the box when nothing
+moves), moved frame to frame by its own motion fitted to the flow (``carry_rigidly``),
+until it neither moves apart from the background nor looks as it did.
 
 Each keyframe tracks forward and backward; each frame takes every object's mask from the
 nearer keyframe that names it (the earlier one on a tie). Backward tracking reaches at
