@@ -284,8 +284,7 @@ def object_residual(
 def object_distance(flow: np.ndarray, region: np.ndarray, margin: int) -> np.ndarray | None:
     """(h, w) float32: the length of each pixel's ``object_residual``; None when the
     object's motion cannot be fitted."""
-    residual = object_residual(flow, region, margin)
-    return None if residual is None else np.hypot(*residual)
+    return _affine_distance(flow, _interior(region, margin))
 
 
 def distance_from_background(
