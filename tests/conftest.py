@@ -12,6 +12,15 @@ import torch
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
+# Each pytest-xdist worker takes its share of the CPUs for torch's threads, and so do the
+# processes it starts (OMP_NUM_THREADS): with every worker's threads spanning every CPU,
+# each waited on the others' spinning, and tracking tests of 3 seconds took a minute.
+_workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _workers > 1:
+    _threads = max(1, (os.cpu_count() or 1) // _workers)
+    os.environ["OMP_NUM_THREADS"] = str(_threads)
+    torch.set_num_threads(_threads)
+
 
 def pytest_collection_modifyitems(items):
     """Tests marked ``long`` first, the rest in their order: then no xdist worker starts a

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
@@ -53,11 +54,15 @@ def main() -> int:
     sources = sorted((ROOT / "csrc" / "cuda").glob("*.cu"))
     with tempfile.TemporaryDirectory() as tmp:
         objects = [Path(tmp) / (source.stem + ".cu.o") for source in sources]
-        compiled = []
-        for source, obj in zip(sources, objects, strict=True):
+
+        def compile_one(source: Path, obj: Path) -> bool:
             command = [nvcc, "-c", *cpp_extension.COMMON_NVCC_FLAGS, "-Xcompiler", "-fPIC",
                        *nvcc_flags(args.arch), *includes, str(source), "-o", str(obj)]  # fmt: skip
-            compiled.append(run(f"nvcc {source.relative_to(ROOT)}", command))
+            return run(f"nvcc {source.relative_to(ROOT)}", command)
+
+        # nvcc is single-threaded: one source per core.
+        with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+            compiled = list(pool.map(compile_one, sources, objects))
         print(f"{sum(compiled)} compiled, {len(sources) - sum(compiled)} failed")
         if not sources or not all(compiled):
             return 1
