@@ -9,7 +9,7 @@ import pytest
 
 from fused_inpaint import Tracker, track
 from fused_inpaint.data import object_removal_clip, walking_figure_clip
-from fused_inpaint.tracking import track_objects
+from fused_inpaint.tracking import cues, track_objects
 from fused_inpaint.tracking import tracker as tracker_module
 from fused_inpaint.tracking.returning import OWN_COLOURS, Inside
 from fused_inpaint.tracking.segment import MIN_SAMPLES, MODEL_SAMPLES, learnt_models, opened
@@ -506,7 +506,7 @@ def test_a_part_moving_its_own_way_is_dropped_when_it_draws_away(motion, stays):
     flow = np.zeros((80, 80, 2), np.float32)
     flow[..., 0] = -2.0
     flow[46:64, 16:44] += motion
-    kept = tracker_module.without_stray_parts(mask, None, flow, 3)
+    kept = cues.without_stray_parts(mask, None, flow, 3)
     assert kept[10:40, 10:50].all()
     assert kept[50:60, 20:40].all() == stays and kept[50:60, 20:40].any() == stays
 
