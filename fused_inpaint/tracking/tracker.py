@@ -562,7 +562,8 @@ class _Run:
             if seen_going_on is not None:
                 # Going out, the object loses more to the edge than the flow there says.
                 expected = max(min(expected, seen_going_on.sum()), MIN_SAMPLES)
-            if mask.sum() >= TRACK_COLLAPSE * expected or going_out(mask, seen_going_on):
+            enough = TRACK_COLLAPSE * expected  # what a cut must keep to be taken
+            if mask.sum() >= enough or going_out(mask, seen_going_on):
                 track.models, track.relearn = models, True
                 pixels = frame.rgb[mask]
                 if not edge:
@@ -581,7 +582,7 @@ class _Run:
                 # object did, and stand from then on; else the object's own motion keeps
                 # it (the guess less what moves like the background), or its look (what
                 # hides it looks otherwise).
-                fresh = track.relearnt(frame.rgb, first, unlike, apart, TRACK_COLLAPSE * expected)
+                fresh = track.relearnt(frame.rgb, first, unlike, apart, enough)
                 if (
                     fresh is None
                     and distance is None
